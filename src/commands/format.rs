@@ -1,0 +1,116 @@
+//! Output formatting shared by the listing commands: docker's human durations and sizes.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{d} days"),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", d / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", d / 30),
+        _ => format!("{} years", d / 365),
+    }
+}
+
+/// Seconds since an RFC 3339 timestamp, if it parses.
+pub fn seconds_since(rfc3339: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(rfc3339, &Rfc3339).ok()?;
+    Some((OffsetDateTime::now_utc() - t).whole_seconds())
+}
+
+pub fn ago(rfc3339: Option<&str>) -> String {
+    match rfc3339.and_then(seconds_since) {
+        Some(s) => format!("{} ago", human_duration(s)),
+        None => "N/A".into(),
+    }
+}
+
+/// docker's `units.HumanSize`: decimal units, four significant digits.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    // Four significant digits with trailing zeros dropped, as Go's %.4g does.
+    let precision = if value >= 100.0 {
+        1
+    } else if value >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let fixed = format!("{value:.precision$}");
+    let digits = if fixed.contains('.') {
+        fixed.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &fixed
+    };
+    format!("{digits}{}", UNITS[unit])
+}
+
+/// Left-aligned columns separated by three spaces, as docker's tabwriter prints them.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_docker_prints_them() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3700), "About an hour");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+    }
+
+    #[test]
+    fn sizes_as_docker_prints_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(4_260_000), "4.26MB");
+        assert_eq!(human_size(77_800_000), "77.8MB");
+        assert_eq!(human_size(1_000_000_000), "1GB");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&[vec!["A".into(), "BB".into(), "C".into()], vec!["aaa".into(), "b".into(), "c".into()]]);
+        assert_eq!(t, "A     BB   C\naaa   b    c\n");
+    }
+}

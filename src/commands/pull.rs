@@ -1,0 +1,50 @@
+//! `burrow pull`: download an image from a registry.
+
+use anyhow::Context as _;
+
+use crate::cli::GlobalArgs;
+use crate::registry::cli_args::RegistryArgs;
+use crate::registry::progress::Progress;
+use crate::registry::pull::{PullOptions, pull};
+use crate::storage::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image to pull: NAME[:TAG], NAME@DIGEST or NAME:TAG@DIGEST
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Platform to pull from a multi-platform image (OS/ARCH[/VARIANT], e.g. linux/arm64)
+    #[arg(long, value_name = "PLATFORM", env = "DOCKER_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
+    /// Print nothing but the image name
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Parallel layer downloads
+    #[arg(long, value_name = "N", default_value_t = crate::registry::pull::DEFAULT_JOBS, hide = true)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let root = crate::paths::storage_root(global);
+    let store = Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let opts = PullOptions {
+        client: args.registry.client_options(),
+        platform: args.platform.clone(),
+        jobs: args.jobs,
+    };
+    let progress = Progress::new(args.quiet);
+    let pulled = pull(&store, &args.image, &opts, &progress)?;
+    drop(progress);
+    if !args.quiet {
+        println!("Digest: {}", pulled.repo_digest);
+        if pulled.downloaded {
+            println!("Status: Downloaded newer image for {}", pulled.reference.familiar());
+        } else {
+            println!("Status: Image is up to date for {}", pulled.reference.familiar());
+        }
+    }
+    println!("{}", pulled.reference);
+    Ok(0)
+}

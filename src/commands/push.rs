@@ -1,0 +1,55 @@
+//! `burrow push`: upload an image to a registry.
+
+use anyhow::Context as _;
+
+use crate::cli::GlobalArgs;
+use crate::registry::cli_args::RegistryArgs;
+use crate::registry::progress::Progress;
+use crate::registry::push::{PushOptions, push};
+use crate::storage::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Local image to push (its name says where, unless DESTINATION is given)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Where to push it: REGISTRY/REPOSITORY[:TAG] (podman's second argument)
+    #[arg(value_name = "DESTINATION")]
+    pub destination: Option<String>,
+    /// Print nothing but errors
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the manifest digest to this file
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<std::path::PathBuf>,
+    /// Parallel blob uploads
+    #[arg(long, value_name = "N", default_value_t = 4, hide = true)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let root = crate::paths::storage_root(global);
+    let store = Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let opts = PushOptions {
+        client: args.registry.client_options(),
+        jobs: args.jobs,
+        chunk_size: 0,
+    };
+    let progress = Progress::new(args.quiet);
+    let pushed = push(&store, &args.image, args.destination.as_deref(), &opts, &progress)?;
+    drop(progress);
+    if let Some(f) = &args.digestfile {
+        std::fs::write(f, &pushed.digest).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if !args.quiet {
+        let tag = pushed
+            .reference
+            .tag
+            .clone()
+            .unwrap_or_else(|| pushed.digest.clone());
+        println!("{tag}: digest: {} size: {}", pushed.digest, pushed.size);
+    }
+    Ok(0)
+}

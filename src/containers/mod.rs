@@ -1,0 +1,310 @@
+//! Container records: one directory per container under `ROOT/containers/<id>`, its metadata
+//! written atomically, names reserved atomically, and a lock held while it runs.
+
+mod names;
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use names::generate_name;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(
+        "the container name \"/{0}\" is already in use by container \"{1}\": remove (or rename) \
+         that container to be able to reuse that name"
+    )]
+    NameInUse(String, String),
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("multiple containers match {0:?}: use a longer id")]
+    Ambiguous(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt container metadata: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ContainerError + '_ {
+    move |source| ContainerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: String,
+    pub command: Vec<String>,
+    pub created: String,
+    pub auto_remove: bool,
+    pub status: Status,
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+pub struct ContainerStore {
+    dir: PathBuf,
+}
+
+/// Held while a container runs; `ps` treats a "running" record whose lock is free as exited
+/// (its burrow was killed).
+pub struct RunLock {
+    _file: fs::File,
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn flock(file: &fs::File, op: libc::c_int) -> bool {
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(file.as_raw_fd(), op) == 0 }
+}
+
+impl ContainerStore {
+    pub fn open(storage_root: &Path) -> Result<ContainerStore, ContainerError> {
+        let dir = storage_root.join("containers");
+        fs::create_dir_all(dir.join("names")).map_err(io_err(&dir))?;
+        Ok(ContainerStore { dir })
+    }
+
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn name_link(&self, name: &str) -> PathBuf {
+        self.dir.join("names").join(name)
+    }
+
+    /// Reserve a name and make the container's directory. A name held by a container whose
+    /// directory is gone (a crash between the two steps) is taken over.
+    pub fn create(&self, record: &ContainerRecord) -> Result<PathBuf, ContainerError> {
+        if !valid_name(&record.name) {
+            return Err(ContainerError::BadName(record.name.clone()));
+        }
+        let link = self.name_link(&record.name);
+        loop {
+            match std::os::unix::fs::symlink(&record.id, &link) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_link(&link).map_err(io_err(&link))?;
+                    let holder = holder.to_string_lossy().into_owned();
+                    if self.dir_of(&holder).join("config.json").exists() {
+                        return Err(ContainerError::NameInUse(record.name.clone(), holder));
+                    }
+                    let _ = fs::remove_file(&link);
+                }
+                Err(e) => return Err(io_err(&link)(e)),
+            }
+        }
+        let dir = self.dir_of(&record.id);
+        for sub in ["", "userdata"] {
+            fs::create_dir_all(dir.join(sub)).map_err(io_err(&dir))?;
+        }
+        self.save(record)?;
+        Ok(dir)
+    }
+
+    pub fn save(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
+        let dir = self.dir_of(&record.id);
+        let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+        let path = dir.join("config.json");
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(&bytes).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        Ok(())
+    }
+
+    pub fn load(&self, id: &str) -> Result<ContainerRecord, ContainerError> {
+        let path = self.dir_of(id).join("config.json");
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ContainerError::NotFound(id.to_string()),
+            _ => io_err(&path)(e),
+        })?;
+        let mut record: ContainerRecord =
+            serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })?;
+        if record.status == Status::Running && !self.is_locked(id) {
+            record.status = Status::Exited;
+            record.exit_code = record.exit_code.max(137);
+        }
+        Ok(record)
+    }
+
+    /// Take the run lock for the container's lifetime.
+    pub fn lock_running(&self, id: &str) -> Result<RunLock, ContainerError> {
+        let path = self.dir_of(id).join("lock");
+        let file = fs::File::create(&path).map_err(io_err(&path))?;
+        flock(&file, libc::LOCK_EX);
+        Ok(RunLock { _file: file })
+    }
+
+    fn is_locked(&self, id: &str) -> bool {
+        let Ok(file) = fs::File::open(self.dir_of(id).join("lock")) else {
+            return false;
+        };
+        if flock(&file, libc::LOCK_SH | libc::LOCK_NB) {
+            flock(&file, libc::LOCK_UN);
+            false
+        } else {
+            true
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, ContainerError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.len() != 64 {
+                continue;
+            }
+            match self.load(&name) {
+                Ok(r) => out.push(r),
+                Err(ContainerError::NotFound(_)) => {}
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// By full id, unique id prefix, or name.
+    pub fn find(&self, key: &str) -> Result<ContainerRecord, ContainerError> {
+        if let Ok(id) = fs::read_link(self.name_link(key))
+            && let Ok(r) = self.load(&id.to_string_lossy())
+        {
+            return Ok(r);
+        }
+        if key.len() == 64 {
+            return self.load(key);
+        }
+        let matches: Vec<ContainerRecord> = self
+            .list()?
+            .into_iter()
+            .filter(|r| r.id.starts_with(key))
+            .collect();
+        match matches.len() {
+            0 => Err(ContainerError::NotFound(key.to_string())),
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            _ => Err(ContainerError::Ambiguous(key.to_string())),
+        }
+    }
+
+    /// Remove the record and its directory (call inside burrow's user namespace: the upper
+    /// directory holds files of the container's ids).
+    pub fn remove(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
+        let dir = self.dir_of(&record.id);
+        // Config first: a crash after this leaves a directory that nothing lists, which the
+        // next remove of the same id, or a name takeover, cleans up.
+        let _ = fs::remove_file(dir.join("config.json"));
+        let link = self.name_link(&record.name);
+        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == record.id.as_str()) {
+            let _ = fs::remove_file(&link);
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&dir)(e)),
+        }
+    }
+}
+
+/// A new 64-hex container id.
+pub fn new_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: new_id(),
+            name: name.into(),
+            image: "img".into(),
+            image_id: "sha256:x".into(),
+            command: vec!["true".into()],
+            created: now_rfc3339(),
+            auto_remove: false,
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn names_are_unique_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let a = record("web");
+        store.create(&a).unwrap();
+        assert!(matches!(store.create(&record("web")), Err(ContainerError::NameInUse(..))));
+        assert_eq!(store.find("web").unwrap().id, a.id);
+        assert_eq!(store.find(&a.id[..12]).unwrap().name, "web");
+        store.remove(&a).unwrap();
+        store.create(&record("web")).unwrap();
+        assert!(matches!(store.create(&record("bad name")), Err(ContainerError::BadName(_))));
+    }
+
+    #[test]
+    fn running_without_lock_reads_as_exited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let mut r = record("x");
+        store.create(&r).unwrap();
+        r.status = Status::Running;
+        store.save(&r).unwrap();
+        {
+            let _lock = store.lock_running(&r.id).unwrap();
+            assert_eq!(store.load(&r.id).unwrap().status, Status::Running);
+        }
+        assert_eq!(store.load(&r.id).unwrap().status, Status::Exited);
+    }
+}

@@ -1,0 +1,53 @@
+//! Exit codes as docker uses them, and the one place errors are printed.
+
+use std::process::ExitCode;
+
+/// burrow's own error (docker: 125).
+pub const BURROW_ERROR: u8 = 125;
+/// The command exists but cannot be invoked (docker: 126).
+pub const CANNOT_INVOKE: u8 = 126;
+/// The command was not found (docker: 127).
+pub const NOT_FOUND: u8 = 127;
+
+/// An error that carries the exit code it should end burrow with.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl ExitError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        ExitError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Turn a command's result into burrow's exit code, printing the error chain once.
+pub fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let code = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<ExitError>())
+                .map_or(BURROW_ERROR, |e| e.code);
+            let mut line = String::new();
+            for (i, cause) in err.chain().enumerate() {
+                let text = cause.to_string();
+                if i > 0 && line.contains(&text) {
+                    continue;
+                }
+                if i > 0 {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
+            eprintln!("burrow: {line}");
+            ExitCode::from(code)
+        }
+    }
+}

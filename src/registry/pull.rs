@@ -1,0 +1,560 @@
+//! `pull`: manifest (and platform selection in an index), then the config and the layers,
+//! streamed straight into the store with their digests verified as they arrive. Layers are
+//! fetched in parallel on scoped threads (all joined before returning); blobs the store
+//! already has, from any image, are never fetched again; a per-digest lock makes concurrent
+//! pulls of the same blob do the work once.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::client::{ClientOptions, RegistryClient, ReqBody, scope};
+use super::manifest::{self, Descriptor, ImageManifest, Manifest, Platform};
+use super::progress::{Progress, short_id};
+use super::registries_conf::{RegistriesConf, Source};
+use super::{RegistryError, Result, check_digest_str, sha256_digest, store_digest};
+use crate::cli::GlobalArgs;
+use crate::reference::Reference;
+use crate::storage::{ImageRecord, Store};
+
+/// When `run`/`create` pull: `--pull=always|missing|never|newer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull every time.
+    Always,
+    /// Pull only when the image is not in the store.
+    #[default]
+    Missing,
+    /// Never pull; fail when the image is not in the store.
+    Never,
+    /// Pull when the registry has a different image for the name (keep the local one when
+    /// the registry cannot be reached).
+    Newer,
+}
+
+/// Largest manifest accepted (registries limit them to 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Parallel layer downloads.
+pub const DEFAULT_JOBS: usize = 6;
+
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    pub client: ClientOptions,
+    /// `--platform os/arch[/variant]`.
+    pub platform: Option<String>,
+    /// Parallel downloads (0: the default).
+    pub jobs: usize,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub image: ImageRecord,
+    /// The name the image was pulled as.
+    pub reference: Reference,
+    /// Digest of the manifest as the registry names it (the index for multi-arch images).
+    pub repo_digest: String,
+    /// Whether anything was downloaded.
+    pub downloaded: bool,
+}
+
+/// A fetched manifest: its bytes, media type and digest.
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: String,
+    pub manifest: Manifest,
+}
+
+/// Pull `input` (a name as typed: short names go through registries.conf) into `store`.
+pub fn pull(store: &Store, input: &str, opts: &PullOptions, progress: &Progress) -> Result<Pulled> {
+    let conf = RegistriesConf::load()?;
+    let candidates = conf.resolve(input)?;
+    let mut first_err = None;
+    let total: usize = candidates.len();
+    for (i, reference) in candidates.iter().enumerate() {
+        let sources = conf.pull_sources(reference)?;
+        let n_sources = sources.len();
+        for (j, source) in sources.iter().enumerate() {
+            let last = i + 1 == total && j + 1 == n_sources;
+            let insecure = source.insecure || conf.is_insecure(&source.registry);
+            match pull_from(store, reference, source, insecure, opts, progress) {
+                Ok(p) => return Ok(p),
+                Err(e) if !last && retryable(&e) => {
+                    log::info!(
+                        "{}/{}: {e}; trying the next candidate",
+                        source.registry,
+                        source.repository
+                    );
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => {
+                    // With several candidates, the first failure usually says most.
+                    return Err(match first_err {
+                        Some(f) if candidates.len() > 1 && is_not_found(&e) => f,
+                        _ => e,
+                    });
+                }
+            }
+        }
+    }
+    Err(first_err.unwrap_or_else(|| RegistryError::Other(format!("{input}: nothing to pull"))))
+}
+
+fn is_not_found(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown { .. }
+    )
+}
+
+fn retryable(e: &RegistryError) -> bool {
+    matches!(
+        e,
+        RegistryError::ManifestUnknown { .. }
+            | RegistryError::NameUnknown { .. }
+            | RegistryError::Unauthorized { .. }
+            | RegistryError::Denied { .. }
+            | RegistryError::Connect { .. }
+            | RegistryError::Transfer { .. }
+            | RegistryError::Http { .. }
+    )
+}
+
+/// GET a manifest by tag or digest; the digest of the bytes is computed here.
+pub fn fetch_manifest(
+    client: &RegistryClient,
+    repository: &str,
+    reference: &str,
+    scopes: &[String],
+    display: &str,
+) -> Result<FetchedManifest> {
+    let url = client.url(&format!("{repository}/manifests/{reference}"));
+    let resp = client.send(
+        "GET",
+        &url,
+        scopes,
+        &[("Accept", manifest::accept_header())],
+        ReqBody::Empty,
+    )?;
+    if resp.status().as_u16() != 200 {
+        return Err(client.status_error("GET", &url, repository, display, resp));
+    }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut body = resp.into_body();
+    let bytes = body
+        .with_config()
+        .limit(MAX_MANIFEST)
+        .read_to_vec()
+        .map_err(|e| RegistryError::Transfer {
+            registry: client.registry.clone(),
+            message: format!("{display}: reading the manifest: {e}"),
+        })?;
+    let digest = sha256_digest(&bytes);
+    if reference.contains(':') && reference.starts_with("sha256:") && digest != reference {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("{display}: manifest"),
+            expected: reference.to_string(),
+            actual: digest,
+        });
+    }
+    let (manifest, media_type) = manifest::parse(&bytes, content_type.as_deref(), display)?;
+    Ok(FetchedManifest {
+        bytes,
+        media_type,
+        digest,
+        manifest,
+    })
+}
+
+/// Resolve an index to the image manifest for the wanted platform (or return the image
+/// manifest as is). Returns (image manifest, the top-level digest).
+pub fn resolve_image_manifest(
+    client: &RegistryClient,
+    repository: &str,
+    reference: &str,
+    scopes: &[String],
+    display: &str,
+    platform: Option<&str>,
+) -> Result<(FetchedManifest, ImageManifest, String)> {
+    let top = fetch_manifest(client, repository, reference, scopes, display)?;
+    let top_digest = top.digest.clone();
+    match top.manifest.clone() {
+        Manifest::Image(m) => Ok((top, m, top_digest)),
+        Manifest::Index(index) => {
+            let (want, explicit): (Platform, bool) = match platform {
+                Some(p) => (manifest::parse_platform(p)?, true),
+                None => (manifest::host_platform(), false),
+            };
+            let desc = manifest::select_platform(&index, &want, explicit).ok_or_else(|| {
+                RegistryError::NoMatchingPlatform {
+                    reference: display.to_string(),
+                    platform: want.to_string(),
+                    available: manifest::available_platforms(&index),
+                }
+            })?;
+            check_digest_str(&desc.digest)?;
+            let child = fetch_manifest(client, repository, &desc.digest, scopes, display)?;
+            if child.bytes.len() as u64 != desc.size && desc.size != 0 {
+                return Err(RegistryError::SizeMismatch {
+                    what: format!("{display}: manifest {}", desc.digest),
+                    expected: desc.size,
+                    actual: child.bytes.len() as u64,
+                });
+            }
+            match child.manifest.clone() {
+                Manifest::Image(m) => Ok((child, m, top_digest)),
+                Manifest::Index(_) => Err(RegistryError::BadManifest {
+                    context: display.to_string(),
+                    message: "an index inside an index is not supported".to_string(),
+                }),
+            }
+        }
+    }
+}
+
+fn has_blob(store: &Store, digest: &str) -> Result<bool> {
+    Ok(store.has_blob(&store_digest(digest)?))
+}
+
+/// Where per-digest download locks live (outside the store, per user).
+fn lock_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("burrow/locks"),
+        None => std::env::temp_dir().join(format!("burrow-{}/locks", nix::unistd::getuid())),
+    }
+}
+
+/// Hold an exclusive lock on a digest while it is being fetched.
+fn lock_digest(digest: &str) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    let dir = lock_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{}.lock", digest.replace(':', "-"))))
+        .ok()?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
+}
+
+/// Stream one blob into the store, verifying size and digest; nothing is kept on error.
+#[allow(clippy::too_many_arguments)]
+pub fn download_blob(
+    client: &RegistryClient,
+    store: &Store,
+    repository: &str,
+    desc: &Descriptor,
+    scopes: &[String],
+    progress: &Progress,
+    row: usize,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    check_digest_str(&desc.digest)?;
+    let _lock = lock_digest(&desc.digest);
+    if has_blob(store, &desc.digest)? {
+        progress.finish(row, "Already exists");
+        return Ok(());
+    }
+    let what = format!("{}/{}@{}", client.registry, repository, desc.digest);
+    let url = client.url(&format!("{repository}/blobs/{}", desc.digest));
+    let resp = client.send("GET", &url, scopes, &[], ReqBody::Empty)?;
+    if resp.status().as_u16() != 200 {
+        return Err(client.status_error("GET", &url, repository, &what, resp));
+    }
+    progress.set_status(row, "Downloading");
+    let mut reader = resp
+        .into_body()
+        .into_with_config()
+        .limit(desc.size.saturating_add(1))
+        .reader();
+    let mut writer = store.blob_writer()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done: u64 = 0;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(RegistryError::Other("cancelled".into()));
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(RegistryError::Transfer {
+                    registry: client.registry.clone(),
+                    message: format!(
+                        "{}: download failed after {done} of {} bytes: {e}",
+                        short_id(&desc.digest),
+                        desc.size
+                    ),
+                });
+            }
+        };
+        std::io::Write::write_all(&mut writer, &buf[..n])
+            .map_err(|e| RegistryError::io(store.root(), e))?;
+        done += n as u64;
+        if done > desc.size {
+            break;
+        }
+        progress.update(row, done);
+    }
+    if done != desc.size {
+        return Err(RegistryError::SizeMismatch {
+            what,
+            expected: desc.size,
+            actual: done,
+        });
+    }
+    let expected = store_digest(&desc.digest)?;
+    progress.set_status(row, "Verifying Checksum");
+    match writer.commit(Some(&expected)) {
+        Ok(_) => {}
+        Err(crate::storage::StorageError::DigestMismatch { actual, .. }) => {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: desc.digest.clone(),
+                actual: actual.to_string(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    progress.finish(row, "Download complete");
+    Ok(())
+}
+
+/// Fetch `blobs` in parallel (at most `jobs` at once); the first error cancels the rest.
+pub fn download_all(
+    client: &RegistryClient,
+    store: &Store,
+    repository: &str,
+    blobs: &[Descriptor],
+    scopes: &[String],
+    progress: &Progress,
+    jobs: usize,
+) -> Result<usize> {
+    let mut todo: Vec<(usize, &Descriptor)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for d in blobs {
+        if !seen.insert(d.digest.clone()) {
+            continue;
+        }
+        if has_blob(store, &d.digest)? {
+            let row = progress.add(&d.digest, d.size, "Already exists");
+            progress.finish(row, "Already exists");
+            continue;
+        }
+        let row = progress.add(&d.digest, d.size, "Pulling fs layer");
+        todo.push((row, d));
+    }
+    if todo.is_empty() {
+        return Ok(0);
+    }
+    let jobs = jobs.clamp(1, todo.len());
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    if cancel.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((row, desc)) = todo.get(i) else {
+                        return;
+                    };
+                    if let Err(e) = download_blob(
+                        client, store, repository, desc, scopes, progress, *row, &cancel,
+                    ) {
+                        let mut slot = first_error.lock().unwrap();
+                        if !cancel.swap(true, Ordering::SeqCst) {
+                            *slot = Some(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(todo.len()),
+    }
+}
+
+fn pull_from(
+    store: &Store,
+    reference: &Reference,
+    source: &Source,
+    insecure: bool,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<Pulled> {
+    let client = RegistryClient::connect(&source.registry, insecure, &opts.client)?;
+    let repository = source.repository.as_str();
+    let scopes = vec![scope(repository, "pull")];
+    let display = reference.to_string();
+    let tag_or_digest = reference
+        .digest
+        .clone()
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".to_string());
+    let (fetched, image, top_digest) = resolve_image_manifest(
+        &client,
+        repository,
+        &tag_or_digest,
+        &scopes,
+        &display,
+        opts.platform.as_deref(),
+    )?;
+    let label = reference
+        .tag
+        .clone()
+        .unwrap_or_else(|| tag_or_digest.clone());
+    progress.message(&format!("{label}: Pulling from {}", reference.repository));
+
+    let mut blobs = vec![image.config.clone()];
+    for l in &image.layers {
+        if !l.urls.is_empty() && l.media_type.contains("nondistributable") {
+            return Err(RegistryError::BadManifest {
+                context: display.clone(),
+                message: format!(
+                    "layer {} is a foreign (non-distributable) layer, which burrow cannot fetch",
+                    l.digest
+                ),
+            });
+        }
+        blobs.push(l.clone());
+    }
+    let manifest_present = has_blob(store, &fetched.digest)?;
+    let jobs = if opts.jobs == 0 {
+        DEFAULT_JOBS
+    } else {
+        opts.jobs
+    };
+    // The config is small: fetch it first, alone, so the layer rows show only layers.
+    let config_fetched = download_config(&client, store, repository, &image.config, &scopes)?;
+    let fetched_layers = download_all(
+        &client,
+        store,
+        repository,
+        &image.layers,
+        &scopes,
+        progress,
+        jobs,
+    )?;
+    progress.close();
+    drop(client);
+
+    let stored = store.put_blob(&fetched.bytes)?;
+    if stored.to_string() != fetched.digest {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("{display}: manifest"),
+            expected: fetched.digest.clone(),
+            actual: stored.to_string(),
+        });
+    }
+    let manifest_digest = store_digest(&fetched.digest)?;
+    let image_record = store.add_image(&manifest_digest, std::slice::from_ref(reference))?;
+    Ok(Pulled {
+        image: image_record,
+        reference: reference.clone(),
+        repo_digest: top_digest,
+        downloaded: config_fetched || fetched_layers > 0 || !manifest_present,
+    })
+}
+
+fn download_config(
+    client: &RegistryClient,
+    store: &Store,
+    repository: &str,
+    desc: &Descriptor,
+    scopes: &[String],
+) -> Result<bool> {
+    if has_blob(store, &desc.digest)? {
+        return Ok(false);
+    }
+    let quiet = Progress::with_mode(super::progress::Mode::Quiet);
+    let row = quiet.add(&desc.digest, desc.size, "");
+    let cancel = AtomicBool::new(false);
+    download_blob(client, store, repository, desc, scopes, &quiet, row, &cancel)?;
+    Ok(true)
+}
+
+/// The manifest digest the registry has now for `input` on this host's (or the given)
+/// platform: the image manifest's, as the store records it.
+pub fn remote_manifest_digest(input: &str, opts: &PullOptions) -> Result<String> {
+    let conf = RegistriesConf::load()?;
+    let reference = conf
+        .resolve(input)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RegistryError::Other(format!("{input}: nothing to resolve")))?;
+    let source = conf
+        .pull_sources(&reference)?
+        .pop()
+        .expect("pull_sources returns the primary location");
+    let insecure = source.insecure || conf.is_insecure(&source.registry);
+    let client = RegistryClient::connect(&source.registry, insecure, &opts.client)?;
+    let scopes = vec![scope(&source.repository, "pull")];
+    let tag_or_digest = reference
+        .digest
+        .clone()
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".to_string());
+    let (fetched, _, _) = resolve_image_manifest(
+        &client,
+        &source.repository,
+        &tag_or_digest,
+        &scopes,
+        &reference.to_string(),
+        opts.platform.as_deref(),
+    )?;
+    Ok(fetched.digest)
+}
+
+/// For `run`/`create --pull=POLICY`: the image for `reference`, pulled if the policy says so.
+pub fn ensure_image(
+    global: &GlobalArgs,
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+    quiet: bool,
+) -> Result<ImageRecord, RegistryError> {
+    let _ = global;
+    let local = store.find_image(reference);
+    let opts = PullOptions::default();
+    let do_pull = |store: &Store| -> Result<ImageRecord> {
+        // run's stdout is the container's: report the pull on stderr, as docker does.
+        let progress = Progress::new_stderr(quiet);
+        let pulled = pull(store, reference, &opts, &progress)?;
+        Ok(pulled.image)
+    };
+    match policy {
+        PullPolicy::Never => local.map_err(|_| RegistryError::NotPresent {
+            reference: reference.to_string(),
+        }),
+        PullPolicy::Missing => match local {
+            Ok(img) => Ok(img),
+            Err(_) => do_pull(store),
+        },
+        PullPolicy::Always => do_pull(store),
+        PullPolicy::Newer => match local {
+            Err(_) => do_pull(store),
+            Ok(img) => match remote_manifest_digest(reference, &opts) {
+                Ok(d) if d == img.manifest_digest.to_string() => Ok(img),
+                Ok(_) => do_pull(store),
+                Err(e) => {
+                    log::warn!("{reference}: cannot check the registry ({e}); using the local image");
+                    Ok(img)
+                }
+            },
+        },
+    }
+}

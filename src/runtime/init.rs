@@ -1,0 +1,172 @@
+//! The container's first process, from clone to exec: mounts, pivot_root, terminal, user,
+//! capabilities. Runs in the new namespaces; reports failure to burrow over the sync channel.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use nix::mount::{MsFlags, mount};
+use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+
+use super::sync::{Channel, ChildMessage, ParentMessage};
+use super::{ContainerSpec, Network, caps, exec, mounts, pty, user};
+use crate::exit::BURROW_ERROR;
+
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn fail(context: &str) -> impl Fn(String) -> Failure + '_ {
+    move |e| Failure {
+        code: BURROW_ERROR,
+        message: format!("{context}: {e}"),
+    }
+}
+
+fn fail_on<E: std::fmt::Display>(context: &str) -> impl Fn(E) -> Failure + '_ {
+    move |e| fail(context)(e.to_string())
+}
+
+/// Entry point after clone. Never returns.
+pub fn container_main(spec: &ContainerSpec, chan: &Channel) -> ! {
+    let failure = match setup_and_exec(spec, chan) {
+        Ok(f) | Err(f) => f,
+    };
+    let _ = chan.send(
+        &ChildMessage::Failed {
+            code: failure.code,
+            message: failure.message,
+        },
+        None,
+    );
+    // SAFETY: leave without running the parent's destructors in this copy of its memory.
+    unsafe { libc::_exit(failure.code as i32) }
+}
+
+fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failure> {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(fail_on("make mounts private"))?;
+    spec.rootfs_driver
+        .mount(&spec.layers(), &spec.merged)
+        .map_err(fail_on("root filesystem"))?;
+    mounts::apply(&spec.merged, &mounts::plan(&spec.mount_plan_input()))
+        .map_err(fail_on("mounts"))?;
+    if spec.network != Network::Host {
+        loopback_up().map_err(fail_on("bring up lo"))?;
+    }
+    nix::unistd::sethostname(&spec.hostname).map_err(fail_on("set hostname"))?;
+    mounts::pivot_into(&spec.merged).map_err(fail_on("pivot_root"))?;
+    mounts::protect_kernel_paths().map_err(fail_on("protect kernel paths"))?;
+
+    if spec.tty {
+        let (master, slave) = pty::open_container_pty().map_err(fail_on("open pty"))?;
+        chan.send(&ChildMessage::PtyMaster, Some(std::os::fd::AsRawFd::as_raw_fd(&master)))
+            .map_err(fail_on("send pty"))?;
+        drop(master);
+        pty::become_terminal_owner(slave).map_err(fail_on("set up terminal"))?;
+    } else {
+        nix::unistd::setsid().map_err(fail_on("setsid"))?;
+        if !spec.interactive {
+            let null = std::fs::File::open("/dev/null").map_err(fail_on("open /dev/null"))?;
+            // SAFETY: dup2 onto stdin.
+            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
+        }
+    }
+
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let who = user::resolve(&spec.process.user, &passwd, &group, &spec.group_add).map_err(|e| Failure {
+        code: BURROW_ERROR,
+        message: e.to_string(),
+    })?;
+    if !Path::new(&spec.process.cwd).is_dir() {
+        std::fs::create_dir_all(&spec.process.cwd)
+            .map_err(fail_on(&format!("create working directory {}", spec.process.cwd)))?;
+    }
+    caps::limit_bounding_set().map_err(fail_on("capabilities"))?;
+
+    chan.send(&ChildMessage::Ready, None).map_err(fail_on("sync"))?;
+    match chan.recv::<ParentMessage>().map_err(fail_on("sync"))? {
+        Some((ParentMessage::Start, _)) => {}
+        None => return Err(fail("start")("burrow exited".into())),
+    }
+
+    if spec.can_setgroups {
+        let groups: Vec<Gid> = who.additional_gids.iter().map(|&g| Gid::from_raw(g)).collect();
+        setgroups(&groups).map_err(fail_on("setgroups"))?;
+    }
+    let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
+    setresgid(gid, gid, gid).map_err(fail_on(&format!("switch to gid {}", who.gid)))?;
+    setresuid(uid, uid, uid).map_err(fail_on(&format!("switch to uid {}", who.uid)))?;
+    caps::set_process_caps(who.uid).map_err(fail_on("capabilities"))?;
+    caps::set_no_new_privs().map_err(fail_on("no_new_privs"))?;
+    nix::unistd::chdir(spec.process.cwd.as_str()).map_err(|e| Failure {
+        code: crate::exit::CANNOT_INVOKE,
+        message: format!("cannot enter working directory {}: {e}", spec.process.cwd),
+    })?;
+
+    let mut env = spec.process.env.clone();
+    if spec.process.env_value("HOME").is_none() {
+        env.push(format!("HOME={}", who.home));
+    }
+    reset_signals();
+    close_inherited_fds();
+    let path_var = spec
+        .process
+        .env_value("PATH")
+        .unwrap_or(super::process_config::DEFAULT_PATH)
+        .to_string();
+    let failure = exec::execute(&spec.process.args, &env, &path_var);
+    Ok(Failure {
+        code: failure.code,
+        message: failure.message,
+    })
+}
+
+/// burrow blocks signals to read them from a signalfd and Rust ignores SIGPIPE; neither may
+/// leak into the container's command.
+fn reset_signals() {
+    // SAFETY: resetting dispositions and the mask of this single-threaded process.
+    unsafe {
+        for sig in 1..libc::SIGRTMIN() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// No descriptor of burrow's above stderr reaches the container's command.
+fn close_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: marks descriptors close-on-exec; the sync channel already is.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+}
+
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: an ioctl on a fresh datagram socket with a zeroed ifreq naming "lo".
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        let name = CString::new("lo").unwrap_or_default();
+        for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes_with_nul()) {
+            *dst = *src as libc::c_char;
+        }
+        req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        let rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        let err = std::io::Error::last_os_error();
+        libc::close(sock);
+        if rc != 0 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}

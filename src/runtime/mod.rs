@@ -1,0 +1,68 @@
+//! The container runtime: namespaces, the root filesystem, mounts, pivot_root and exec, and
+//! burrow's side of a running container (signals, terminal, exit code).
+
+pub mod caps;
+pub mod exec;
+pub mod init;
+pub mod mounts;
+pub mod process_config;
+pub mod pty;
+pub mod rootfs;
+pub mod supervise;
+pub mod sync;
+pub mod user;
+
+use std::path::PathBuf;
+
+pub use process_config::ProcessConfig;
+pub use supervise::{RuntimeError, run};
+
+/// How the container reaches the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Network {
+    /// Its own network namespace with only `lo`.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// Everything needed to start one container process.
+pub struct ContainerSpec {
+    pub id: String,
+    pub hostname: String,
+    /// Image layer directories, lowest first.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+    pub rootfs_driver: Box<dyn rootfs::RootfsDriver>,
+    pub process: ProcessConfig,
+    pub group_add: Vec<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub network: Network,
+    /// Files burrow writes for the container: (host path, path in the container).
+    pub etc_files: Vec<(PathBuf, PathBuf)>,
+    /// False with a single-id map, where setgroups(2) is denied.
+    pub can_setgroups: bool,
+    /// Whether gid 5 (tty) exists in the user namespace.
+    pub tty_gid_mapped: bool,
+}
+
+impl ContainerSpec {
+    pub fn layers(&self) -> rootfs::Layers<'_> {
+        rootfs::Layers {
+            lower: &self.lower,
+            upper: &self.upper,
+            work: &self.work,
+        }
+    }
+
+    pub fn mount_plan_input(&self) -> mounts::MountPlanInput {
+        mounts::MountPlanInput {
+            host_network: self.network == Network::Host,
+            tty_gid_mapped: self.tty_gid_mapped,
+            etc_files: self.etc_files.clone(),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! burrow's side of a running container: start it in new namespaces, relay the terminal,
+//! forward signals, and return its exit code as docker does.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::sync::{ChildMessage, ParentMessage, channel_pair};
+use super::{ContainerSpec, Network, init, pty};
+use crate::exit::ExitError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create the container's namespaces: {0}")]
+    Clone(std::io::Error),
+    #[error(transparent)]
+    Sync(#[from] super::sync::SyncError),
+    #[error("{0}")]
+    Sys(#[from] nix::Error),
+    #[error("the container process died while it was being set up ({0})")]
+    DiedInSetup(String),
+    /// Setup or exec failed inside the container; carries docker's exit code.
+    #[error(transparent)]
+    Start(#[from] ExitError),
+}
+
+const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+fn clone_container(flags: libc::c_int) -> std::io::Result<libc::pid_t> {
+    // SAFETY: with no stack argument, clone behaves as fork does; burrow is single-threaded
+    // here (the user namespace was entered, which checks).
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid as libc::pid_t)
+}
+
+fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
+    // SAFETY: plain syscall; returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: new descriptor owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn exit_code(status: WaitStatus) -> u8 {
+    match status {
+        WaitStatus::Exited(_, code) => code as u8,
+        WaitStatus::Signaled(_, sig, _) => 128u8.wrapping_add(sig as i32 as u8),
+        _ => crate::exit::BURROW_ERROR,
+    }
+}
+
+fn wait_child(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Err(nix::Error::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Start the container described by `spec`, call `on_started` with its pid once the command
+/// runs, and return its exit code.
+pub fn run(spec: &ContainerSpec, on_started: &mut dyn FnMut(Pid)) -> Result<u8, RuntimeError> {
+    let mut signals = SigSet::empty();
+    for s in FORWARDED {
+        signals.add(*s);
+    }
+    // Blocked before clone, so no signal is lost or acted on by default between now and the loop.
+    signals.thread_block()?;
+    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+
+    let (ours, theirs) = channel_pair()?;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if spec.network != Network::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let child = clone_container(flags).map_err(RuntimeError::Clone)?;
+    if child == 0 {
+        drop(ours);
+        init::container_main(spec, &theirs);
+    }
+    drop(theirs);
+    let pid = Pid::from_raw(child);
+    let pidfd = pidfd_open(child)?;
+
+    let mut master: Option<OwnedFd> = None;
+    loop {
+        match ours.recv::<ChildMessage>()? {
+            Some((ChildMessage::PtyMaster, fd)) => master = fd,
+            Some((ChildMessage::Ready, _)) => break,
+            Some((ChildMessage::Failed { code, message }, _)) => {
+                let _ = wait_child(pid);
+                return Err(ExitError::new(code, message).into());
+            }
+            None => {
+                let status = wait_child(pid)?;
+                return Err(RuntimeError::DiedInSetup(format!("{status:?}")));
+            }
+        }
+    }
+    if let (Some(m), Some(ws)) = (&master, pty::window_size(0)) {
+        pty::set_window_size(m.as_raw_fd(), &ws);
+    }
+    ours.send(&ParentMessage::Start, None)?;
+    // The channel closes on exec; a message instead means exec failed.
+    if let Some((ChildMessage::Failed { code, message }, _)) = ours.recv::<ChildMessage>()? {
+        let _ = wait_child(pid);
+        return Err(ExitError::new(code, message).into());
+    }
+    on_started(pid);
+
+    let _raw = match &master {
+        Some(_) if spec.interactive && pty::is_terminal(0) => pty::RawMode::enable(0).ok(),
+        _ => None,
+    };
+    let status = relay_until_exit(pid, &pidfd, &sigfd, master.as_ref(), spec.interactive)?;
+    Ok(exit_code(status))
+}
+
+fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        match nix::unistd::write(unsafe { BorrowedFd::borrow_raw(fd) }, buf) {
+            Ok(0) => return false,
+            Ok(n) => buf = &buf[n..],
+            Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => continue,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn relay_until_exit(
+    pid: Pid,
+    pidfd: &OwnedFd,
+    sigfd: &SignalFd,
+    master: Option<&OwnedFd>,
+    interactive: bool,
+) -> Result<WaitStatus, RuntimeError> {
+    let mut stdin_open = master.is_some() && interactive;
+    let mut master_open = master.is_some();
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: stdin stays open for burrow's lifetime.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    loop {
+        let mut fds = vec![
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
+        if let (Some(m), true) = (master, master_open) {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (exited, signalled) = (ready(0), ready(1));
+        let master_ready = master_open && ready(2);
+        let stdin_ready = stdin_open && ready(if master_open { 3 } else { 2 });
+        drop(fds);
+
+        if signalled {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                let sig = info.ssi_signo as i32;
+                if sig == libc::SIGWINCH {
+                    if let (Some(m), Some(ws)) = (master, pty::window_size(0)) {
+                        pty::set_window_size(m.as_raw_fd(), &ws);
+                    }
+                } else if let Ok(s) = Signal::try_from(sig) {
+                    let _ = kill(pid, s);
+                }
+            }
+        }
+        if master_ready && let Some(m) = master {
+            match nix::unistd::read(m, &mut buf) {
+                Ok(0) | Err(nix::Error::EIO) => master_open = false,
+                Ok(n) => {
+                    write_all(1, &buf[..n]);
+                }
+                Err(_) => {}
+            }
+        }
+        if stdin_ready && let Some(m) = master {
+            match nix::unistd::read(stdin, &mut buf) {
+                Ok(0) | Err(nix::Error::EIO) => stdin_open = false,
+                Ok(n) => {
+                    write_all(m.as_raw_fd(), &buf[..n]);
+                }
+                Err(_) => {}
+            }
+        }
+        if exited {
+            let status = wait_child(pid)?;
+            // Everything in the container's pid namespace is gone, so the pty drains to EIO.
+            if let (Some(m), true) = (master, master_open) {
+                loop {
+                    match nix::unistd::read(m, &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            write_all(1, &buf[..n]);
+                        }
+                    }
+                }
+            }
+            return Ok(status);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Opening and creating paths inside a directory tree that an image controls, without ever
+//! following a symlink or `..` out of it (`openat2` with `RESOLVE_IN_ROOT`).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+/// What to create when the path does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    Nothing,
+    Dir,
+    File,
+}
+
+/// The path relative to the root, with `.`, `..` and leading `/` resolved lexically (a `..` at
+/// the root stays at the root, as the kernel does for `/..`).
+pub fn clean_relative(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let rel = clean_relative(path);
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    let c = cstring(&rel)?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = 0;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `how` is a valid open_how and `c` a NUL-terminated string for the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel returned a new descriptor that we now own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let err = io::Error::last_os_error();
+        // EAGAIN: a concurrent rename raced the lookup; the kernel asks us to retry.
+        if err.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(err);
+        }
+    }
+}
+
+/// Open `path` inside `root` as an `O_PATH` descriptor, creating it (and missing parent
+/// directories) when asked. Symlinks along the way resolve inside `root`.
+pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> io::Result<OwnedFd> {
+    let rel = clean_relative(path);
+    match open_in_root(root, &rel, libc::O_PATH) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::Nothing => {}
+        other => return other,
+    }
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return open_in_root(root, &rel, libc::O_PATH);
+    };
+    let parent_fd = ensure_in_root(root, parent, Create::Dir)?;
+    let dir = open_in_root(root, parent, libc::O_DIRECTORY | libc::O_RDONLY)?;
+    drop(parent_fd);
+    let name = cstring(Path::new(name))?;
+    // SAFETY: valid dirfd and NUL-terminated name.
+    let rc = unsafe {
+        if create == Create::Dir {
+            libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755)
+        } else {
+            let fd = libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::close(fd);
+                0
+            } else {
+                -1
+            }
+        }
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(err);
+        }
+    }
+    open_in_root(root, &rel, libc::O_PATH)
+}
+
+/// The `/proc/self/fd/N` path of a descriptor, which mount(2) accepts as a source or target.
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn lexical_cleaning_stays_at_root() {
+        assert_eq!(clean_relative(Path::new("/../../etc/./x")), PathBuf::from("etc/x"));
+        assert_eq!(clean_relative(Path::new("a/../../b")), PathBuf::from("b"));
+        assert_eq!(clean_relative(Path::new("/")), PathBuf::new());
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../..", root.path().join("up")).unwrap();
+        let rootfd = std::fs::File::open(root.path()).unwrap();
+        ensure_in_root(rootfd.as_fd(), Path::new("abs/x/file"), Create::File).unwrap();
+        ensure_in_root(rootfd.as_fd(), Path::new("up/y"), Create::Dir).unwrap();
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert!(root.path().join(outside.path().strip_prefix("/").unwrap()).join("x/file").is_file());
+        assert!(root.path().join("y").is_dir());
+    }
+}

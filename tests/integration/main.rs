@@ -1,0 +1,16 @@
+//! burrow's integration tests: one test binary (as ripgrep does) whose
+//! modules exercise the docker-compatible CLI end to end.
+//!
+//! Every test gets its own directory and storage root (`--root`) and runs
+//! burrow as an unprivileged user (see `harness`). Run with
+//! `cargo test --test integration`.
+
+#[macro_use]
+pub mod harness;
+pub mod fixtures;
+pub mod images;
+
+mod load;
+mod run;
+mod tty;
+mod userns;

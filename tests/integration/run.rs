@@ -1,0 +1,820 @@
+//! `burrow run`: exit codes, env/entrypoint/workdir/user merge rules, stdin,
+//! signals, hostname, network, the container's /proc and /dev, rm/name/ps.
+
+use std::collections::BTreeSet;
+use std::thread;
+
+use crate::fixtures::{self, load_base};
+use crate::images::Config;
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn exit_code_zero() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "true"])
+        .output()
+        .assert_code(0)
+        .assert_stdout("");
+}
+
+#[test]
+fn exit_code_one() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "false"])
+        .output()
+        .assert_code(1);
+}
+
+#[test]
+fn exit_code_of_container_passed_through() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow([
+        "run",
+        "--rm",
+        img,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 42",
+    ])
+    .output()
+    .assert_code(42)
+    .assert_stdout("out\n");
+}
+
+#[test]
+fn exit_code_125_unknown_image() {
+    let t = ctx!();
+    t.burrow(["run", "--rm", "no-such-image:nope", "true"])
+        .output()
+        .assert_code(125)
+        .assert_stderr_nonempty();
+}
+
+#[test]
+fn exit_code_125_bad_flag() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", "--no-such-flag", img, "true"])
+        .output()
+        .assert_code(125)
+        .assert_stderr_nonempty();
+}
+
+#[test]
+fn exit_code_125_bad_command_line_without_image() {
+    let t = ctx!();
+    t.burrow(["run"])
+        .output()
+        .assert_code(125)
+        .assert_stderr_nonempty();
+}
+
+#[test]
+fn exit_code_126_not_executable() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "/etc/passwd"])
+        .output()
+        .assert_code(126)
+        .assert_stderr_nonempty();
+}
+
+#[test]
+fn exit_code_127_command_not_found() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "no-such-command-xyz"])
+        .output()
+        .assert_code(127)
+        .assert_stderr_nonempty();
+    t.burrow(["run", "--rm", img, "/no/such/path"])
+        .output()
+        .assert_code(127);
+}
+
+// ----------------------------------------------------------------------- env
+
+fn env_map(stdout: &str) -> std::collections::BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn env_merge_rules() {
+    let t = ctx!();
+    let mut cfg = Config::shell();
+    cfg.env.extend([
+        "IMGVAR=from-image".to_string(),
+        "OVERRIDE=image".to_string(),
+        "FILEOVER=image".to_string(),
+    ]);
+    let img = fixtures::load_with_config(&t, "test/env:1", cfg);
+    let envfile = t.write(
+        "env.list",
+        "# a comment\n\nFILEVAR=from-file\nFILEOVER=file\nBOTH=file\nFILECALLER\n",
+    );
+    let out = t
+        .burrow([
+            "run".as_ref(),
+            "--rm".as_ref(),
+            "--env-file".as_ref(),
+            envfile.as_os_str(),
+            "-e".as_ref(),
+            "OVERRIDE=cli".as_ref(),
+            "-e".as_ref(),
+            "BOTH=cli".as_ref(),
+            "-e".as_ref(),
+            "FROMCALLER".as_ref(),
+            "-e".as_ref(),
+            "UNSET_IN_CALLER".as_ref(),
+            "--env=WITH_EQ=a=b".as_ref(),
+            img.as_ref(),
+            "env".as_ref(),
+        ] as [&std::ffi::OsStr; 15])
+        .env("FROMCALLER", "caller-value")
+        .env("FILECALLER", "caller-file-value")
+        .env("NOT_PASSED", "x")
+        .output();
+    out.assert_ok();
+    let env = env_map(&out.stdout);
+    let get = |k: &str| env.get(k).map(String::as_str);
+    let check = |k: &str, want: Option<&str>| {
+        if get(k) != want {
+            out.fail(&format!("env {k}: want {want:?}, got {:?}", get(k)));
+        }
+    };
+    check("IMGVAR", Some("from-image"));
+    check("OVERRIDE", Some("cli"));
+    check("FILEOVER", Some("file"));
+    check("FILEVAR", Some("from-file"));
+    check("BOTH", Some("cli"));
+    check("FROMCALLER", Some("caller-value"));
+    check("FILECALLER", Some("caller-file-value"));
+    check("UNSET_IN_CALLER", None);
+    check("NOT_PASSED", None);
+    check("WITH_EQ", Some("a=b"));
+    check("HOME", Some("/root"));
+    check(
+        "PATH",
+        Some("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    );
+    let hostname = get("HOSTNAME").unwrap_or_else(|| out.fail("no HOSTNAME"));
+    assert!(!hostname.is_empty());
+}
+
+#[test]
+fn env_default_path_when_image_has_none() {
+    let t = ctx!();
+    let cfg = Config {
+        cmd: Some(vec!["sh".into()]),
+        ..Default::default()
+    };
+    let img = fixtures::load_with_config(&t, "test/nopath:1", cfg);
+    let out = t.burrow(["run", "--rm", &img, "env"]).output();
+    out.assert_ok();
+    let env = env_map(&out.stdout);
+    assert_eq!(
+        env.get("PATH").map(String::as_str),
+        Some("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn env_home_of_user() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow(["run", "--rm", "-u", "app", img, "sh", "-c", "echo $HOME"])
+        .output();
+    out.assert_ok().assert_stdout("/home/app\n");
+}
+
+// -------------------------------------------------------- entrypoint and cmd
+
+fn ep_image(t: &crate::harness::TestCtx) -> String {
+    let mut cfg = Config::shell();
+    cfg.entrypoint = Some(vec!["/bin/echo".into(), "ep".into()]);
+    cfg.cmd = Some(vec!["cmd-default".into()]);
+    fixtures::load_with_config(t, "test/ep:1", cfg)
+}
+
+#[test]
+fn entrypoint_with_image_cmd() {
+    let t = ctx!();
+    let img = ep_image(&t);
+    t.burrow(["run", "--rm", &img])
+        .output()
+        .assert_ok()
+        .assert_stdout("ep cmd-default\n");
+}
+
+#[test]
+fn entrypoint_args_replace_cmd() {
+    let t = ctx!();
+    let img = ep_image(&t);
+    t.burrow(["run", "--rm", &img, "a", "b"])
+        .output()
+        .assert_ok()
+        .assert_stdout("ep a b\n");
+}
+
+#[test]
+fn entrypoint_override_discards_image_cmd() {
+    let t = ctx!();
+    let img = ep_image(&t);
+    t.burrow(["run", "--rm", "--entrypoint", "/bin/echo", &img])
+        .output()
+        .assert_ok()
+        .assert_stdout("\n");
+    t.burrow(["run", "--rm", "--entrypoint", "/bin/echo", &img, "x", "y"])
+        .output()
+        .assert_ok()
+        .assert_stdout("x y\n");
+}
+
+#[test]
+fn image_cmd_used_without_args() {
+    let t = ctx!();
+    let mut cfg = Config::shell();
+    cfg.cmd = Some(vec!["sh".into(), "-c".into(), "echo from-cmd".into()]);
+    let img = fixtures::load_with_config(&t, "test/cmd:1", cfg);
+    t.burrow(["run", "--rm", &img])
+        .output()
+        .assert_ok()
+        .assert_stdout("from-cmd\n");
+    t.burrow(["run", "--rm", &img, "echo", "replaced"])
+        .output()
+        .assert_ok()
+        .assert_stdout("replaced\n");
+}
+
+// ------------------------------------------------------------------- workdir
+
+#[test]
+fn workdir_default_is_root() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "pwd"])
+        .output()
+        .assert_ok()
+        .assert_stdout("/\n");
+}
+
+#[test]
+fn workdir_flag_created_if_missing() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", "-w", "/new/work/dir", img, "pwd"])
+        .output()
+        .assert_ok()
+        .assert_stdout("/new/work/dir\n");
+    t.burrow(["run", "--rm", "--workdir", "/tmp", img, "pwd"])
+        .output()
+        .assert_ok()
+        .assert_stdout("/tmp\n");
+}
+
+#[test]
+fn workdir_from_image() {
+    let t = ctx!();
+    let mut cfg = Config::shell();
+    cfg.workdir = Some("/srv/work".into());
+    let img = fixtures::load_with_config(&t, "test/wd:1", cfg);
+    t.burrow(["run", "--rm", &img, "pwd"])
+        .output()
+        .assert_ok()
+        .assert_stdout("/srv/work\n");
+    t.burrow(["run", "--rm", "-w", "/etc", &img, "pwd"])
+        .output()
+        .assert_ok()
+        .assert_stdout("/etc\n");
+}
+
+// ---------------------------------------------------------------- user/group
+
+#[test]
+fn user_by_name_has_supplementary_groups() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t.burrow(["run", "--rm", "-u", "app", img, "id"]).output();
+    out.assert_ok()
+        .assert_stdout_contains("uid=1000(app)")
+        .assert_stdout_contains("gid=1000(app)")
+        .assert_stdout_contains("2000(extra)");
+}
+
+#[test]
+fn user_numeric_uid_gid() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "-u",
+            "1000:2000",
+            img,
+            "sh",
+            "-c",
+            "id -u; id -g",
+        ])
+        .output();
+    out.assert_ok().assert_stdout("1000\n2000\n");
+}
+
+#[test]
+fn user_unknown_uid_numeric_ok() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", "-u", "1234", img, "id", "-u"])
+        .output()
+        .assert_ok()
+        .assert_stdout("1234\n");
+}
+
+#[test]
+fn user_unknown_name_fails() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow(["run", "--rm", "-u", "nosuchuser", img, "true"])
+        .output();
+    assert_ne!(out.code, 0, "{out:?}");
+    out.assert_stderr_nonempty();
+}
+
+#[test]
+fn group_add() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "-u",
+            "app",
+            "--group-add",
+            "3000",
+            img,
+            "id",
+            "-G",
+        ])
+        .output();
+    out.assert_ok();
+    let groups: BTreeSet<&str> = out.stdout.split_whitespace().collect();
+    for g in ["1000", "2000", "3000"] {
+        if !groups.contains(g) {
+            out.fail(&format!("group {g} missing"));
+        }
+    }
+}
+
+#[test]
+fn root_is_uid_zero_inside() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "sh", "-c", "id -u; id -g"])
+        .output()
+        .assert_ok()
+        .assert_stdout("0\n0\n");
+}
+
+// --------------------------------------------------------------------- stdin
+
+#[test]
+fn stdin_piped_with_i() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", "-i", img, "cat"])
+        .stdin("hi\nthere\n")
+        .output()
+        .assert_ok()
+        .assert_stdout("hi\nthere\n");
+}
+
+#[test]
+fn stdin_large_with_i() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let out = t
+        .burrow(["run", "--rm", "-i", img, "wc", "-c"])
+        .stdin(data)
+        .output();
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "2000000", "{out:?}");
+}
+
+#[test]
+fn stdin_not_passed_without_i() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "cat"])
+        .stdin("hi\n")
+        .output()
+        .assert_ok()
+        .assert_stdout("");
+}
+
+// ------------------------------------------------------------------- signals
+
+fn signal_forwarded(sig: i32, trap: &str, code: i32) {
+    let t = ctx!();
+    let img = load_base(&t);
+    let script = format!(
+        "trap 'echo got-{}; exit {code}' {trap}; echo ready; while :; do sleep 0.1; done",
+        trap.to_lowercase()
+    );
+    let mut r = t.burrow(["run", "--rm", img, "sh", "-c", &script]).spawn();
+    r.wait_stdout("ready\n");
+    r.signal(sig);
+    let out = r.wait();
+    out.assert_code(code)
+        .assert_stdout(&format!("ready\ngot-{}\n", trap.to_lowercase()));
+}
+
+#[test]
+fn sigterm_forwarded() {
+    signal_forwarded(libc::SIGTERM, "TERM", 7);
+}
+
+#[test]
+fn sigint_forwarded() {
+    signal_forwarded(libc::SIGINT, "INT", 8);
+}
+
+#[test]
+fn sighup_forwarded() {
+    signal_forwarded(libc::SIGHUP, "HUP", 9);
+}
+
+#[test]
+fn sigkill_of_container_gives_137() {
+    let t = ctx!();
+    let img = load_base(&t);
+    // The container kills itself with SIGKILL: docker reports 128+9.
+    t.burrow(["run", "--rm", img, "sh", "-c", "kill -9 $$"])
+        .output()
+        .assert_code(137);
+}
+
+// ------------------------------------------------------- hostname / network
+
+fn is_hex12(s: &str) -> bool {
+    s.len() == 12
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+#[test]
+fn hostname_defaults_to_container_id() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t.burrow(["run", img, "hostname"]).output();
+    out.assert_ok();
+    let h = out.stdout.trim();
+    if !is_hex12(h) {
+        out.fail("hostname is not a 12-hex container id");
+    }
+    let ids = t.containers();
+    assert_eq!(ids.len(), 1, "containers: {ids:?}");
+    assert!(
+        ids[0].starts_with(h),
+        "hostname {h} is not a prefix of container id {}",
+        ids[0]
+    );
+    let ps = t.burrow(["ps", "-a"]).output();
+    ps.assert_ok().assert_stdout_contains(h);
+}
+
+#[test]
+fn hostname_flag() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--hostname",
+            "box.example",
+            img,
+            "sh",
+            "-c",
+            "hostname; echo $HOSTNAME",
+        ])
+        .output();
+    out.assert_ok().assert_stdout("box.example\nbox.example\n");
+}
+
+fn interfaces(proc_net_dev: &str) -> Vec<String> {
+    proc_net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[test]
+fn network_none_has_only_lo() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            img,
+            "cat",
+            "/proc/net/dev",
+        ])
+        .output();
+    out.assert_ok();
+    assert_eq!(interfaces(&out.stdout), vec!["lo"], "{out:?}");
+}
+
+#[test]
+fn network_host_sees_host_interfaces() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            img,
+            "cat",
+            "/proc/net/dev",
+        ])
+        .output();
+    out.assert_ok();
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let mut want = interfaces(&host);
+    let mut got = interfaces(&out.stdout);
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{out:?}");
+}
+
+// -------------------------------------------------------- /proc, /dev, fds
+
+#[test]
+fn proc_kcore_masked() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow(["run", "--rm", img, "sh", "-c", "wc -c < /proc/kcore"])
+        .output();
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "0", "{out:?}");
+}
+
+#[test]
+fn proc_sys_read_only() {
+    let t = ctx!();
+    let img = load_base(&t);
+    // kernel.hostname belongs to the container's UTS namespace: root in the
+    // user namespace could write it if /proc/sys were writable.
+    let out = t
+        .burrow([
+            "run", "--rm", img, "sh", "-c",
+            "if echo changed > /proc/sys/kernel/hostname; then echo WROTE; fi; cat /proc/sys/kernel/hostname",
+        ])
+        .output();
+    out.assert_ok();
+    if out.stdout.contains("WROTE") || out.stdout.contains("changed") {
+        out.fail("/proc/sys is writable");
+    }
+    let mounts = t
+        .burrow(["run", "--rm", img, "cat", "/proc/self/mounts"])
+        .output();
+    mounts.assert_ok();
+    let line = mounts
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("/proc/sys"))
+        .unwrap_or_else(|| mounts.fail("no /proc/sys mount"));
+    let opts = line.split_whitespace().nth(3).unwrap_or("");
+    assert!(
+        opts.split(',').any(|o| o == "ro"),
+        "/proc/sys not mounted ro: {line}"
+    );
+}
+
+#[test]
+fn only_std_fds_in_container() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow(["run", "--rm", img, "ls", "/proc/self/fd"])
+        .output();
+    out.assert_ok();
+    let fds: Vec<u32> = out
+        .stdout
+        .split_whitespace()
+        .map(|s| s.parse().unwrap_or_else(|_| out.fail("bad fd")))
+        .collect();
+    let extra: Vec<u32> = fds.iter().copied().filter(|&f| f > 2).collect();
+    // 0, 1, 2 and at most the directory ls itself opened.
+    for f in [0, 1, 2] {
+        if !fds.contains(&f) {
+            out.fail(&format!("fd {f} missing"));
+        }
+    }
+    if extra.len() > 1 {
+        out.fail(&format!("leaked fds: {extra:?}"));
+    }
+}
+
+#[test]
+fn dev_nodes_exist() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            img,
+            "sh",
+            "-c",
+            "test -c /dev/null && test -c /dev/zero && test -d /dev/pts && test -d /dev/shm \
+             && test -c /dev/random && test -c /dev/urandom \
+             && echo x > /dev/null && head -c 5 /dev/zero | wc -c \
+             && echo shm > /dev/shm/f && cat /dev/shm/f",
+        ])
+        .output();
+    out.assert_ok().assert_stdout("5\nshm\n");
+}
+
+#[test]
+fn pid_one_is_the_command() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "sh", "-c", "echo $$"])
+        .output()
+        .assert_ok()
+        .assert_stdout("1\n");
+}
+
+// ---------------------------------------------------------- rm / name / ps
+
+#[test]
+fn rm_flag_removes_container() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "true"]).output().assert_ok();
+    assert_eq!(t.containers(), Vec::<String>::new());
+    t.burrow(["run", "--rm", img, "false"])
+        .output()
+        .assert_code(1);
+    assert_eq!(t.containers(), Vec::<String>::new());
+}
+
+#[test]
+fn container_kept_without_rm_then_rm() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--name", "keepme", img, "true"])
+        .output()
+        .assert_ok();
+    assert_eq!(t.containers().len(), 1, "{:?}", t.containers());
+    t.burrow(["ps", "-a"])
+        .output()
+        .assert_ok()
+        .assert_stdout_contains("keepme");
+    t.burrow(["rm", "keepme"]).output().assert_ok();
+    assert_eq!(t.containers(), Vec::<String>::new());
+    let ps = t.burrow(["ps", "-a"]).output();
+    ps.assert_ok();
+    assert!(!ps.stdout.contains("keepme"), "{ps:?}");
+}
+
+#[test]
+fn rm_by_id_and_unknown() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", img, "true"]).output().assert_ok();
+    let ids = t.containers();
+    assert_eq!(ids.len(), 1);
+    t.burrow(["rm", &ids[0][..12]]).output().assert_ok();
+    assert!(t.containers().is_empty());
+    let out = t.burrow(["rm", "no-such-container"]).output();
+    assert_ne!(out.code, 0, "{out:?}");
+    out.assert_stderr_nonempty();
+}
+
+#[test]
+fn name_conflict_is_125() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--name", "dup", img, "true"])
+        .output()
+        .assert_ok();
+    t.burrow(["run", "--name", "dup", img, "true"])
+        .output()
+        .assert_code(125)
+        .assert_stderr_nonempty();
+    t.burrow(["rm", "-f", "dup"]).output().assert_ok();
+    t.burrow(["run", "--rm", "--name", "dup", img, "true"])
+        .output()
+        .assert_ok();
+}
+
+#[test]
+fn ps_lists_running_container() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let mut r = t
+        .burrow([
+            "run",
+            "--rm",
+            "--name",
+            "runner",
+            img,
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .spawn();
+    r.wait_stdout("ready\n");
+    let ps = t.burrow(["ps"]).output();
+    let ps_ok = ps.code == 0 && ps.stdout.contains("runner");
+    r.signal(libc::SIGTERM);
+    r.wait().assert_ok();
+    if !ps_ok {
+        ps.fail("`ps` does not list the running container");
+    }
+}
+
+// ------------------------------------------------------------- concurrency
+
+#[test]
+fn concurrent_runs_of_fresh_image() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let runs: Vec<_> = (0..2)
+        .map(|i| {
+            t.burrow(["run", "--rm", img, "sh", "-c", &format!("echo run-{i}")])
+                .spawn()
+        })
+        .collect();
+    let outs: Vec<_> = runs.into_iter().map(|r| r.wait()).collect();
+    for (i, o) in outs.iter().enumerate() {
+        o.assert_ok().assert_stdout(&format!("run-{i}\n"));
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
+fn concurrent_runs_in_threads() {
+    let t = ctx!();
+    let img = load_base(&t);
+    thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|i| {
+                let t = &t;
+                s.spawn(move || {
+                    t.burrow([
+                        "run",
+                        "--rm",
+                        img,
+                        "sh",
+                        "-c",
+                        &format!("echo {i} > /tmp/f; cat /tmp/f"),
+                    ])
+                    .output()
+                })
+            })
+            .collect();
+        for (i, h) in hs.into_iter().enumerate() {
+            h.join()
+                .unwrap()
+                .assert_ok()
+                .assert_stdout(&format!("{i}\n"));
+        }
+    });
+}
+
+#[test]
+fn containers_do_not_share_writes() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["run", "--rm", img, "touch", "/written"])
+        .output()
+        .assert_ok();
+    t.burrow(["run", "--rm", img, "sh", "-c", "test ! -e /written"])
+        .output()
+        .assert_ok();
+}

@@ -1,0 +1,230 @@
+//! `burrow run -t`: a real pty in the container, window size, ^C.
+//!
+//! The test opens a pty pair, runs burrow in a new session with the slave as
+//! its controlling terminal, and talks to it through the master.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::fixtures::load_base;
+use crate::harness::{Stream, TIMEOUT, TestCtx, status_code};
+
+struct Pty {
+    master: File,
+    slave: OwnedFd,
+}
+
+fn openpty(rows: u16, cols: u16) -> Pty {
+    let mut master = -1;
+    let mut slave = -1;
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: out-pointers are valid; name/termios may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty returned two fresh fds we now own.
+    unsafe {
+        Pty {
+            master: File::from_raw_fd(master),
+            slave: OwnedFd::from_raw_fd(slave),
+        }
+    }
+}
+
+struct PtySession {
+    cmdline: String,
+    child: std::process::Child,
+    master: File,
+    output: Stream,
+}
+
+impl PtySession {
+    /// Spawn `burrow ARGS` with the pty slave as controlling terminal and
+    /// stdin/stdout/stderr.
+    fn spawn(t: &TestCtx, args: &[&str], rows: u16, cols: u16) -> PtySession {
+        let pty = openpty(rows, cols);
+        let cmd = t.burrow(args.iter().copied());
+        let cmdline = cmd.cmdline();
+        let mut c = cmd.command();
+        c.env("TERM", "xterm");
+        c.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {cmdline}: {e}"));
+        drop(pty.slave); // the child holds the only slave fds now
+        let output = Stream::collect(pty.master.try_clone().unwrap());
+        PtySession {
+            cmdline,
+            child,
+            master: pty.master,
+            output,
+        }
+    }
+
+    #[track_caller]
+    fn wait_for(&mut self, needle: &str) {
+        if !self.output.wait_for(needle, TIMEOUT) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "pty output never showed {needle:?}\ncommand: {}\n--- output ---\n{}",
+                self.cmdline,
+                self.output.text()
+            );
+        }
+    }
+
+    fn type_(&mut self, s: &str) {
+        self.master.write_all(s.as_bytes()).unwrap();
+    }
+
+    /// Wait for exit (bounded); returns (exit code, all output).
+    fn finish(mut self) -> (i32, String) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // The master reads EIO once every slave fd is closed.
+                self.output.wait_eof(Duration::from_secs(30));
+                return (status_code(st), self.output.text());
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "timed out: {}\n--- output ---\n{}",
+                    self.cmdline,
+                    self.output.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn tty_session_sees_pty_and_window_size() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let mut s = PtySession::spawn(
+        &t,
+        &["run", "--rm", "-i", "-t", "-e", "PS1=PROMPT> ", img, "sh"],
+        37,
+        101,
+    );
+    s.wait_for("PROMPT> ");
+    s.type_("tty; stty size; exit 3\n");
+    let cmdline = s.cmdline.clone();
+    let (code, out) = s.finish();
+    let ctx = format!("command: {cmdline}\n--- output ---\n{out}");
+    assert!(out.contains("/dev/pts/0"), "no /dev/pts/0\n{ctx}");
+    assert!(out.contains("37 101"), "window size not seen\n{ctx}");
+    assert_eq!(code, 3, "exit code\n{ctx}");
+}
+
+#[test]
+fn tty_without_i_still_a_tty() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let s = PtySession::spawn(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "-t",
+            img,
+            "sh",
+            "-c",
+            "tty; stty size; test -t 0 && test -t 1 && echo both-tty",
+        ],
+        24,
+        80,
+    );
+    let cmdline = s.cmdline.clone();
+    let (code, out) = s.finish();
+    let ctx = format!("command: {cmdline}\n--- output ---\n{out}");
+    assert_eq!(code, 0, "{ctx}");
+    assert!(out.contains("/dev/pts/0"), "{ctx}");
+    assert!(out.contains("24 80"), "{ctx}");
+    assert!(out.contains("both-tty"), "{ctx}");
+}
+
+#[test]
+fn tty_ctrl_c_interrupts_sleep() {
+    let t = ctx!();
+    let img = load_base(&t);
+    // pid 1 ignores signals it has no handler for, so the shell traps INT;
+    // the tty's ^C reaches the whole foreground group (sh and sleep).
+    let mut s = PtySession::spawn(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "-t",
+            img,
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 9' INT; echo READY; sleep 100; echo slept",
+        ],
+        24,
+        80,
+    );
+    s.wait_for("READY");
+    let started = std::time::Instant::now();
+    s.type_("\x03");
+    let cmdline = s.cmdline.clone();
+    let (code, out) = s.finish();
+    let ctx = format!("command: {cmdline}\n--- output ---\n{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "^C did not interrupt\n{ctx}"
+    );
+    assert!(!out.contains("slept"), "{ctx}");
+    assert!(out.contains("got-int"), "{ctx}");
+    assert_eq!(code, 9, "{ctx}");
+}
+
+#[test]
+fn no_tty_without_t() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow([
+        "run",
+        "--rm",
+        img,
+        "sh",
+        "-c",
+        "if test -t 1; then echo tty; else echo notty; fi",
+    ])
+    .output()
+    .assert_ok()
+    .assert_stdout("notty\n");
+}
