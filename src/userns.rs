@@ -259,21 +259,21 @@ pub fn enter(mapping: &IdMapping) -> Result<(), UsernsError> {
         }
     }
     match mapping.kind {
-        MappingKind::Identity | MappingKind::SingleId => {
+        MappingKind::SingleId => {
+            // A process may map its own ids into its new namespace, nothing more.
             unshare(CloneFlags::CLONE_NEWUSER).map_err(UsernsError::Unshare)?;
-            if mapping.kind == MappingKind::SingleId {
-                write_proc_self("/proc/self/setgroups", "deny")?;
-            }
+            write_proc_self("/proc/self/setgroups", "deny")?;
             write_proc_self("/proc/self/uid_map", &map_text(&mapping.uid_map))?;
             write_proc_self("/proc/self/gid_map", &map_text(&mapping.gid_map))?;
         }
-        MappingKind::Subordinate => enter_with_helpers(mapping)?,
+        MappingKind::Identity | MappingKind::Subordinate => enter_with_helpers(mapping)?,
     }
     Ok(())
 }
 
-/// newuidmap must act on us from outside the new namespace, so a child that stays outside runs
-/// it on our pid once we have unshared, and reports back through a pipe.
+/// Mapping other ids takes privilege in the parent namespace, so a child that stays outside
+/// writes our maps (root directly, anyone else through the setuid newuidmap/newgidmap) once we
+/// have unshared, and reports back through a pipe.
 fn enter_with_helpers(mapping: &IdMapping) -> Result<(), UsernsError> {
     let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -306,10 +306,11 @@ fn enter_with_helpers(mapping: &IdMapping) -> Result<(), UsernsError> {
                     status: "unknown".into(),
                     stderr: report,
                 });
-                let (tool, file) = if report.tool == "newgidmap" {
-                    ("newgidmap", "/etc/subgid")
-                } else {
-                    ("newuidmap", "/etc/subuid")
+                let (tool, file) = match report.tool.as_str() {
+                    "newgidmap" => ("newgidmap", "/etc/subgid"),
+                    "uid_map" => ("writing uid_map", "/proc/self/uid_map"),
+                    "gid_map" => ("writing gid_map", "/proc/self/gid_map"),
+                    _ => ("newuidmap", "/etc/subuid"),
                 };
                 return Err(UsernsError::MapHelper {
                     tool,
@@ -344,13 +345,46 @@ fn map_from_child(parent: Pid, mapping: &IdMapping, go: OwnedFd, report: OwnedFd
     if go.read_exact(&mut buf).is_err() || buf[0] != b'1' {
         return 1;
     }
-    let mut report = fs::File::from(report);
+    let failure = if mapping.kind == MappingKind::Identity {
+        write_maps_directly(parent, mapping)
+    } else {
+        run_map_helpers(parent, mapping)
+    };
+    match failure {
+        None => 0,
+        Some(failure) => {
+            let text = serde_json::to_string(&failure).unwrap_or_default();
+            let _ = fs::File::from(report).write_all(text.as_bytes());
+            1
+        }
+    }
+}
+
+fn write_maps_directly(parent: Pid, mapping: &IdMapping) -> Option<HelperReport> {
+    for (file, map) in [("uid_map", &mapping.uid_map), ("gid_map", &mapping.gid_map)] {
+        if let Err(e) = fs::write(format!("/proc/{parent}/{file}"), map_text(map)) {
+            return Some(HelperReport {
+                tool: file.into(),
+                status: "write failed".into(),
+                stderr: e.to_string(),
+            });
+        }
+    }
+    None
+}
+
+/// newuidmap and newgidmap run side by side: each is a setuid exec costing milliseconds.
+fn run_map_helpers(parent: Pid, mapping: &IdMapping) -> Option<HelperReport> {
+    let mut running = Vec::new();
     for (tool, map) in [
         ("newuidmap", &mapping.uid_map),
         ("newgidmap", &mapping.gid_map),
     ] {
-        let mut cmd = Command::new(tool);
-        cmd.arg(parent.to_string());
+        let mut cmd = Command::new(find_helper(tool).unwrap_or_else(|| PathBuf::from(tool)));
+        cmd.arg(parent.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         for e in map {
             cmd.args([
                 e.inside.to_string(),
@@ -358,7 +392,11 @@ fn map_from_child(parent: Pid, mapping: &IdMapping, go: OwnedFd, report: OwnedFd
                 e.count.to_string(),
             ]);
         }
-        let failure = match cmd.output() {
+        running.push((tool, cmd.spawn()));
+    }
+    let mut failure = None;
+    for (tool, child) in running {
+        let result = match child.and_then(|c| c.wait_with_output()) {
             Ok(out) if out.status.success() => None,
             Ok(out) => Some(HelperReport {
                 tool: tool.into(),
@@ -371,12 +409,9 @@ fn map_from_child(parent: Pid, mapping: &IdMapping, go: OwnedFd, report: OwnedFd
                 stderr: e.to_string(),
             }),
         };
-        if let Some(failure) = failure {
-            let _ = report.write_all(serde_json::to_string(&failure).unwrap_or_default().as_bytes());
-            return 1;
-        }
+        failure = failure.or(result);
     }
-    0
+    failure
 }
 
 /// Enter the user namespace for the current user (once per process).

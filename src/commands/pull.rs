@@ -28,7 +28,8 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let root = crate::paths::storage_root(global);
-    let store = Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let store =
+        Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     let opts = PullOptions {
         client: args.registry.client_options(),
         platform: args.platform.clone(),
@@ -40,9 +41,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     if !args.quiet {
         println!("Digest: {}", pulled.repo_digest);
         if pulled.downloaded {
-            println!("Status: Downloaded newer image for {}", pulled.reference.familiar());
+            println!(
+                "Status: Downloaded newer image for {}",
+                pulled.reference.familiar()
+            );
         } else {
-            println!("Status: Image is up to date for {}", pulled.reference.familiar());
+            println!(
+                "Status: Image is up to date for {}",
+                pulled.reference.familiar()
+            );
         }
     }
     println!("{}", pulled.reference);

@@ -31,14 +31,21 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let root = crate::paths::storage_root(global);
-    let store = Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let store =
+        Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     let opts = PushOptions {
         client: args.registry.client_options(),
         jobs: args.jobs,
         chunk_size: 0,
     };
     let progress = Progress::new(args.quiet);
-    let pushed = push(&store, &args.image, args.destination.as_deref(), &opts, &progress)?;
+    let pushed = push(
+        &store,
+        &args.image,
+        args.destination.as_deref(),
+        &opts,
+        &progress,
+    )?;
     drop(progress);
     if let Some(f) = &args.digestfile {
         std::fs::write(f, &pushed.digest).with_context(|| format!("writing {}", f.display()))?;

@@ -229,6 +229,7 @@ fn prepare_and_run(
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("merged"),
+            ephemeral: args.rm,
             rootfs_driver: Box::new(rootfs::KernelOverlay),
             process: parts.process.clone(),
             group_add: args.group_add.clone(),

@@ -108,10 +108,11 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
         filters.push((k.to_string(), v.to_string()));
     }
-    let results: Vec<SearchResult> = search(&args.term, args.limit, &args.registry.client_options())?
-        .into_iter()
-        .filter(|r| keep(r, &filters))
-        .collect();
+    let results: Vec<SearchResult> =
+        search(&args.term, args.limit, &args.registry.client_options())?
+            .into_iter()
+            .filter(|r| keep(r, &filters))
+            .collect();
     match args.format.as_deref() {
         Some(f) => {
             let (table, f) = match f.strip_prefix("table ") {
@@ -138,7 +139,11 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                             truncate(&r.description, 45)
                         },
                         r.stars.to_string(),
-                        if r.official { "[OK]".into() } else { String::new() },
+                        if r.official {
+                            "[OK]".into()
+                        } else {
+                            String::new()
+                        },
                     ]
                 })
                 .collect();

@@ -18,7 +18,8 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let root = crate::paths::storage_root(global);
-    let store = Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let store =
+        Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     let image = store.find_image(&args.image)?;
     let names: Vec<String> = if args.names.is_empty() {
         image.names.clone()

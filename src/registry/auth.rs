@@ -17,9 +17,15 @@ use crate::reference::DEFAULT_REGISTRY;
 /// Credentials for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth2 refresh token (docker's `identitytoken`).
-    IdentityToken { username: String, token: String },
+    IdentityToken {
+        username: String,
+        token: String,
+    },
 }
 
 impl Credentials {
@@ -49,10 +55,16 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credentials::Basic { username, .. } => {
-                write!(f, "Basic {{ username: {username:?}, password: <redacted> }}")
+                write!(
+                    f,
+                    "Basic {{ username: {username:?}, password: <redacted> }}"
+                )
             }
             Credentials::IdentityToken { username, .. } => {
-                write!(f, "IdentityToken {{ username: {username:?}, token: <redacted> }}")
+                write!(
+                    f,
+                    "IdentityToken {{ username: {username:?}, token: <redacted> }}"
+                )
             }
         }
     }
@@ -459,7 +471,10 @@ mod tests {
     fn keys_normalise() {
         assert_eq!(normalize_key("https://index.docker.io/v1/"), "docker.io");
         assert_eq!(normalize_key("registry-1.docker.io"), "docker.io");
-        assert_eq!(normalize_key("https://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(
+            normalize_key("https://localhost:5000/v2/"),
+            "localhost:5000"
+        );
         assert_eq!(normalize_key("quay.io/org/repo"), "quay.io/org/repo");
     }
 

@@ -162,7 +162,8 @@ fn load_tls_material(hosts: &[&str], cert_dir: Option<&Path>) -> Result<TlsMater
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut files: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             files.sort();
             for f in &files {
                 let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -183,12 +184,11 @@ fn load_tls_material(hosts: &[&str], cert_dir: Option<&Path>) -> Result<TlsMater
                     "cert" if client.is_none() => {
                         let key_path = f.with_extension("key");
                         let bytes = std::fs::read(f).map_err(|e| RegistryError::io(f, e))?;
-                        let key_bytes = std::fs::read(&key_path).map_err(|e| {
-                            RegistryError::Config {
+                        let key_bytes =
+                            std::fs::read(&key_path).map_err(|e| RegistryError::Config {
                                 path: key_path.clone(),
                                 message: format!("client certificate without its key: {e}"),
-                            }
-                        })?;
+                            })?;
                         let mut chain = Vec::new();
                         for item in ureq::tls::parse_pem(&bytes) {
                             if let PemItem::Certificate(c) = item.map_err(pem_err)? {
@@ -245,7 +245,15 @@ pub(crate) fn simple_agent(verify: bool) -> Agent {
 }
 
 fn is_tls_error(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_))
+    if matches!(
+        e,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_)
+    ) {
+        return true;
+    }
+    // rustls errors met while reading arrive wrapped in io errors.
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("certificate") || text.contains("tls")
 }
 
 /// Authority (`host[:port]`) of an absolute URL.
@@ -441,10 +449,10 @@ impl RegistryClient {
             }
             Err(e) => return Err(client.connect_error(&e)),
         };
-        if resp.status().as_u16() == 401 {
-            if let Some((c, _)) = challenge_of(&resp) {
-                client.auth.get_mut().unwrap().challenge = c;
-            }
+        if resp.status().as_u16() == 401
+            && let Some((c, _)) = challenge_of(&resp)
+        {
+            client.auth.get_mut().unwrap().challenge = c;
         }
         log::debug!(
             "{registry}: endpoint {}, auth {:?}",
@@ -496,7 +504,12 @@ impl RegistryClient {
     }
 
     /// Fetch (or reuse) a bearer token for `scopes`.
-    fn bearer_token(&self, state: &mut AuthState, scopes: &[String], force: bool) -> Result<String> {
+    fn bearer_token(
+        &self,
+        state: &mut AuthState,
+        scopes: &[String],
+        force: bool,
+    ) -> Result<String> {
         let key = scopes.join(" ");
         if !force && let Some(t) = state.tokens.get(&key) {
             return Ok(t.clone());
@@ -592,9 +605,11 @@ impl RegistryClient {
             .with_config()
             .limit(1 << 20)
             .read_to_vec()
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-            .map_err(|e| RegistryError::Other(format!("token service {}: {e}", display_url(realm))))?;
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                RegistryError::Other(format!("token service {}: {e}", display_url(realm)))
+            })?;
         v.get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
@@ -641,7 +656,8 @@ impl RegistryClient {
         if let Some(a) = authz {
             b = b.header("Authorization", a);
         }
-        let build_err = |e: http::Error| RegistryError::Other(format!("{method} {}: {e}", display_url(url)));
+        let build_err =
+            |e: http::Error| RegistryError::Other(format!("{method} {}: {e}", display_url(url)));
         let res = match body {
             ReqBody::Empty => {
                 if matches!(method, "PUT" | "POST" | "PATCH") {
@@ -668,8 +684,10 @@ impl RegistryClient {
                     progress: *progress,
                 };
                 b = b.header("Content-Length", len.to_string());
-                self.agent
-                    .run(b.body(SendBody::from_reader(&mut reader)).map_err(build_err)?)
+                self.agent.run(
+                    b.body(SendBody::from_reader(&mut reader))
+                        .map_err(build_err)?,
+                )
             }
         };
         res.map_err(|e| self.transfer_error(e))
@@ -734,7 +752,10 @@ impl RegistryClient {
                     });
                 }
                 let next = resolve_location(&url, loc);
-                if next.starts_with("http://") && url.starts_with("https://") && !is_local(authority_of(&next).unwrap_or("")) {
+                if next.starts_with("http://")
+                    && url.starts_with("https://")
+                    && !is_local(authority_of(&next).unwrap_or(""))
+                {
                     log::debug!("redirect from HTTPS to HTTP: {}", display_url(&next));
                 }
                 url = next;
@@ -872,7 +893,10 @@ mod tests {
     #[test]
     fn locations_resolve() {
         assert_eq!(
-            resolve_location("https://h:5000/v2/x/blobs/uploads/", "/v2/x/blobs/uploads/u?s=1"),
+            resolve_location(
+                "https://h:5000/v2/x/blobs/uploads/",
+                "/v2/x/blobs/uploads/u?s=1"
+            ),
             "https://h:5000/v2/x/blobs/uploads/u?s=1"
         );
         assert_eq!(

@@ -24,7 +24,11 @@ pub struct Platform {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(default, rename = "os.version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "os.version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
 }
 
@@ -77,7 +81,11 @@ pub enum Manifest {
 }
 
 /// Parse a manifest, using the `mediaType` field or the `Content-Type` the registry sent.
-pub fn parse(bytes: &[u8], content_type: Option<&str>, context: &str) -> Result<(Manifest, String)> {
+pub fn parse(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    context: &str,
+) -> Result<(Manifest, String)> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Probe {
@@ -196,7 +204,11 @@ fn norm_variant(p: &Platform) -> Option<String> {
 
 /// Pick the manifest for `want` from an index: os and arch must match; with a variant asked
 /// for it must match too, otherwise the host's variant is preferred, then any.
-pub fn select_platform<'a>(index: &'a ImageIndex, want: &Platform, explicit: bool) -> Option<&'a Descriptor> {
+pub fn select_platform<'a>(
+    index: &'a ImageIndex,
+    want: &Platform,
+    explicit: bool,
+) -> Option<&'a Descriptor> {
     let candidates: Vec<&Descriptor> = index
         .manifests
         .iter()
@@ -256,7 +268,9 @@ mod tests {
     #[test]
     fn platform_selection() {
         let i = index();
-        let pick = |s: &str| select_platform(&i, &parse_platform(s).unwrap(), true).map(|d| d.digest.clone());
+        let pick = |s: &str| {
+            select_platform(&i, &parse_platform(s).unwrap(), true).map(|d| d.digest.clone())
+        };
         assert_eq!(pick("linux/amd64").as_deref(), Some("sha256:aa"));
         assert_eq!(pick("linux/arm/v7").as_deref(), Some("sha256:cc"));
         assert_eq!(pick("linux/arm64").as_deref(), Some("sha256:dd"));
@@ -270,7 +284,10 @@ mod tests {
     #[test]
     fn media_types() {
         let m = br#"{"schemaVersion":2,"config":{"digest":"sha256:aa","size":1},"layers":[]}"#;
-        assert_eq!(parse(m, Some(DOCKER_MANIFEST), "t").unwrap().1, DOCKER_MANIFEST);
+        assert_eq!(
+            parse(m, Some(DOCKER_MANIFEST), "t").unwrap().1,
+            DOCKER_MANIFEST
+        );
         assert_eq!(parse(m, None, "t").unwrap().1, OCI_MANIFEST);
         let s1 = br#"{"schemaVersion":1,"name":"x"}"#;
         assert!(matches!(

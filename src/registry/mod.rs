@@ -54,7 +54,9 @@ pub enum RegistryError {
     #[error("{reference}: repository name not known to the registry")]
     NameUnknown { reference: String },
 
-    #[error("{reference}: no image for platform {platform} in the manifest list (available: {available})")]
+    #[error(
+        "{reference}: no image for platform {platform} in the manifest list (available: {available})"
+    )]
     NoMatchingPlatform {
         reference: String,
         platform: String,

@@ -220,7 +220,8 @@ impl Progress {
             let mut line = format!("{}: {}", r.id, r.status);
             if !r.finished && r.total > 0 && r.done > 0 {
                 let width = 30usize;
-                let filled = ((r.done.min(r.total) as f64 / r.total as f64) * width as f64) as usize;
+                let filled =
+                    ((r.done.min(r.total) as f64 / r.total as f64) * width as f64) as usize;
                 let bar: String = (0..width)
                     .map(|i| match i.cmp(&filled) {
                         std::cmp::Ordering::Less => '=',

@@ -483,7 +483,9 @@ fn download_config(
     let quiet = Progress::with_mode(super::progress::Mode::Quiet);
     let row = quiet.add(&desc.digest, desc.size, "");
     let cancel = AtomicBool::new(false);
-    download_blob(client, store, repository, desc, scopes, &quiet, row, &cancel)?;
+    download_blob(
+        client, store, repository, desc, scopes, &quiet, row, &cancel,
+    )?;
     Ok(true)
 }
 
@@ -551,7 +553,9 @@ pub fn ensure_image(
                 Ok(d) if d == img.manifest_digest.to_string() => Ok(img),
                 Ok(_) => do_pull(store),
                 Err(e) => {
-                    log::warn!("{reference}: cannot check the registry ({e}); using the local image");
+                    log::warn!(
+                        "{reference}: cannot check the registry ({e}); using the local image"
+                    );
                     Ok(img)
                 }
             },

@@ -124,7 +124,7 @@ pub fn push(
         &[("Content-Type", media_type)],
         ReqBody::Bytes(&manifest_bytes),
     )?;
-    if !matches!(resp.status().as_u16(), 200 | 201 | 202) {
+    if !(200..=202).contains(&resp.status().as_u16()) {
         return Err(client.status_error("PUT", &url, repository, &dest_ref.to_string(), resp));
     }
     let digest = super::sha256_digest(&manifest_bytes);
@@ -197,7 +197,11 @@ fn upload_all(
     }
 }
 
-fn location_of(client: &RegistryClient, url: &str, resp: &ureq::http::Response<ureq::Body>) -> Result<String> {
+fn location_of(
+    client: &RegistryClient,
+    url: &str,
+    resp: &ureq::http::Response<ureq::Body>,
+) -> Result<String> {
     let loc = resp
         .headers()
         .get("location")

@@ -146,10 +146,11 @@ impl RegistriesConf {
 
     fn merge_file(&mut self, path: &Path) -> Result<()> {
         let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
-        self.merge_str(&text).map_err(|message| RegistryError::Config {
-            path: path.to_path_buf(),
-            message,
-        })
+        self.merge_str(&text)
+            .map_err(|message| RegistryError::Config {
+                path: path.to_path_buf(),
+                message,
+            })
     }
 
     /// Merge one file's text: later files override search registries, add aliases, and
@@ -166,7 +167,10 @@ impl RegistriesConf {
                 (_, Some(l)) if !l.is_empty() => l.clone(),
                 _ => return Err("a [[registry]] needs a prefix or a location".into()),
             };
-            let location = r.location.filter(|l| !l.is_empty()).unwrap_or_else(|| prefix.clone());
+            let location = r
+                .location
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| prefix.clone());
             let entry = RegistryEntry {
                 prefix,
                 location,
@@ -212,7 +216,11 @@ impl RegistriesConf {
     }
 
     fn upsert(&mut self, entry: RegistryEntry) {
-        match self.registries.iter_mut().find(|e| e.prefix == entry.prefix) {
+        match self
+            .registries
+            .iter_mut()
+            .find(|e| e.prefix == entry.prefix)
+        {
             Some(e) => *e = entry,
             None => self.registries.push(entry),
         }
@@ -426,7 +434,10 @@ registries = ["old.example"]
         assert!(s[1].insecure);
         let r = Reference::parse("example.com/foobar:1").unwrap();
         assert_eq!(c.pull_sources(&r).unwrap()[0].registry, "example.com");
-        assert!(c.pull_sources(&Reference::parse("blocked.io/x").unwrap()).is_err());
+        assert!(
+            c.pull_sources(&Reference::parse("blocked.io/x").unwrap())
+                .is_err()
+        );
         assert!(c.is_insecure("old.example"));
         assert!(!c.is_insecure("example.com"));
     }

@@ -65,7 +65,14 @@ pub fn search(term: &str, limit: usize, opts: &ClientOptions) -> Result<Vec<Sear
     );
     if let Ok(mut resp) = client.send("GET", &url, &[], &[], ReqBody::Empty)
         && resp.status().as_u16() == 200
-        && let Ok(v) = resp.body_mut().with_config().limit(8 << 20).read_to_vec().ok().and_then(|b| serde_json::from_slice::<V1Response>(&b).ok()).ok_or(())
+        && let Ok(v) = resp
+            .body_mut()
+            .with_config()
+            .limit(8 << 20)
+            .read_to_vec()
+            .ok()
+            .and_then(|b| serde_json::from_slice::<V1Response>(&b).ok())
+            .ok_or(())
     {
         return Ok(convert(&registry, v.results, limit));
     }
@@ -136,14 +143,11 @@ fn hub_search(query: &str, limit: usize, opts: &ClientOptions) -> Result<Vec<Sea
         .unwrap_or_else(|_| "https://index.docker.io/v1/search".to_string());
     let url = format!("{base}?q={}&n={limit}", urlencode(query));
     let agent = super::client::simple_agent(opts.tls_verify != Some(false));
-    let mut resp = agent
-        .get(&url)
-        .call()
-        .map_err(|e| RegistryError::Connect {
-            registry: DEFAULT_REGISTRY.to_string(),
-            message: e.to_string(),
-            hint: String::new(),
-        })?;
+    let mut resp = agent.get(&url).call().map_err(|e| RegistryError::Connect {
+        registry: DEFAULT_REGISTRY.to_string(),
+        message: e.to_string(),
+        hint: String::new(),
+    })?;
     if resp.status().as_u16() != 200 {
         return Err(RegistryError::Http {
             method: "GET".into(),

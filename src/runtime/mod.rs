@@ -35,6 +35,8 @@ pub struct ContainerSpec {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
+    /// The container is removed after it exits.
+    pub ephemeral: bool,
     pub rootfs_driver: Box<dyn rootfs::RootfsDriver>,
     pub process: ProcessConfig,
     pub group_add: Vec<String>,
@@ -55,6 +57,7 @@ impl ContainerSpec {
             lower: &self.lower,
             upper: &self.upper,
             work: &self.work,
+            volatile: self.ephemeral,
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Layers<'a> {
     pub lower: &'a [PathBuf],
     pub upper: &'a Path,
     pub work: &'a Path,
+    /// The upper directory is thrown away after the run (`--rm`): skip the sync of the whole
+    /// upper filesystem that unmounting an overlay otherwise does.
+    pub volatile: bool,
 }
 
 pub trait RootfsDriver {
@@ -86,6 +89,9 @@ impl KernelOverlay {
         fsconfig(&ctx, FSCONFIG_SET_STRING, Some("upperdir"), Some(&layers.upper.to_string_lossy()))?;
         fsconfig(&ctx, FSCONFIG_SET_STRING, Some("workdir"), Some(&layers.work.to_string_lossy()))?;
         fsconfig(&ctx, FSCONFIG_SET_FLAG, Some("userxattr"), None)?;
+        if layers.volatile {
+            fsconfig(&ctx, FSCONFIG_SET_FLAG, Some("volatile"), None)?;
+        }
         fsconfig(&ctx, FSCONFIG_CMD_CREATE, None, None)?;
         // SAFETY: ctx is a created fs context.
         let mfd = check(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
@@ -122,10 +128,11 @@ impl KernelOverlay {
         };
         let lower: Vec<String> = layers.lower.iter().rev().map(|l| rel(l)).collect();
         let data = format!(
-            "lowerdir={},upperdir={},workdir={},userxattr",
+            "lowerdir={},upperdir={},workdir={},userxattr{}",
             lower.join(":"),
             layers.upper.display(),
-            layers.work.display()
+            layers.work.display(),
+            if layers.volatile { ",volatile" } else { "" }
         );
         let cwd = std::env::current_dir()?;
         std::env::set_current_dir(&parent)?;

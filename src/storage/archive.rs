@@ -22,12 +22,17 @@ use super::manifest::{
     host_architecture,
 };
 use super::unpack::normalise;
-use super::{ImageRecord, Store, StorageError};
+use super::{ImageRecord, StorageError, Store};
 
 /// Metadata files are read into memory; anything this large is not one.
 const MAX_METADATA: u64 = 64 << 20;
 const METADATA_FILES: [&str; 3] = ["manifest.json", "index.json", "oci-layout"];
 const MAX_LINK_HOPS: usize = 16;
+
+/// Legacy docker-archive bookkeeping that images do not need; not worth a blob.
+fn is_legacy_metadata(path: &str) -> bool {
+    path == "repositories" || path.ends_with("/VERSION") || path.ends_with("/json")
+}
 
 #[derive(Debug, Clone)]
 enum Member {
@@ -111,12 +116,16 @@ impl Store {
                     };
                     let mut joined = base.into_bytes();
                     joined.extend_from_slice(&target);
-                    contents.members.insert(path, Member::Link(member_path(&joined)));
+                    contents
+                        .members
+                        .insert(path, Member::Link(member_path(&joined)));
                     continue;
                 }
                 tar::EntryType::Link => {
                     let target = entry.link_name_bytes().unwrap_or_default();
-                    contents.members.insert(path, Member::Link(member_path(&target)));
+                    contents
+                        .members
+                        .insert(path, Member::Link(member_path(&target)));
                     continue;
                 }
                 _ => continue,
@@ -128,6 +137,9 @@ impl Store {
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
                 entry.read_to_end(&mut bytes).map_err(|e| bad(&path, e))?;
                 contents.metadata.insert(path, bytes);
+                continue;
+            }
+            if is_legacy_metadata(&path) {
                 continue;
             }
             let expected = path
@@ -200,9 +212,9 @@ impl Store {
     fn platform_manifest(&self, desc: &Descriptor) -> Result<Digest, StorageError> {
         let digest = desc.digest()?;
         let bytes = self.read_blob(&digest).map_err(|e| match e {
-            StorageError::BlobNotFound(d) => {
-                StorageError::InvalidArchive(format!("index.json names {d}, which is not in the archive"))
-            }
+            StorageError::BlobNotFound(d) => StorageError::InvalidArchive(format!(
+                "index.json names {d}, which is not in the archive"
+            )),
             other => other,
         })?;
         let doc = ManifestDoc::parse(&bytes, &digest)?;
@@ -278,7 +290,9 @@ impl Store {
                 Compression::Gzip => DOCKER_LAYER_GZIP,
                 Compression::Zstd => OCI_LAYER_ZSTD,
             };
-            layers.push(json!({ "mediaType": media_type, "size": size, "digest": digest.to_string() }));
+            layers.push(
+                json!({ "mediaType": media_type, "size": size, "digest": digest.to_string() }),
+            );
         }
         let manifest = json!({
             "schemaVersion": 2,
@@ -289,7 +303,10 @@ impl Store {
         let manifest =
             serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
         let manifest_digest = self.put_blob(&manifest)?;
-        self.add_image(&manifest_digest, &parse_repo_tags(image.repo_tags.as_deref()))
+        self.add_image(
+            &manifest_digest,
+            &parse_repo_tags(image.repo_tags.as_deref()),
+        )
     }
 }
 
@@ -353,6 +370,251 @@ fn oci_names(desc: &Descriptor) -> Vec<Reference> {
 }
 
 fn has_registry(name: &str) -> bool {
-    name.split_once('/')
-        .is_some_and(|(first, _)| first.contains('.') || first.contains(':') || first == "localhost")
+    name.split_once('/').is_some_and(|(first, _)| {
+        first.contains('.') || first.contains(':') || first == "localhost"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::UnpackOptions;
+    use crate::storage::manifest::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
+    use crate::storage::testutil::{TarBuilder, config_json, diff_id_of, gzip};
+
+    /// An outer archive with plain member names.
+    struct Outer(tar::Builder<Vec<u8>>);
+
+    impl Outer {
+        fn new() -> Self {
+            Outer(tar::Builder::new(Vec::new()))
+        }
+        fn file(&mut self, path: &str, data: &[u8]) -> &mut Self {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            self.0.append_data(&mut h, path, data).unwrap();
+            self
+        }
+        fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            self.0.append_link(&mut h, path, target).unwrap();
+            self
+        }
+        fn finish(self) -> Vec<u8> {
+            self.0.into_inner().unwrap()
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    const OPTS: UnpackOptions = UnpackOptions {
+        ignore_chown_errors: true,
+    };
+
+    fn docker_archive() -> (Vec<u8>, Vec<Digest>) {
+        let l0 = TarBuilder::new()
+            .file("etc/os-release", b"base", 0o644)
+            .finish();
+        let l1 = gzip(&TarBuilder::new().file("app", b"app", 0o755).finish());
+        let diff_ids = vec![diff_id_of(&l0), diff_id_of(&l1), diff_id_of(&l0)];
+        let config = config_json(&diff_ids, "docker");
+        let config_hex = Digest::sha256_of(&config).hex().to_string();
+        let manifest = json!([{
+            "Config": format!("{config_hex}.json"),
+            "RepoTags": ["busybox:latest", "localhost/x:1", "Not A Valid Name"],
+            "Layers": ["aaa/layer.tar", "bbb/layer.tar", "ccc/layer.tar"],
+        }]);
+        let mut outer = Outer::new();
+        outer
+            .file("aaa/layer.tar", &l0)
+            .file("aaa/VERSION", b"1.0")
+            .file("bbb/layer.tar", &l1)
+            .symlink("ccc/layer.tar", "../aaa/layer.tar")
+            .file(&format!("{config_hex}.json"), &config)
+            .file("repositories", b"{}")
+            .file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        (outer.finish(), diff_ids)
+    }
+
+    #[test]
+    fn docker_archive_round_trip() {
+        let (archive, diff_ids) = docker_archive();
+        for input in [archive.clone(), gzip(&archive)] {
+            let (_dir, store) = store();
+            let images = store.load_archive(&input[..]).unwrap();
+            assert_eq!(images.len(), 1);
+            let img = &images[0];
+            assert_eq!(
+                img.names,
+                ["docker.io/library/busybox:latest", "localhost/x:1"]
+            );
+            assert_eq!(img.diff_ids, diff_ids);
+            assert_eq!(store.find_image("busybox").unwrap().id, img.id);
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&store.read_blob(&img.manifest_digest).unwrap()).unwrap();
+            assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
+            assert_eq!(manifest["config"]["digest"], img.id.to_string());
+            assert_eq!(manifest["layers"][0]["mediaType"], DOCKER_LAYER);
+            assert_eq!(manifest["layers"][1]["mediaType"], DOCKER_LAYER_GZIP);
+            assert_eq!(
+                manifest["layers"][2]["digest"],
+                manifest["layers"][0]["digest"]
+            );
+            let dirs = store.ensure_unpacked(img, OPTS).unwrap();
+            assert_eq!(dirs.len(), 3);
+            assert_eq!(std::fs::read(dirs[1].join("app")).unwrap(), b"app");
+            assert_eq!(
+                std::fs::read(dirs[2].join("etc/os-release")).unwrap(),
+                b"base"
+            );
+            assert!(!store.has_blob(&Digest::sha256_of(b"1.0")));
+        }
+    }
+
+    #[test]
+    fn docker_archive_layer_must_match_its_diff_id() {
+        let l0 = TarBuilder::new().file("f", b"real", 0o644).finish();
+        let config = config_json(&[Digest::sha256_of(b"claimed")], "bad");
+        let manifest = json!([{ "Config": "c.json", "RepoTags": ["bad:1"], "Layers": ["l.tar"] }]);
+        let mut outer = Outer::new();
+        outer
+            .file("manifest.json", &serde_json::to_vec(&manifest).unwrap())
+            .file("l.tar", &l0)
+            .file("c.json", &config);
+        let (_dir, store) = store();
+        let err = store.load_archive(&outer.finish()[..]).unwrap_err();
+        assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
+        assert!(store.images().unwrap().is_empty());
+    }
+
+    /// Blobs of one OCI image; returns (manifest digest, manifest size, blobs).
+    fn oci_image(content: &[u8], tag: &str) -> (Digest, usize, Vec<(Digest, Vec<u8>)>) {
+        let layer = gzip(&TarBuilder::new().file("f", content, 0o644).finish());
+        let config = config_json(&[diff_id_of(&layer)], tag);
+        let (ld, cd) = (Digest::sha256_of(&layer), Digest::sha256_of(&config));
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": OCI_CONFIG, "digest": cd.to_string(), "size": config.len() },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                         "digest": ld.to_string(), "size": layer.len() }],
+        }))
+        .unwrap();
+        let md = Digest::sha256_of(&manifest);
+        (
+            md.clone(),
+            manifest.len(),
+            vec![(ld, layer), (cd, config), (md, manifest)],
+        )
+    }
+
+    fn desc(
+        digest: &Digest,
+        size: usize,
+        media_type: &str,
+        annotations: serde_json::Value,
+    ) -> serde_json::Value {
+        json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size, "annotations": annotations })
+    }
+
+    #[test]
+    fn oci_archive_round_trip() {
+        let (a, a_size, a_blobs) = oci_image(b"a", "a");
+        let (b, b_size, b_blobs) = oci_image(b"b", "b");
+        let (c, c_size, c_blobs) = oci_image(b"c", "c");
+        let absent = Digest::sha256_of(b"other platform, not in the archive");
+        let nested = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                { "mediaType": OCI_MANIFEST, "digest": absent.to_string(), "size": 1,
+                  "platform": { "os": "linux", "architecture": host_architecture() } },
+                { "mediaType": OCI_MANIFEST, "digest": c.to_string(), "size": c_size,
+                  "platform": { "os": "linux", "architecture": host_architecture() } },
+                { "mediaType": OCI_MANIFEST, "digest": absent.to_string(), "size": 1,
+                  "platform": { "os": "windows", "architecture": host_architecture() } },
+            ],
+        }))
+        .unwrap();
+        let nested_digest = Digest::sha256_of(&nested);
+        let index = json!({
+            "schemaVersion": 2,
+            "manifests": [
+                desc(&a, a_size, OCI_MANIFEST, json!({
+                    ANNOTATION_CONTAINERD_NAME: "docker.io/library/alpine:3",
+                    ANNOTATION_REF_NAME: "3" })),
+                desc(&b, b_size, OCI_MANIFEST, json!({ ANNOTATION_REF_NAME: "1.0" })),
+                desc(&nested_digest, nested.len(), OCI_INDEX,
+                     json!({ ANNOTATION_REF_NAME: "quay.io/org/multi:2" })),
+            ],
+        });
+        let mut outer = Outer::new();
+        outer.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        outer.file("index.json", &serde_json::to_vec(&index).unwrap());
+        for (d, bytes) in a_blobs.iter().chain(&b_blobs).chain(&c_blobs) {
+            outer.file(&format!("./blobs/sha256/{}", d.hex()), bytes);
+        }
+        outer.file(&format!("blobs/sha256/{}", nested_digest.hex()), &nested);
+        let archive = zstd::encode_all(&outer.finish()[..], 3).unwrap();
+
+        let (_dir, store) = store();
+        let images = store.load_archive(&archive[..]).unwrap();
+        let names: Vec<_> = images.iter().map(|i| i.names.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                vec!["docker.io/library/alpine:3".to_string()],
+                vec!["localhost/1.0:latest".to_string()],
+                vec!["quay.io/org/multi:2".to_string()],
+            ]
+        );
+        assert_eq!(images[0].manifest_digest, a);
+        assert_eq!(images[2].manifest_digest, c);
+        let dirs = store.ensure_unpacked(&images[2], OPTS).unwrap();
+        assert_eq!(std::fs::read(dirs[0].join("f")).unwrap(), b"c");
+        // Loading again is harmless.
+        assert_eq!(store.load_archive(&archive[..]).unwrap().len(), 3);
+        assert_eq!(store.images().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn oci_archive_blob_is_verified() {
+        let (a, a_size, blobs) = oci_image(b"a", "a");
+        let index =
+            json!({ "schemaVersion": 2, "manifests": [desc(&a, a_size, OCI_MANIFEST, json!({}))] });
+        let mut outer = Outer::new();
+        outer.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        outer.file("index.json", &serde_json::to_vec(&index).unwrap());
+        let (layer_digest, _) = &blobs[0];
+        for (d, bytes) in &blobs {
+            let bytes = if d == layer_digest {
+                &b"tampered"[..]
+            } else {
+                &bytes[..]
+            };
+            outer.file(&format!("blobs/sha256/{}", d.hex()), bytes);
+        }
+        let (_dir, store) = store();
+        let err = store.load_archive(&outer.finish()[..]).unwrap_err();
+        assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
+        assert!(!store.has_blob(layer_digest));
+        assert!(!store.has_blob(&Digest::sha256_of(b"tampered")));
+    }
+
+    #[test]
+    fn not_an_image_archive() {
+        let (_dir, store) = store();
+        let mut outer = Outer::new();
+        outer.file("hello.txt", b"hi");
+        let err = store.load_archive(&outer.finish()[..]).unwrap_err();
+        assert!(matches!(err, StorageError::InvalidArchive(_)), "{err}");
+        assert!(store.load_archive(&b"garbage"[..]).is_err());
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::digest::{Digest, HashingWriter};
 use super::lock::{self, FileLock, LockKind};
-use super::{Store, StorageError};
+use super::{StorageError, Store};
 
 const WRITE_BUFFER: usize = 1 << 20;
 
@@ -56,7 +56,8 @@ impl Store {
             return Ok(digest);
         }
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).map_err(|e| StorageError::io(&w.path, e))?;
+        w.write_all(bytes)
+            .map_err(|e| StorageError::io(&w.path, e))?;
         Ok(w.commit(Some(&digest))?.0)
     }
 
@@ -64,7 +65,10 @@ impl Store {
     pub fn blob_writer(&self) -> Result<BlobWriter, StorageError> {
         let (file, path) = self.create_temp_file("blob")?;
         Ok(BlobWriter {
-            inner: Some(HashingWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file))),
+            inner: Some(HashingWriter::new(BufWriter::with_capacity(
+                WRITE_BUFFER,
+                file,
+            ))),
             path,
             blobs_dir: self.blobs_dir(),
         })
@@ -106,12 +110,15 @@ impl Store {
         if entries.peek().is_none() {
             return Ok(());
         }
-        let Some(_guard) = FileLock::try_acquire(&self.tmp_lock_path(), LockKind::Exclusive)? else {
+        let Some(_guard) = FileLock::try_acquire(&self.tmp_lock_path(), LockKind::Exclusive)?
+        else {
             return Ok(());
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(file) = File::open(&path) else { continue };
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
             if lock::flock(&file, LockKind::Exclusive, false).is_ok() {
                 log::debug!("removing stale temp file {}", path.display());
                 let _ = fs::remove_file(&path);
@@ -213,7 +220,10 @@ mod tests {
         assert_eq!(store.read_blob(&d).unwrap(), b"hello");
         assert_eq!(store.blob_size(&d).unwrap(), 5);
         let missing = Digest::sha256_of(b"nope");
-        assert!(matches!(store.read_blob(&missing), Err(StorageError::BlobNotFound(_))));
+        assert!(matches!(
+            store.read_blob(&missing),
+            Err(StorageError::BlobNotFound(_))
+        ));
     }
 
     #[test]

@@ -21,7 +21,9 @@ impl Digest {
     /// Parse `sha256:<64 lowercase hex>`.
     pub fn parse(s: &str) -> Result<Digest, StorageError> {
         let bad = |why: &str| StorageError::InvalidDigest(format!("{s:?}: {why}"));
-        let (algorithm, hex) = s.split_once(':').ok_or_else(|| bad("expected algorithm:hex"))?;
+        let (algorithm, hex) = s
+            .split_once(':')
+            .ok_or_else(|| bad("expected algorithm:hex"))?;
         if algorithm != SHA256 {
             return Err(bad("only sha256 digests are supported"));
         }
@@ -67,7 +69,8 @@ impl Digest {
 }
 
 pub(crate) fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl fmt::Display for Digest {

@@ -12,7 +12,7 @@ use super::manifest::{
     ANNOTATION_REF_NAME, ConfigDoc, DOCKER_CONFIG, DOCKER_MANIFEST, Descriptor, IndexDoc,
     ManifestDoc, OCI_MANIFEST,
 };
-use super::{ImageRecord, Store, StorageError};
+use super::{ImageRecord, StorageError, Store};
 
 /// Shortest id prefix accepted, as docker.
 const MIN_ID_PREFIX: usize = 3;
@@ -78,7 +78,11 @@ impl Store {
         Ok(out)
     }
 
-    fn record_for(&self, manifest_digest: &Digest, names: Vec<String>) -> Result<ImageRecord, StorageError> {
+    fn record_for(
+        &self,
+        manifest_digest: &Digest,
+        names: Vec<String>,
+    ) -> Result<ImageRecord, StorageError> {
         let manifest = ManifestDoc::parse(&self.read_blob(manifest_digest)?, manifest_digest)?;
         let config_desc = manifest.image_config(manifest_digest)?;
         let id = config_desc.digest()?;
@@ -129,7 +133,12 @@ impl Store {
             self.open_blob(&layer.digest()?)?;
         }
         let media_type = manifest.media_type.clone().unwrap_or_else(|| {
-            if config.media_type == DOCKER_CONFIG { DOCKER_MANIFEST } else { OCI_MANIFEST }.to_string()
+            if config.media_type == DOCKER_CONFIG {
+                DOCKER_MANIFEST
+            } else {
+                OCI_MANIFEST
+            }
+            .to_string()
         });
         let template = Descriptor {
             media_type,
@@ -190,8 +199,10 @@ impl Store {
         if hex.len() < MIN_ID_PREFIX || !is_lower_hex(hex) {
             return Err(not_found());
         }
-        let mut matches: Vec<&ImageRecord> =
-            images.iter().filter(|i| i.id.hex().starts_with(hex)).collect();
+        let mut matches: Vec<&ImageRecord> = images
+            .iter()
+            .filter(|i| i.id.hex().starts_with(hex))
+            .collect();
         // Several manifests may share one config: still one image to the user.
         matches.sort_by(|a, b| a.id.cmp(&b.id).then(b.names.len().cmp(&a.names.len())));
         matches.dedup_by(|a, b| a.id == b.id);
@@ -203,7 +214,10 @@ impl Store {
                 format!(
                     "it matches {} images: {}",
                     many.len(),
-                    many.iter().map(|i| i.id.short()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|i| i.id.short())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -219,7 +233,11 @@ impl Store {
     }
 
     /// Give `image` the name `reference` (which must carry a tag), taking it from any other.
-    pub fn tag(&self, image: &ImageRecord, reference: &Reference) -> Result<ImageRecord, StorageError> {
+    pub fn tag(
+        &self,
+        image: &ImageRecord,
+        reference: &Reference,
+    ) -> Result<ImageRecord, StorageError> {
         if reference.digest.is_some() || reference.tag.is_none() {
             return Err(StorageError::Other(format!(
                 "{reference}: an image can only be tagged with name:tag, not a digest"
@@ -280,7 +298,10 @@ fn group_by_manifest(index: &IndexDoc) -> Vec<(Digest, Vec<String>)> {
     let mut out: Vec<(Digest, Vec<String>)> = Vec::new();
     for desc in &index.manifests {
         let Ok(digest) = desc.digest() else {
-            log::debug!("index.json: ignoring descriptor with digest {}", desc.digest);
+            log::debug!(
+                "index.json: ignoring descriptor with digest {}",
+                desc.digest
+            );
             continue;
         };
         if desc.is_index() {
@@ -320,7 +341,12 @@ fn remove_name(index: &mut IndexDoc, name: &str) {
             continue;
         }
         let digest = index.manifests[i].digest.clone();
-        let others = index.manifests.iter().filter(|d| d.digest == digest).count() - 1;
+        let others = index
+            .manifests
+            .iter()
+            .filter(|d| d.digest == digest)
+            .count()
+            - 1;
         if others > 0 {
             index.manifests.remove(i);
         } else {
@@ -362,4 +388,189 @@ fn add_name(index: &mut IndexDoc, template: &Descriptor, name: &str) {
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(ANNOTATION_REF_NAME.to_string(), name.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::testutil::{TarBuilder, add_image, config_json};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn layer(content: &[u8]) -> Vec<u8> {
+        TarBuilder::new().file("f", content, 0o644).finish()
+    }
+
+    #[test]
+    fn layout_is_an_oci_layout_with_full_names() {
+        let (dir, store) = store();
+        assert!(dir.path().join("oci-layout").is_file());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.path().join("blobs"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o077, 0);
+        let img = add_image(&store, &[layer(b"1")], "a", &["busybox", "busybox:1"]);
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        let names: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["annotations"][ANNOTATION_REF_NAME].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "docker.io/library/busybox:latest",
+                "docker.io/library/busybox:1"
+            ]
+        );
+        assert_eq!(
+            index["manifests"][0]["digest"],
+            img.manifest_digest.to_string()
+        );
+        assert_eq!(img.names, names);
+        assert_eq!(img.diff_ids.len(), 1);
+        assert_eq!(img.created.as_deref(), Some("2024-01-02T03:04:05Z"));
+        assert!(img.size > 0);
+        assert_eq!(
+            img.repo_digests,
+            [format!("docker.io/library/busybox@{}", img.manifest_digest)]
+        );
+        let cfg = store.image_config(&img).unwrap();
+        assert_eq!(
+            cfg.config().as_ref().unwrap().cmd().as_deref(),
+            Some(&["sh".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn names_move_and_nameless_images_stay() {
+        let (_dir, store) = store();
+        let a = add_image(&store, &[layer(b"a")], "a", &["demo:1", "other"]);
+        let b = add_image(&store, &[layer(b"b")], "b", &["demo:1"]);
+        let a = store.find_image(&a.id.to_string()).unwrap();
+        assert_eq!(a.names, ["docker.io/library/other:latest"]);
+        assert_eq!(b.names, ["docker.io/library/demo:1"]);
+        let a = store.untag(&Reference::parse("other").unwrap()).unwrap();
+        assert!(a.names.is_empty());
+        assert_eq!(store.images().unwrap().len(), 2);
+        assert!(matches!(
+            store.untag(&Reference::parse("other").unwrap()),
+            Err(StorageError::ImageNotFound(_))
+        ));
+        let a = store.tag(&a, &Reference::parse("demo:1").unwrap()).unwrap();
+        assert_eq!(a.names, ["docker.io/library/demo:1"]);
+        let b = store.find_image(&b.id.to_string()).unwrap();
+        assert!(b.names.is_empty());
+        let images = store.images().unwrap();
+        assert_eq!(images.len(), 2);
+        // Re-adding the same manifest is idempotent.
+        let again = store.add_image(&a.manifest_digest, &[]).unwrap();
+        assert_eq!(again.names, a.names);
+        assert_eq!(store.images().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn find_by_name_id_prefix_and_digest() {
+        let (_dir, store) = store();
+        let img = add_image(
+            &store,
+            &[layer(b"x")],
+            "x",
+            &["busybox", "localhost:5000/app:v1"],
+        );
+        for r in [
+            "busybox",
+            "busybox:latest",
+            "docker.io/library/busybox:latest",
+            "localhost:5000/app:v1",
+            &img.id.to_string(),
+            img.id.hex(),
+            &img.id.hex()[..12],
+            &format!("sha256:{}", &img.id.hex()[..5]),
+            &format!("busybox@{}", img.manifest_digest),
+            &img.manifest_digest.to_string(),
+        ] {
+            assert_eq!(store.find_image(r).unwrap().id, img.id, "{r}");
+        }
+        for r in [
+            "alpine",
+            "busybox:2",
+            &img.id.hex()[..2],
+            "zzz",
+            &format!("alpine@{}", img.manifest_digest),
+        ] {
+            assert!(
+                matches!(store.find_image(r), Err(StorageError::ImageNotFound(_))),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn ambiguous_prefix() {
+        let (_dir, store) = store();
+        // Find two configs whose ids share 3 hex digits.
+        let diff = crate::storage::testutil::diff_id_of(&layer(b"same"));
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        let (t1, t2, prefix) = (0..5000)
+            .find_map(|i| {
+                let tag = i.to_string();
+                let id = Digest::sha256_of(&config_json(std::slice::from_ref(&diff), &tag));
+                let prefix = id.hex()[..3].to_string();
+                seen.insert(prefix.clone(), tag.clone())
+                    .map(|other| (other, tag, prefix))
+            })
+            .unwrap();
+        let a = add_image(&store, &[layer(b"same")], &t1, &[]);
+        let b = add_image(&store, &[layer(b"same")], &t2, &[]);
+        assert_ne!(a.id, b.id);
+        let err = store.find_image(&prefix).unwrap_err();
+        assert!(matches!(err, StorageError::Ambiguous(..)), "{err}");
+        assert!(err.to_string().contains(a.id.short()));
+        assert_eq!(store.find_image(&a.id.hex()[..20]).unwrap().id, a.id);
+    }
+
+    #[test]
+    fn digest_references_are_kept() {
+        let (_dir, store) = store();
+        let img = add_image(&store, &[layer(b"d")], "d", &[]);
+        let index_digest = Digest::sha256_of(b"some image index");
+        let r = Reference::parse(&format!("busybox@{index_digest}")).unwrap();
+        let img = store.add_image(&img.manifest_digest, &[r]).unwrap();
+        assert!(img.names.is_empty());
+        assert_eq!(
+            img.repo_digests,
+            [format!("docker.io/library/busybox@{index_digest}")]
+        );
+        assert_eq!(
+            store
+                .find_image(&format!("busybox@{index_digest}"))
+                .unwrap()
+                .id,
+            img.id
+        );
+    }
+
+    #[test]
+    fn add_image_needs_its_blobs() {
+        let (_dir, store) = store();
+        let missing = Digest::sha256_of(b"no such manifest");
+        assert!(matches!(
+            store.add_image(&missing, &[]),
+            Err(StorageError::BlobNotFound(_))
+        ));
+        let not_manifest = store
+            .put_blob(b"{\"schemaVersion\": 2, \"manifests\": []}")
+            .unwrap();
+        assert!(store.add_image(&not_manifest, &[]).is_err());
+        assert!(store.images().unwrap().is_empty());
+    }
 }

@@ -10,7 +10,7 @@ use crate::reference::Reference;
 use super::compression::{self, READ_BUFFER};
 use super::digest::Digest;
 use super::manifest::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, host_architecture};
-use super::{ImageRecord, Store, StorageError};
+use super::{ImageRecord, StorageError, Store};
 
 /// Run-time defaults of an image (the `config` object of an image config), as set by
 /// `import --change` / Dockerfile instructions. Empty fields are left out.
@@ -87,8 +87,10 @@ impl Store {
         changes: &ImageChanges,
         message: Option<&str>,
     ) -> Result<ImageRecord, StorageError> {
-        let (_, mut tar) = compression::decompress(io::BufReader::with_capacity(READ_BUFFER, reader))
-            .map_err(|e| StorageError::InvalidArchive(format!("cannot read the tarball: {e}")))?;
+        let (_, mut tar) =
+            compression::decompress(io::BufReader::with_capacity(READ_BUFFER, reader)).map_err(
+                |e| StorageError::InvalidArchive(format!("cannot read the tarball: {e}")),
+            )?;
         let mut writer = self.blob_writer()?;
         let mut first = FirstBlock {
             inner: &mut writer,
@@ -169,4 +171,79 @@ fn looks_like_tar(block: &[u8]) -> bool {
         .sum::<u32>()
         + 8 * u32::from(b' ');
     header.cksum().is_ok_and(|c| c == sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::UnpackOptions;
+    use crate::storage::testutil::{TarBuilder, gzip};
+
+    #[test]
+    fn rootfs_becomes_a_one_layer_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tar = TarBuilder::new().file("bin/sh", b"#!", 0o755).finish();
+        let changes = ImageChanges {
+            cmd: Some(vec!["sh".into()]),
+            env: vec!["A=b".into()],
+            exposed_ports: vec!["80/tcp".into()],
+            labels: [("k".to_string(), "v".to_string())].into(),
+            working_dir: Some("/w".into()),
+            ..Default::default()
+        };
+        let name = Reference::parse("imported:1").unwrap();
+        let img = store
+            .import_rootfs(&gzip(&tar)[..], Some(&name), &changes, Some("from a test"))
+            .unwrap();
+        assert_eq!(img.names, ["docker.io/library/imported:1"]);
+        assert_eq!(img.diff_ids, [Digest::sha256_of(&tar)]);
+        let cfg = store.image_config(&img).unwrap();
+        assert_eq!(cfg.architecture().to_string(), host_architecture());
+        assert!(cfg.created().is_some());
+        let c = cfg.config().as_ref().unwrap();
+        assert_eq!(c.cmd().as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(
+            c.exposed_ports().as_deref(),
+            Some(&["80/tcp".to_string()][..])
+        );
+        assert_eq!(c.working_dir().as_deref(), Some("/w"));
+        let history = cfg.history().as_ref().unwrap();
+        assert_eq!(history[0].comment().as_deref(), Some("from a test"));
+        let dirs = store
+            .ensure_unpacked(
+                &img,
+                UnpackOptions {
+                    ignore_chown_errors: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(std::fs::read(dirs[0].join("bin/sh")).unwrap(), b"#!");
+        let nameless = store
+            .import_rootfs(&tar[..], None, &ImageChanges::default(), None)
+            .unwrap();
+        assert!(nameless.names.is_empty());
+    }
+
+    #[test]
+    fn non_tar_input_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let junk = vec![b'x'; 4096];
+        let err = store
+            .import_rootfs(&junk[..], None, &ImageChanges::default(), None)
+            .unwrap_err();
+        assert!(matches!(err, StorageError::InvalidArchive(_)), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(
+            store
+                .import_rootfs(&b""[..], None, &ImageChanges::default(), None)
+                .is_err()
+        );
+    }
 }

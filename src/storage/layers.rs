@@ -11,7 +11,7 @@ use super::lock::{FileLock, LockKind};
 use super::manifest::ManifestDoc;
 use super::safe_fs;
 use super::unpack::unpack_layer;
-use super::{ImageRecord, Store, StorageError, UnpackOptions};
+use super::{ImageRecord, StorageError, Store, UnpackOptions};
 
 const TMP_PREFIX: &str = ".tmp-";
 
@@ -81,14 +81,18 @@ impl Store {
         ));
         let mut builder = DirBuilder::new();
         builder.mode(0o700);
-        builder.create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+        builder
+            .create(&tmp)
+            .map_err(|e| StorageError::io(&tmp, e))?;
         let diff = tmp.join("diff");
         let result = builder
             .mode(0o755)
             .create(&diff)
             .map_err(|e| StorageError::io(&diff, e))
             .and_then(|()| unpack_layer(self.open_blob(blob)?, &diff, diff_id, opts))
-            .and_then(|()| fs::rename(&tmp, &final_dir).map_err(|e| StorageError::io(&final_dir, e)));
+            .and_then(|()| {
+                fs::rename(&tmp, &final_dir).map_err(|e| StorageError::io(&final_dir, e))
+            });
         if result.is_err()
             && let Err(e) = safe_fs::remove_tree(&tmp)
         {
@@ -102,7 +106,9 @@ impl Store {
 
     fn remove_layer_temps(&self, chain_hex: &str) {
         let overlay = self.overlay_dir();
-        let Ok(entries) = fs::read_dir(&overlay) else { return };
+        let Ok(entries) = fs::read_dir(&overlay) else {
+            return;
+        };
         let prefix = format!("{TMP_PREFIX}{chain_hex}-");
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
@@ -119,7 +125,9 @@ impl Store {
     /// process.
     fn clean_stale_layer_temps(&self) {
         let overlay = self.overlay_dir();
-        let Ok(entries) = fs::read_dir(&overlay) else { return };
+        let Ok(entries) = fs::read_dir(&overlay) else {
+            return;
+        };
         let mut chains: Vec<String> = entries
             .flatten()
             .filter_map(|e| {
@@ -136,5 +144,118 @@ impl Store {
                 self.remove_layer_temps(&chain);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::testutil::{TarBuilder, add_image, gzip};
+
+    fn opts() -> UnpackOptions {
+        UnpackOptions {
+            ignore_chown_errors: true,
+        }
+    }
+
+    #[test]
+    fn layers_are_unpacked_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let l0 = TarBuilder::new()
+            .file("base", b"0", 0o644)
+            .file("over", b"low", 0o644)
+            .finish();
+        let l1 = gzip(&TarBuilder::new().file("over", b"high", 0o644).finish());
+        let img = add_image(&store, &[l0, l1], "t", &["two"]);
+        let dirs = store.ensure_unpacked(&img, opts()).unwrap();
+        let chains = chain_ids(&img.diff_ids);
+        assert_eq!(
+            dirs[0],
+            dir.path()
+                .join("overlay")
+                .join(chains[0].hex())
+                .join("diff")
+        );
+        assert_eq!(chains[0], img.diff_ids[0]);
+        assert_eq!(fs::read(dirs[0].join("over")).unwrap(), b"low");
+        assert_eq!(fs::read(dirs[1].join("over")).unwrap(), b"high");
+        assert_eq!(store.ensure_unpacked(&img, opts()).unwrap(), dirs);
+        assert_eq!(store.layers_unpacked.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn concurrent_callers_share_the_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = Store::open(dir.path()).unwrap();
+        let mut tar = TarBuilder::new();
+        for i in 0..300 {
+            tar.file(&format!("d{}/f{i}", i % 10), &vec![b'x'; 4096], 0o644);
+        }
+        let layers = vec![
+            tar.finish(),
+            TarBuilder::new().file("top", b"t", 0o644).finish(),
+        ];
+        let img = add_image(&setup, &layers, "c", &["conc"]);
+        let stores: Vec<Store> = (0..4).map(|_| Store::open(dir.path()).unwrap()).collect();
+        let results: Vec<Vec<PathBuf>> = std::thread::scope(|s| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|st| s.spawn(|| st.ensure_unpacked(&img, opts()).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.windows(2).all(|w| w[0] == w[1]));
+        let total: usize = stores
+            .iter()
+            .map(|s| s.layers_unpacked.load(Ordering::Relaxed))
+            .sum();
+        assert_eq!(total, 2);
+        assert!(results[0][0].join("d9/f299").is_file());
+        let leftovers = fs::read_dir(setup.overlay_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(TMP_PREFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn failed_and_stale_unpacks_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let good = TarBuilder::new().file("f", b"ok", 0o644).finish();
+        let img = add_image(&store, &[good], "s", &[]);
+        let chain = chain_ids(&img.diff_ids)[0].clone();
+        // Left by a killed process: a half-unpacked temp dir with a read-only subdir.
+        let stale = store
+            .overlay_dir()
+            .join(format!("{TMP_PREFIX}{}-dead", chain.hex()));
+        fs::create_dir_all(stale.join("diff/ro/x")).unwrap();
+        fs::set_permissions(
+            stale.join("diff/ro"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .unwrap();
+        let dirs = store.ensure_unpacked(&img, opts()).unwrap();
+        assert!(!stale.exists());
+        assert_eq!(fs::read(dirs[0].join("f")).unwrap(), b"ok");
+
+        // A layer whose content does not match its diff id is rejected, and not kept.
+        let mut bad = img.clone();
+        bad.diff_ids = vec![Digest::sha256_of(b"different")];
+        let err = store.ensure_unpacked(&bad, opts()).unwrap_err();
+        assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
+        let names: Vec<String> = fs::read_dir(store.overlay_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        assert_eq!(names, [chain.hex().to_string()]);
     }
 }

@@ -82,11 +82,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.lock");
         let held = FileLock::acquire(&p, LockKind::Exclusive).unwrap();
-        assert!(FileLock::try_acquire(&p, LockKind::Shared).unwrap().is_none());
+        assert!(
+            FileLock::try_acquire(&p, LockKind::Shared)
+                .unwrap()
+                .is_none()
+        );
         drop(held);
         let a = FileLock::try_acquire(&p, LockKind::Shared).unwrap();
         let b = FileLock::try_acquire(&p, LockKind::Shared).unwrap();
         assert!(a.is_some() && b.is_some());
-        assert!(FileLock::try_acquire(&p, LockKind::Exclusive).unwrap().is_none());
+        assert!(
+            FileLock::try_acquire(&p, LockKind::Exclusive)
+                .unwrap()
+                .is_none()
+        );
     }
 }

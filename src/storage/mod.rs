@@ -74,6 +74,12 @@ pub enum StorageError {
         id: u64,
         file: &'static str,
     },
+    #[error("layer {layer}: {source}")]
+    Layer {
+        layer: Digest,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("layer {layer}: {path}: {source}")]
     Unpack {
         layer: Digest,
@@ -128,13 +134,17 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StorageError> {
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(0o700);
-        builder.create(root).map_err(|e| StorageError::io(root, e))?;
+        builder
+            .create(root)
+            .map_err(|e| StorageError::io(root, e))?;
         let store = Store {
             root: root.to_path_buf(),
             layers_unpacked: AtomicUsize::new(0),
         };
         for dir in [store.blobs_dir(), store.overlay_dir(), store.tmp_dir()] {
-            builder.create(&dir).map_err(|e| StorageError::io(&dir, e))?;
+            builder
+                .create(&dir)
+                .map_err(|e| StorageError::io(&dir, e))?;
         }
         let layout = root.join("oci-layout");
         if !layout.exists() {

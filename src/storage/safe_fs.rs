@@ -136,7 +136,12 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
 }
 
 /// Open an existing child for metadata changes without following a symlink.
-pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+pub fn openat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: valid fd and path; the fd is owned by us.
     retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) }))
@@ -159,7 +164,13 @@ pub fn linkat(
     // SAFETY: valid fds and paths.
     retry(|| {
         cvt(unsafe {
-            libc::linkat(src_dir.as_raw_fd(), src.as_ptr(), dst_dir.as_raw_fd(), dst.as_ptr(), 0)
+            libc::linkat(
+                src_dir.as_raw_fd(),
+                src.as_ptr(),
+                dst_dir.as_raw_fd(),
+                dst.as_ptr(),
+                0,
+            )
         })
     })
     .map(drop)
@@ -174,7 +185,13 @@ pub fn lchownat(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Res
     // SAFETY: valid fd and path.
     retry(|| {
         cvt(unsafe {
-            libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+            libc::fchownat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                uid,
+                gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
         })
     })
     .map(drop)
@@ -286,9 +303,11 @@ pub fn remove_all_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
 pub fn remove_tree(path: &Path) -> io::Result<()> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let Some(name) = path.file_name() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot remove /"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot remove /",
+        ));
     };
     let parent_fd = open_dir(parent)?;
     remove_all_at(parent_fd.as_fd(), &cstring(name.as_bytes())?)
 }
-

@@ -88,7 +88,9 @@ impl TarBuilder {
 
     /// A regular file with PAX records (xattrs, mtime, owner).
     pub fn file_with_pax(&mut self, path: &str, data: &[u8], pax: &[(&str, &[u8])]) -> &mut Self {
-        self.builder.append_pax_extensions(pax.iter().copied()).unwrap();
+        self.builder
+            .append_pax_extensions(pax.iter().copied())
+            .unwrap();
         self.file(path, data, 0o644)
     }
 

@@ -31,9 +31,8 @@ pub fn unpack_layer(
     diff_id: &Digest,
     opts: UnpackOptions,
 ) -> Result<(), StorageError> {
-    let io_err = |source: io::Error| StorageError::Unpack {
+    let io_err = |source: io::Error| StorageError::Layer {
         layer: diff_id.clone(),
-        path: String::new(),
         source,
     };
     let (_, tar_stream) =
@@ -262,7 +261,10 @@ impl Unpacker<'_> {
                 safe_fs::lutimesat(parent, &name, meta.mtime)?;
             }
             other => {
-                log::debug!("layer {}: skipping {display}: tar entry type {other:?}", self.layer);
+                log::debug!(
+                    "layer {}: skipping {display}: tar entry type {other:?}",
+                    self.layer
+                );
             }
         }
         Ok(())
@@ -274,7 +276,11 @@ impl Unpacker<'_> {
         }
         let hidden = &name[WHITEOUT_PREFIX.len()..];
         // `.wh..wh.*` other than the opaque marker is AUFS bookkeeping, meaningless here.
-        if hidden.is_empty() || hidden.starts_with(WHITEOUT_PREFIX) || hidden == b"." || hidden == b".." {
+        if hidden.is_empty()
+            || hidden.starts_with(WHITEOUT_PREFIX)
+            || hidden == b"."
+            || hidden == b".."
+        {
             return Ok(());
         }
         let hidden = cstring(hidden)?;
@@ -293,7 +299,10 @@ impl Unpacker<'_> {
     ) -> io::Result<()> {
         let target_components = normalise(target);
         let Some((&target_name, target_parents)) = target_components.split_last() else {
-            log::warn!("layer {}: skipping hard link {display} to the layer root", self.layer);
+            log::warn!(
+                "layer {}: skipping hard link {display} to the layer root",
+                self.layer
+            );
             return Ok(());
         };
         let skip = |why: &dyn std::fmt::Display| {
@@ -335,7 +344,12 @@ impl Unpacker<'_> {
         }
     }
 
-    fn chown_fd(&self, fd: BorrowedFd<'_>, meta: &EntryMeta, display: &str) -> Result<(), EntryError> {
+    fn chown_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        meta: &EntryMeta,
+        display: &str,
+    ) -> Result<(), EntryError> {
         self.chown_with(meta, display, |uid, gid| safe_fs::fchown(fd, uid, gid))
     }
 
@@ -410,10 +424,15 @@ impl Unpacker<'_> {
         }
     }
 
-    /// Modes and times of directories, deepest last-listed first so that a parent's
-    /// restrictive mode never blocks reaching its children.
+    /// Modes and times of directories, in reverse order so that a parent's restrictive mode
+    /// never blocks reaching its children (tar lists parents first).
     fn finish_dirs(&mut self) -> Result<(), StorageError> {
+        // A directory listed twice gets the metadata of its last entry, as with tar.
+        let mut done = std::collections::HashSet::new();
         for dir in self.dirs.iter().rev() {
+            if !done.insert(&dir.components) {
+                continue;
+            }
             let display = String::from_utf8_lossy(&dir.components.join(&b'/')).into_owned();
             let fd = match self.open_recorded_dir(&dir.components) {
                 Ok(Some(fd)) => fd,
@@ -433,9 +452,13 @@ impl Unpacker<'_> {
             return self.root.try_clone().map(Some);
         };
         let gone = |e: &io::Error| {
-            matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP))
+            matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+            )
         };
-        let parent = match safe_fs::open_in_root(self.root.as_fd(), &parents.join(&b'/'), DIR_FLAGS) {
+        let parent = match safe_fs::open_in_root(self.root.as_fd(), &parents.join(&b'/'), DIR_FLAGS)
+        {
             Ok(fd) => fd,
             Err(e) if gone(&e) => return Ok(None),
             Err(e) => return Err(e),
@@ -517,10 +540,16 @@ mod tests {
     }
 
     fn assert_outside_untouched(t: &Path, outside: &Path) {
-        let mut top: Vec<_> = fs::read_dir(t).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut top: Vec<_> = fs::read_dir(t)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         top.sort();
         assert_eq!(top, ["layer", "outside"]);
-        let inside: Vec<_> = fs::read_dir(outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let inside: Vec<_> = fs::read_dir(outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(inside, ["sentinel"]);
         assert_eq!(fs::read(outside.join("sentinel")).unwrap(), b"untouched");
         assert!(!Path::new("/through-root.txt").exists());
@@ -565,16 +594,25 @@ mod tests {
         assert_eq!(fs::read(layer.join("abs.txt")).unwrap(), b"abs");
         assert_eq!(fs::read(layer.join("escape.txt")).unwrap(), b"dotdot");
         assert_eq!(fs::read(layer.join("through-up.txt")).unwrap(), b"up");
-        assert_eq!(fs::read(layer.join("etc/through-root.txt")).unwrap(), b"root");
+        assert_eq!(
+            fs::read(layer.join("etc/through-root.txt")).unwrap(),
+            b"root"
+        );
         assert_eq!(fs::read(layer.join("etc/passwd")).unwrap(), b"layer passwd");
         let linked = fs::metadata(layer.join("hl-passwd")).unwrap();
-        assert_eq!(linked.ino(), fs::metadata(layer.join("etc/passwd")).unwrap().ino());
+        assert_eq!(
+            linked.ino(),
+            fs::metadata(layer.join("etc/passwd")).unwrap().ino()
+        );
         assert_ne!(linked.ino(), fs::metadata("/etc/passwd").unwrap().ino());
         assert!(!layer.join("hl-outside").exists());
         assert!(!layer.join("hl-outside-abs").exists());
         let victim = fs::symlink_metadata(layer.join("victim")).unwrap();
         assert!(victim.is_file());
-        assert_eq!(fs::read(layer.join("victim")).unwrap(), b"replaced the symlink");
+        assert_eq!(
+            fs::read(layer.join("victim")).unwrap(),
+            b"replaced the symlink"
+        );
         assert_eq!(fs::read(layer.join("etc/via-relinked")).unwrap(), b"x");
     }
 
@@ -652,16 +690,27 @@ mod tests {
         assert_eq!(meta("ro/suid").mtime(), 1_600_000_000);
         assert_eq!(meta("ro").mtime(), 1_600_000_000);
         assert_eq!(meta("ro/link").mtime(), 1_600_000_000);
-        assert_eq!(fs::read_link(layer.join("ro/link")).unwrap(), Path::new("suid"));
+        assert_eq!(
+            fs::read_link(layer.join("ro/link")).unwrap(),
+            Path::new("suid")
+        );
         assert!(meta("pipe").file_type().is_fifo());
         assert!(!layer.join("dev/null").exists());
-        assert_eq!((meta("pax").mtime(), meta("pax").mtime_nsec()), (1_700_000_000, 250_000_000));
+        assert_eq!(
+            (meta("pax").mtime(), meta("pax").mtime_nsec()),
+            (1_700_000_000, 250_000_000)
+        );
         let get = |name: &CStr| {
             let path = cstring(layer.join("pax").as_os_str().as_encoded_bytes()).unwrap();
             let mut buf = [0u8; 16];
             // SAFETY: valid path, name and buffer.
             let n = unsafe {
-                libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                libc::lgetxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
             };
             (n >= 0).then(|| buf[..n as usize].to_vec())
         };
@@ -701,6 +750,28 @@ mod tests {
         assert_eq!((m.uid(), m.gid()), (uid, gid));
         let t = fs::metadata(layer.join("theirs")).unwrap();
         assert!(t.uid() == 54321 || t.uid() == uid);
+        // Inside a user namespace whose map lacks the id (`unshare -r`), chown says EINVAL.
+        let probe = layer.join("mine");
+        let c = cstring(probe.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid path.
+        if unsafe { libc::chown(c.as_ptr(), 54321, gid) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+        {
+            let (_t, _o, strict_layer) = setup();
+            let strict = UnpackOptions::default();
+            let err = unpack_layer(&tar[..], &strict_layer, &diff_id_of(&tar), strict).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    StorageError::UnmappedOwner {
+                        kind: "uid",
+                        id: 54321,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
         let msg = StorageError::UnmappedOwner {
             layer: Digest::sha256_of(b""),
             path: "usr/bin/x".into(),
@@ -728,7 +799,12 @@ mod tests {
             let fd = safe_fs::open_dir(dir).unwrap();
             let ok = safe_fs::fsetxattr(fd.as_fd(), c"user.burrow-probe", b"1").is_ok();
             // SAFETY: valid fd and name.
-            unsafe { libc::fremovexattr(std::os::fd::AsRawFd::as_raw_fd(&fd), c"user.burrow-probe".as_ptr()) };
+            unsafe {
+                libc::fremovexattr(
+                    std::os::fd::AsRawFd::as_raw_fd(&fd),
+                    c"user.burrow-probe".as_ptr(),
+                )
+            };
             ok
         }
     }
@@ -761,7 +837,12 @@ mod tests {
             let mut buf = [0u8; 4];
             // SAFETY: valid path, name and buffer.
             let n = unsafe {
-                libc::getxattr(path.as_ptr(), OPAQUE_XATTR.as_ptr(), buf.as_mut_ptr().cast(), 4)
+                libc::getxattr(
+                    path.as_ptr(),
+                    OPAQUE_XATTR.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    4,
+                )
             };
             n == 1 && buf[0] == b'y'
         };

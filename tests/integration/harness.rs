@@ -525,9 +525,15 @@ impl TestCtx {
         out
     }
 
-    /// Names of the entries in ROOT/containers (empty if it doesn't exist).
+    /// Container ids: the 64-hex directories in ROOT/containers (other
+    /// entries there, e.g. a name index, are not containers).
     pub fn containers(&self) -> Vec<String> {
-        list_dir(&self.root.join("containers"))
+        let dir = self.root.join("containers");
+        list_dir(&dir)
+            .into_iter()
+            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|n| dir.join(n).is_dir())
+            .collect()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod images;
 
 mod load;
+mod registry;
 mod run;
 mod tty;
 mod userns;
