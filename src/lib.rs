@@ -5,6 +5,7 @@ pub mod commands;
 pub mod containers;
 pub mod exit;
 pub mod logging;
+pub mod netns;
 pub mod man;
 pub mod paths;
 pub mod reference;

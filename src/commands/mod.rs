@@ -4,6 +4,7 @@ pub mod format;
 pub mod images;
 pub mod import;
 pub mod load;
+pub mod network_args;
 pub mod login;
 pub mod logout;
 pub mod ps;

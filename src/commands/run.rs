@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::ArgAction;
 
 use crate::cli::GlobalArgs;
 use crate::containers::{self, ContainerRecord, ContainerStore, Status};
 use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
-use crate::runtime::{self, ContainerSpec, Network, RuntimeError, rootfs};
+use super::network_args::NetworkArgs;
+use crate::netns::{NetworkAttachment, NetworkPlan};
+use crate::runtime::{self, ContainerSpec, Hooks, RuntimeError, rootfs};
 use crate::storage::{ImageRecord, UnpackOptions};
 use crate::userns::{self, IdMapping, MappingKind};
 
@@ -51,9 +52,8 @@ pub struct Args {
     /// Container host name (default: the short container id)
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Network mode: none or host
-    #[arg(long, alias = "net", default_value = "none", value_name = "MODE")]
-    pub network: String,
+    #[command(flatten)]
+    pub net: NetworkArgs,
     /// Image to run
     pub image: String,
     /// Command and arguments (default: the image's)
@@ -61,18 +61,8 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-fn parse_network(mode: &str) -> anyhow::Result<Network> {
-    match mode {
-        "none" => Ok(Network::None),
-        "host" => Ok(Network::Host),
-        other => anyhow::bail!(
-            "network mode {other:?} is not supported yet: use --network none or --network host"
-        ),
-    }
-}
-
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    let network = parse_network(&args.network)?;
+    let network = args.net.plan()?;
     let store = super::open_store(global)?;
     let image = store.find_image(&args.image).map_err(|e| match e {
         crate::storage::StorageError::ImageNotFound(_) => anyhow::anyhow!(
@@ -178,40 +168,12 @@ struct ContainerParts {
     hostname: String,
     lower: Vec<PathBuf>,
     process: runtime::ProcessConfig,
-    network: Network,
-}
-
-fn write_etc_files(
-    dir: &std::path::Path,
-    hostname: &str,
-    name: &str,
-    network: &Network,
-) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
-    let userdata = dir.join("userdata");
-    let hosts = match network {
-        Network::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname} {name}\n"
-        ),
-    };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let files = [
-        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
-        ("hosts", hosts, "/etc/hosts"),
-        ("resolv.conf", resolv, "/etc/resolv.conf"),
-    ];
-    let mut out = Vec::new();
-    for (file, content, target) in files {
-        let path = userdata.join(file);
-        std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
-        out.push((path, PathBuf::from(target)));
-    }
-    Ok(out)
+    network: NetworkPlan,
 }
 
 fn prepare_and_run(
     containers: &ContainerStore,
-    mut record: ContainerRecord,
+    record: ContainerRecord,
     dir: &std::path::Path,
     mapping: &IdMapping,
     parts: ContainerParts,
@@ -221,7 +183,10 @@ fn prepare_and_run(
         for sub in ["upper", "work", "merged"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
-        let etc_files = write_etc_files(dir, &parts.hostname, &record.name, &parts.network)?;
+        let etc_files =
+            parts
+                .network
+                .write_etc_files(&dir.join("userdata"), &parts.hostname, &record.name)?;
         Ok(ContainerSpec {
             id: record.id.clone(),
             hostname: parts.hostname.clone(),
@@ -235,7 +200,7 @@ fn prepare_and_run(
             group_add: args.group_add.clone(),
             tty: args.tty,
             interactive: args.interactive,
-            network: parts.network.clone(),
+            network: parts.network.runtime_network(),
             etc_files,
             can_setgroups: mapping.can_setgroups(),
             tty_gid_mapped: mapping.host_gid(5).is_some(),
@@ -248,16 +213,16 @@ fn prepare_and_run(
         ))
     })?;
     let _lock = containers.lock_running(&record.id).ok();
-    let mut on_started = |pid: nix::unistd::Pid| {
-        record.status = Status::Running;
-        record.pid = pid.as_raw();
-        record.started_at = Some(containers::now_rfc3339());
-        if let Err(e) = containers.save(&record) {
-            log::warn!("{e}");
-        }
+    let mut hooks = ForegroundHooks {
+        containers,
+        record: record.clone(),
+        dir,
+        network: &parts.network,
+        attachment: None,
     };
-    let result = runtime::run(&spec, &mut on_started);
-    let mut record = containers.load(&spec.id).unwrap_or(record.clone());
+    let result = runtime::run(&spec, &mut hooks);
+    drop(hooks.attachment.take());
+    let mut record = hooks.record;
     record.status = Status::Exited;
     record.finished_at = Some(containers::now_rfc3339());
     record.exit_code = match &result {
@@ -271,4 +236,29 @@ fn prepare_and_run(
         log::warn!("{e}");
     }
     result
+}
+
+/// Attaches networking before the command starts and records the container as running.
+struct ForegroundHooks<'a> {
+    containers: &'a ContainerStore,
+    record: ContainerRecord,
+    dir: &'a std::path::Path,
+    network: &'a NetworkPlan,
+    attachment: Option<NetworkAttachment>,
+}
+
+impl Hooks for ForegroundHooks<'_> {
+    fn before_start(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
+        self.attachment = Some(self.network.attach(pid, self.dir).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn started(&mut self, pid: nix::unistd::Pid) {
+        self.record.status = Status::Running;
+        self.record.pid = pid.as_raw();
+        self.record.started_at = Some(containers::now_rfc3339());
+        if let Err(e) = self.containers.save(&self.record) {
+            log::warn!("{e}");
+        }
+    }
 }

@@ -53,7 +53,7 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
         .map_err(fail_on("root filesystem"))?;
     mounts::apply(&spec.merged, &mounts::plan(&spec.mount_plan_input()))
         .map_err(fail_on("mounts"))?;
-    if spec.network != Network::Host {
+    if spec.network == Network::Private {
         loopback_up().map_err(fail_on("bring up lo"))?;
     }
     nix::unistd::sethostname(&spec.hostname).map_err(fail_on("set hostname"))?;

@@ -17,13 +17,25 @@ use std::path::PathBuf;
 pub use process_config::ProcessConfig;
 pub use supervise::{RuntimeError, run};
 
-/// How the container reaches the network.
+/// Which network namespace the container gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
-    /// Its own network namespace with only `lo`.
-    None,
+    /// A new network namespace with `lo` up; `Hooks::before_start` may attach more.
+    Private,
     /// The host's network namespace.
     Host,
+}
+
+/// What burrow does around the start of the container's command.
+pub trait Hooks {
+    /// The container's namespaces and mounts exist and its command has not started: attach
+    /// networking here. An error stops the container with burrow's exit code.
+    fn before_start(&mut self, _pid: nix::unistd::Pid) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The command is running.
+    fn started(&mut self, _pid: nix::unistd::Pid) {}
 }
 
 /// Everything needed to start one container process.

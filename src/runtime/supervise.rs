@@ -10,7 +10,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::sync::{ChildMessage, ParentMessage, channel_pair};
-use super::{ContainerSpec, Network, init, pty};
+use super::{ContainerSpec, Hooks, Network, init, pty};
 use crate::exit::ExitError;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +75,9 @@ fn wait_child(pid: Pid) -> nix::Result<WaitStatus> {
     }
 }
 
-/// Start the container described by `spec`, call `on_started` with its pid once the command
-/// runs, and return its exit code.
-pub fn run(spec: &ContainerSpec, on_started: &mut dyn FnMut(Pid)) -> Result<u8, RuntimeError> {
+/// Start the container described by `spec`, calling `hooks` around the start of its command,
+/// and return its exit code.
+pub fn run(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<u8, RuntimeError> {
     let mut signals = SigSet::empty();
     for s in FORWARDED {
         signals.add(*s);
@@ -118,13 +118,18 @@ pub fn run(spec: &ContainerSpec, on_started: &mut dyn FnMut(Pid)) -> Result<u8, 
     if let (Some(m), Some(ws)) = (&master, pty::window_size(0)) {
         pty::set_window_size(m.as_raw_fd(), &ws);
     }
+    if let Err(message) = hooks.before_start(pid) {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = wait_child(pid);
+        return Err(ExitError::new(crate::exit::BURROW_ERROR, message).into());
+    }
     ours.send(&ParentMessage::Start, None)?;
     // The channel closes on exec; a message instead means exec failed.
     if let Some((ChildMessage::Failed { code, message }, _)) = ours.recv::<ChildMessage>()? {
         let _ = wait_child(pid);
         return Err(ExitError::new(code, message).into());
     }
-    on_started(pid);
+    hooks.started(pid);
 
     let _raw = match &master {
         Some(_) if spec.interactive && pty::is_terminal(0) => pty::RawMode::enable(0).ok(),
