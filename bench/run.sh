@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Startup benchmark: N runs of `burrow run --rm --network none IMG true`
 # (wall time per run: median and p90), as an unprivileged user; compared with
-# rootless podman (runc, cgroupfs) on the same image when podman is installed.
+# rootless podman (runc, cgroupfs; crun if runc is missing) on the same image
+# when podman is installed and works for that user.
 #
 # usage: bash bench/run.sh [N]      (default N=50)
 set -euo pipefail
@@ -76,7 +77,7 @@ if command -v podman >/dev/null 2>&1; then
     log "podman: loading the same docker-archive into rootless podman"
     pod=(podman --cgroup-manager cgroupfs --events-backend file)
     if as_user "${pod[@]}" load -i "$work/image.tar" >/dev/null 2>&1; then
-        for rt in runc; do
+        for rt in runc crun; do
             if as_user "${pod[@]}" --runtime "$rt" run --rm --network none "localhost/$IMG" true >/dev/null 2>"$work/podman.err"; then
                 mapfile -d '' pcmd < <(user_cmd "${pod[@]}" --runtime "$rt" run --rm --network none "localhost/$IMG" true)
                 log "podman ($rt): $N runs of: podman --runtime $rt --cgroup-manager cgroupfs run --rm --network none $IMG true"

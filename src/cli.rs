@@ -30,6 +30,15 @@ pub struct GlobalArgs {
     /// Log level: error, warn, info, debug or trace
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub log_level: LogLevel,
+    /// How container root filesystems are built from image layers
+    #[arg(long, global = true, value_enum, default_value = "overlay", env = "BURROW_STORAGE_DRIVER")]
+    pub storage_driver: StorageDriverName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageDriverName {
+    /// The kernel's overlayfs, mounted in burrow's user namespace
+    Overlay,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -57,6 +66,34 @@ impl From<LogLevel> for log::LevelFilter {
 pub enum Command {
     /// Run a command in a new container
     Run(commands::run::Args),
+    /// Create a container without starting it
+    Create(commands::create::Args),
+    /// Start one or more containers
+    Start(commands::start::Args),
+    /// Stop one or more running containers
+    Stop(commands::stop::StopArgs),
+    /// Restart one or more containers
+    Restart(commands::stop::StopArgs),
+    /// Send a signal to one or more running containers
+    Kill(commands::stop::KillArgs),
+    /// Fetch the logs of a container
+    Logs(commands::logs::Args),
+    /// Run a command in a running container
+    Exec(commands::exec::Args),
+    /// Show low-level information on containers
+    Inspect(commands::inspect::Args),
+    /// Block until containers stop, then print their exit codes
+    Wait(commands::wait::Args),
+    /// Rename a container
+    Rename(commands::rename::Args),
+    /// Display the running processes of a container
+    Top(commands::top::Args),
+    /// Pause all processes within containers
+    Pause(commands::pause::Args),
+    /// Unpause all processes within containers
+    Unpause(commands::pause::Args),
+    /// Manage containers
+    Container(commands::container::Args),
     /// Load images from a docker-archive or OCI archive
     Load(commands::load::Args),
     /// Create an image from a rootfs tarball
@@ -83,6 +120,9 @@ pub enum Command {
     Untag(commands::untag::Args),
     /// Run a command inside burrow's user namespace (as podman unshare)
     Unshare(commands::unshare::Args),
+    /// Watch one detached container (started by burrow itself)
+    #[command(hide = true)]
+    ContainerMonitor(commands::monitor::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -90,6 +130,19 @@ pub fn main() -> ExitCode {
     crate::logging::init(cli.global.log_level.into());
     let result = match cli.command {
         Command::Run(a) => commands::run::run(&cli.global, a),
+        Command::Create(a) => commands::create::run(&cli.global, a),
+        Command::Start(a) => commands::start::run(&cli.global, a),
+        Command::Stop(a) => commands::stop::stop(&cli.global, a),
+        Command::Restart(a) => commands::stop::restart(&cli.global, a),
+        Command::Kill(a) => commands::stop::kill(&cli.global, a),
+        Command::Logs(a) => commands::logs::run(&cli.global, a),
+        Command::Exec(a) => commands::exec::run(&cli.global, a),
+        Command::Inspect(a) => commands::inspect::run(&cli.global, a),
+        Command::Wait(a) => commands::wait::run(&cli.global, a),
+        Command::Rename(a) => commands::rename::run(&cli.global, a),
+        Command::Top(a) => commands::top::run(&cli.global, a),
+        Command::Pause(a) | Command::Unpause(a) => commands::pause::run(&cli.global, a),
+        Command::Container(a) => commands::container::run(&cli.global, a),
         Command::Load(a) => commands::load::run(&cli.global, a),
         Command::Import(a) => commands::import::run(&cli.global, a),
         Command::Images(a) => commands::images::run(&cli.global, a),
@@ -103,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Tag(a) => commands::tag::run(&cli.global, a),
         Command::Untag(a) => commands::untag::run(&cli.global, a),
         Command::Unshare(a) => commands::unshare::run(&cli.global, a),
+        Command::ContainerMonitor(a) => commands::monitor::run(&cli.global, a),
     };
     exit::finish(result)
 }

@@ -114,3 +114,11 @@ mod tests {
         assert_eq!(t, "A     BB   C\naaa   b    c\n");
     }
 }
+
+/// Render a docker `--format` template against one value.
+pub fn render_template(format: &str, value: &serde_json::Value) -> anyhow::Result<String> {
+    if format == "json" || format == "{{json .}}" {
+        return Ok(serde_json::to_string(value)?);
+    }
+    anyhow::bail!("--format templates are not supported yet")
+}

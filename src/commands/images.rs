@@ -1,7 +1,12 @@
-//! `burrow images`: list images.
+//! `burrow images` (= `image ls`): list images, with docker's filters.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::{Context, bail};
 
 use crate::cli::GlobalArgs;
 use crate::reference::Reference;
+use crate::storage::{Digest, ImageRecord, Store};
 
 use super::format::{ago, human_size, table};
 
@@ -16,20 +21,228 @@ pub struct Args {
     /// Show all images (burrow keeps no intermediate images, so this lists the same)
     #[arg(short, long)]
     pub all: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE,
+    /// reference=PATTERN
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Only images of this repository[:tag]
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub repository: Option<String>,
+}
+
+/// Parsed `--filter` values (several of one kind: any may match, as docker does).
+#[derive(Debug, Default)]
+pub struct Filters {
+    dangling: Option<bool>,
+    labels: Vec<(String, Option<String>)>,
+    before: Option<ImageRecord>,
+    since: Option<ImageRecord>,
+    references: Vec<String>,
+}
+
+impl Filters {
+    pub fn parse(store: &Store, specs: &[String]) -> anyhow::Result<Filters> {
+        let mut f = Filters::default();
+        for spec in specs {
+            let Some((key, value)) = spec.split_once('=') else {
+                bail!("bad format of filter (expected name=value): {spec}");
+            };
+            match key {
+                "dangling" => {
+                    f.dangling = Some(match value.to_ascii_lowercase().as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => bail!("invalid filter 'dangling={value}'"),
+                    })
+                }
+                "label" => f.labels.push(match value.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (value.to_string(), None),
+                }),
+                "before" => {
+                    f.before = Some(
+                        store
+                            .find_image(value)
+                            .with_context(|| format!("filter before={value}"))?,
+                    )
+                }
+                "since" => {
+                    f.since = Some(
+                        store
+                            .find_image(value)
+                            .with_context(|| format!("filter since={value}"))?,
+                    )
+                }
+                "reference" => f.references.push(value.to_string()),
+                _ => bail!("invalid filter '{key}'"),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether `image` passes; its names are narrowed to those the reference filters match.
+    pub fn apply(&self, store: &Store, image: &mut ImageRecord) -> bool {
+        if let Some(d) = self.dangling
+            && d != image.names.is_empty()
+        {
+            return false;
+        }
+        if !self.labels.is_empty() {
+            let labels = image_labels(store, image);
+            let ok = self.labels.iter().all(|(k, v)| match (labels.get(k), v) {
+                (Some(_), None) => true,
+                (Some(have), Some(want)) => have == want,
+                (None, _) => false,
+            });
+            if !ok {
+                return false;
+            }
+        }
+        let created = |i: &ImageRecord| i.created.clone().unwrap_or_default();
+        if let Some(b) = &self.before
+            && !(created(image) < created(b))
+        {
+            return false;
+        }
+        if let Some(s) = &self.since
+            && !(created(image) > created(s))
+        {
+            return false;
+        }
+        if !self.references.is_empty() {
+            image.names.retain(|n| {
+                let Ok(r) = Reference::parse(n) else {
+                    return false;
+                };
+                let repo = Reference {
+                    tag: None,
+                    digest: None,
+                    ..r.clone()
+                };
+                self.references.iter().any(|p| {
+                    [repo.familiar(), r.familiar(), repo.to_string(), r.to_string()]
+                        .iter()
+                        .any(|candidate| glob_match(p, candidate))
+                })
+            });
+            if image.names.is_empty() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn image_labels(store: &Store, image: &ImageRecord) -> BTreeMap<String, String> {
+    let Ok(bytes) = store.read_blob(&image.id) else {
+        return BTreeMap::new();
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return BTreeMap::new();
+    };
+    v["config"]["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Go's `path.Match`: `*` and `?` do not cross `/`, `[...]` classes with `^`/`!` negation
+/// and ranges, `\` escapes.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => {
+                let rest = &p[1..];
+                for i in 0..=n.len() {
+                    if go(rest, &n[i..]) {
+                        return true;
+                    }
+                    if i < n.len() && n[i] == '/' {
+                        break;
+                    }
+                }
+                false
+            }
+            Some('?') => !n.is_empty() && n[0] != '/' && go(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(&c) = n.first() else {
+                    return false;
+                };
+                let mut i = 1;
+                let negate = matches!(p.get(1), Some('^') | Some('!'));
+                if negate {
+                    i += 1;
+                }
+                let mut matched = false;
+                let mut first = true;
+                while i < p.len() && (p[i] != ']' || first) {
+                    first = false;
+                    let lo = p[i];
+                    if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+                        if lo <= c && c <= p[i + 2] {
+                            matched = true;
+                        }
+                        i += 3;
+                    } else {
+                        if lo == c {
+                            matched = true;
+                        }
+                        i += 1;
+                    }
+                }
+                if i >= p.len() {
+                    return false;
+                }
+                matched != negate && c != '/' && go(&p[i + 1..], &n[1..])
+            }
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(&c) => n.first() == Some(&c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// Images sorted as docker lists them: newest first.
+pub fn sorted_images(store: &Store) -> anyhow::Result<Vec<ImageRecord>> {
+    let mut images = store.images()?;
+    images.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(images)
+}
+
+pub fn short_or_full(d: &Digest, no_trunc: bool) -> String {
+    if no_trunc {
+        d.to_string()
+    } else {
+        d.hex()[..12].to_string()
+    }
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let store = super::open_store(global)?;
-    let images = store.images()?;
-    let id = |d: &crate::storage::Digest| {
-        if args.no_trunc {
-            d.to_string()
-        } else {
-            d.hex()[..12].to_string()
+    let mut filters = args.filter.clone();
+    if let Some(repo) = &args.repository {
+        filters.push(format!("reference={repo}"));
+    }
+    let filters = Filters::parse(&store, &filters)?;
+    let mut images = Vec::new();
+    for mut image in sorted_images(&store)? {
+        if filters.apply(&store, &mut image) {
+            images.push(image);
         }
-    };
+    }
+    let id = |d: &Digest| short_or_full(d, args.no_trunc);
     if args.quiet {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for image in &images {
             if seen.insert(image.id.clone()) {
                 println!("{}", id(&image.id));
@@ -37,31 +250,71 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    let mut rows = vec![
-        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-            .map(String::from)
-            .to_vec(),
-    ];
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if args.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     for image in &images {
         let created = ago(image.created.as_deref());
         let size = human_size(image.size);
-        let names: Vec<(String, String)> = image
+        let mut names: Vec<(String, String, String)> = image
             .names
             .iter()
             .filter_map(|n| Reference::parse(n).ok())
             .map(|r| {
-                let familiar = Reference { tag: None, digest: None, ..r.clone() }.familiar();
-                (familiar, r.tag.unwrap_or_else(|| "<none>".into()))
+                let repo = Reference {
+                    tag: None,
+                    digest: None,
+                    ..r.clone()
+                };
+                let digest = image
+                    .repo_digests
+                    .iter()
+                    .find(|d| d.starts_with(&format!("{}@", repo.name())))
+                    .and_then(|d| d.split_once('@'))
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_else(|| "<none>".into());
+                (
+                    repo.familiar(),
+                    r.tag.unwrap_or_else(|| "<none>".into()),
+                    digest,
+                )
             })
             .collect();
         if names.is_empty() {
-            rows.push(vec!["<none>".into(), "<none>".into(), id(&image.id), created, size]);
-            continue;
+            names.push(("<none>".into(), "<none>".into(), "<none>".into()));
         }
-        for (repo, tag) in names {
-            rows.push(vec![repo, tag, id(&image.id), created.clone(), size.clone()]);
+        for (repo, tag, digest) in names {
+            let mut row = vec![repo, tag];
+            if args.digests {
+                row.push(digest);
+            }
+            row.extend([id(&image.id), created.clone(), size.clone()]);
+            rows.push(row);
         }
     }
     print!("{}", table(&rows));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_as_go_path_match() {
+        assert!(glob_match("busy*", "busybox"));
+        assert!(glob_match("*", "busybox"));
+        assert!(!glob_match("*", "test/base"));
+        assert!(glob_match("test/*", "test/base"));
+        assert!(glob_match("test/*:1", "test/base:1"));
+        assert!(!glob_match("test/*:2", "test/base:1"));
+        assert!(glob_match("b?sybox", "busybox"));
+        assert!(glob_match("[a-c]usybox", "busybox"));
+        assert!(!glob_match("[^a-c]usybox", "busybox"));
+        assert!(glob_match("busybox", "busybox"));
+        assert!(!glob_match("busybox", "busybox2"));
+    }
 }

@@ -1,21 +1,36 @@
 //! One module per command; each has clap `Args` and `run(global, args) -> exit code`.
 
+pub mod container;
+pub mod create;
+pub mod create_args;
+pub mod exec;
 pub mod format;
 pub mod images;
 pub mod import;
+pub mod inspect;
+pub mod lifecycle;
 pub mod load;
-pub mod network_args;
 pub mod login;
 pub mod logout;
+pub mod logs;
+pub mod monitor;
+pub mod network_args;
+pub mod pause;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod rename;
 pub mod rm;
 pub mod run;
 pub mod search;
+pub mod start;
+pub mod stop;
+pub mod storage_driver;
 pub mod tag;
+pub mod top;
 pub mod unshare;
 pub mod untag;
+pub mod wait;
 
 use anyhow::Context;
 

@@ -25,6 +25,10 @@ fn status_text(r: &ContainerRecord) -> String {
             "Up {}",
             human_duration(r.started_at.as_deref().and_then(seconds_since).unwrap_or(0))
         ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(r.started_at.as_deref().and_then(seconds_since).unwrap_or(0))
+        ),
         Status::Exited => format!("Exited ({}) {}", r.exit_code, ago(r.finished_at.as_deref())),
     }
 }

@@ -1,47 +1,79 @@
 //! `burrow rm`: remove containers.
 
+use std::time::Duration;
+
 use crate::cli::GlobalArgs;
-use crate::containers::Status;
+use crate::containers::{ContainerRecord, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Kill and remove running containers
     #[arg(short, long)]
     pub force: bool,
+    /// Remove anonymous volumes of the containers
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove all containers
+    #[arg(short, long)]
+    pub all: bool,
     /// Containers to remove (names or ids)
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     pub containers: Vec<String>,
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
-    // The upper directories hold files of the container's ids: removing them needs the namespace.
-    crate::userns::enter_current()?;
+    let keys: Vec<String> = if args.all {
+        containers.list()?.into_iter().map(|r| r.id).collect()
+    } else {
+        args.containers.clone()
+    };
     let mut failed = false;
-    for key in &args.containers {
-        let result = containers.find(key).map_err(anyhow::Error::from).and_then(|record| {
-            if record.status == Status::Running {
-                if !args.force {
-                    anyhow::bail!(
-                        "cannot remove container {key}: container is running: stop the container \
-                         before removing or force remove"
-                    );
-                }
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(record.pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+    let mut to_remove: Vec<(String, ContainerRecord)> = Vec::new();
+    for key in &keys {
+        let record = match containers.find(key) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("burrow: {e}");
+                failed = true;
+                continue;
             }
-            containers.remove(&record)?;
-            Ok(())
-        });
-        match result {
+        };
+        if matches!(record.status, Status::Running | Status::Paused) {
+            if !args.force {
+                eprintln!(
+                    "burrow: cannot remove container {key}: container is running: stop the \
+                     container before removing or force remove"
+                );
+                failed = true;
+                continue;
+            }
+            let mut r = record.clone();
+            r.stopped_by_user = true;
+            let _ = containers.save(&r);
+            if let Err(e) = super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL) {
+                eprintln!("burrow: {e:#}");
+                failed = true;
+                continue;
+            }
+            super::lifecycle::wait_exit(&r, Duration::from_secs(30));
+            containers.wait_unlocked(&r.id);
+        }
+        to_remove.push((key.clone(), record));
+    }
+    if !to_remove.is_empty() {
+        // Upper directories hold files of the container's ids: removing them needs the namespace.
+        crate::userns::enter_current()?;
+    }
+    for (key, record) in to_remove {
+        // A monitor may have removed an auto-remove container already.
+        match containers.remove(&record) {
             Ok(()) => println!("{key}"),
             Err(e) => {
-                eprintln!("burrow: {e:#}");
+                eprintln!("burrow: {e}");
                 failed = true;
             }
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(u8::from(failed))
 }

@@ -1,6 +1,7 @@
 //! Container records: one directory per container under `ROOT/containers/<id>`, its metadata
 //! written atomically, names reserved atomically, and a lock held while it runs.
 
+pub mod logs;
 mod names;
 
 use std::fs;
@@ -49,7 +50,19 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ContainerError + '_ {
 pub enum Status {
     Created,
     Running,
+    Paused,
     Exited,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Exited => "exited",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +84,22 @@ pub struct ContainerRecord {
     pub started_at: Option<String>,
     #[serde(default)]
     pub finished_at: Option<String>,
+    /// The process as merged at create time (image config + flags + the caller's environment).
+    #[serde(default)]
+    pub process: Option<crate::runtime::ProcessConfig>,
+    #[serde(default)]
+    pub hostname: String,
+    /// The `create`/`run` flags, so `start` rebuilds the container as it was created.
+    #[serde(default)]
+    pub create_args: serde_json::Value,
+    #[serde(default)]
+    pub restart_count: u32,
+    /// The user stopped or killed it: restart policies do not apply.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    /// pid of the monitor that watches a detached container.
+    #[serde(default)]
+    pub monitor_pid: i32,
 }
 
 pub struct ContainerStore {
@@ -166,7 +195,7 @@ impl ContainerStore {
         })?;
         let mut record: ContainerRecord =
             serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })?;
-        if record.status == Status::Running && !self.is_locked(id) {
+        if matches!(record.status, Status::Running | Status::Paused) && !self.is_locked(id) {
             record.status = Status::Exited;
             record.exit_code = record.exit_code.max(137);
         }
@@ -181,7 +210,42 @@ impl ContainerStore {
         Ok(RunLock { _file: file })
     }
 
-    fn is_locked(&self, id: &str) -> bool {
+    /// Try to take the run lock; `None` when a burrow process already watches the container.
+    pub fn try_lock_running(&self, id: &str) -> Result<Option<RunLock>, ContainerError> {
+        let path = self.dir_of(id).join("lock");
+        let file = fs::File::create(&path).map_err(io_err(&path))?;
+        Ok(flock(&file, libc::LOCK_EX | libc::LOCK_NB).then_some(RunLock { _file: file }))
+    }
+
+    /// Block until no burrow process watches the container any more.
+    pub fn wait_unlocked(&self, id: &str) {
+        if let Ok(file) = fs::File::open(self.dir_of(id).join("lock")) {
+            flock(&file, libc::LOCK_SH);
+        }
+    }
+
+    /// Rename a container (the new name must be free).
+    pub fn rename(&self, record: &mut ContainerRecord, new_name: &str) -> Result<(), ContainerError> {
+        if !valid_name(new_name) {
+            return Err(ContainerError::BadName(new_name.to_string()));
+        }
+        let link = self.name_link(new_name);
+        std::os::unix::fs::symlink(&record.id, &link).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => ContainerError::NameInUse(
+                new_name.to_string(),
+                fs::read_link(&link).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+            ),
+            _ => io_err(&link)(e),
+        })?;
+        let old = self.name_link(&record.name);
+        record.name = new_name.to_string();
+        self.save(record)?;
+        let _ = fs::remove_file(old);
+        Ok(())
+    }
+
+    /// Whether a burrow process (foreground run or monitor) still watches the container.
+    pub fn is_locked(&self, id: &str) -> bool {
         let Ok(file) = fs::File::open(self.dir_of(id).join("lock")) else {
             return false;
         };
@@ -276,6 +340,12 @@ mod tests {
             exit_code: 0,
             started_at: None,
             finished_at: None,
+            process: None,
+            hostname: String::new(),
+            create_args: serde_json::Value::Null,
+            restart_count: 0,
+            stopped_by_user: false,
+            monitor_pid: 0,
         }
     }
 

@@ -1,53 +1,350 @@
 //! Container networking: the network mode, the files that describe the network to the
-//! container (/etc/hosts, /etc/resolv.conf, /etc/hostname), and attaching user-mode networking.
+//! container (/etc/hosts, /etc/resolv.conf, /etc/hostname), and attaching user-mode networking
+//! (slirp4netns or pasta) with published ports.
+//!
+//! The container's network namespace is created by the runtime and owned by burrow's user
+//! namespace; `attach` runs in burrow (root in that user namespace) after the namespace exists
+//! and before the container's command starts. Everything it starts is a child of the caller
+//! that exits when the returned [`NetworkAttachment`] is dropped or the caller dies.
 
+pub mod etc_files;
+mod helper;
+pub mod networks;
+pub mod pasta;
+pub mod ports;
+pub mod slirp4netns;
+
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::runtime::Network;
 
+pub use etc_files::DnsConfig;
+pub use pasta::PastaOptions;
+pub use ports::{NetworkRecord, PortMapping, Proto};
+pub use slirp4netns::SlirpOptions;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("network mode {0:?} is not supported yet: use --network none or --network host")]
-    UnsupportedMode(String),
+    #[error(
+        "unknown network mode {0:?}: use none, host, slirp4netns[:options], pasta[:options], \
+         container:NAME or the name of a network made with 'burrow network create'"
+    )]
+    BadMode(String),
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+    #[error("{program} not found: install the '{package}' package, or use {alternatives}")]
+    NotInstalled {
+        program: &'static str,
+        package: &'static str,
+        alternatives: &'static str,
+    },
+    #[error("cannot start {name}: {source}")]
+    Spawn {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{name} failed: {reason}{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+    HelperFailed {
+        name: &'static str,
+        reason: String,
+        log: String,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("invalid port specification {spec:?}: {reason}")]
+    BadPort { spec: String, reason: String },
+    #[error(
+        "port {port} is already in use on {ip} ({proto}): {source}: choose another host port \
+         or stop what listens there"
+    )]
+    PortInUse {
+        port: u16,
+        proto: &'static str,
+        ip: IpAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot publish port {port} on {ip}: {source}: rootless containers can publish host \
+         ports from {start} up (sysctl net.ipv4.ip_unprivileged_port_start)"
+    )]
+    PortDenied {
+        port: u16,
+        ip: IpAddr,
+        source: std::io::Error,
+        start: String,
+    },
+    #[error("cannot find a free port on {ip}: {source}")]
+    NoFreePort { ip: IpAddr, source: std::io::Error },
+    #[error("invalid {mode} option {option:?}: {reason}")]
+    BadOption {
+        mode: &'static str,
+        option: String,
+        reason: String,
+    },
+    #[error("invalid --add-host {spec:?}: expected NAME:IP or NAME:host-gateway")]
+    BadAddHost { spec: String },
+    #[error("network {0} not found: create it with 'burrow network create {0}'")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    NetworkExists(String),
+    #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadNetworkName(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkMode {
+    /// A network namespace with only `lo`.
     None,
+    /// The host's network namespace.
     Host,
+    Slirp4netns(SlirpOptions),
+    Pasta(PastaOptions),
+    /// Share another container's network namespace (not implemented yet).
+    Container(String),
+    /// A user-defined network (`burrow network create`); for now each member gets its own
+    /// slirp4netns stack.
+    Network(String),
 }
 
 impl NetworkMode {
-    pub fn parse(mode: &str) -> Result<NetworkMode, NetError> {
-        match mode {
-            "none" => Ok(NetworkMode::None),
-            "host" => Ok(NetworkMode::Host),
-            other => Err(NetError::UnsupportedMode(other.to_string())),
+    /// The default: slirp4netns when installed, else pasta, else none.
+    pub fn default_mode() -> NetworkMode {
+        if helper::find_program("slirp4netns").is_some() {
+            NetworkMode::Slirp4netns(SlirpOptions::default())
+        } else if helper::find_program("pasta").is_some() {
+            NetworkMode::Pasta(PastaOptions::default())
+        } else {
+            log::warn!(
+                "neither slirp4netns nor pasta is installed: the container has no network \
+                 (install the 'slirp4netns' or 'passt' package)"
+            );
+            NetworkMode::None
         }
     }
+
+    /// Parse `--network`. A bare word that is not a mode is a user-defined network's name.
+    pub fn parse(mode: &str) -> Result<NetworkMode, NetError> {
+        let (kind, opts) = mode.split_once(':').unwrap_or((mode, ""));
+        let mode = match kind {
+            "none" if opts.is_empty() => NetworkMode::None,
+            "host" if opts.is_empty() => NetworkMode::Host,
+            "" | "default" | "bridge" | "private" if opts.is_empty() => NetworkMode::default_mode(),
+            "slirp4netns" => NetworkMode::Slirp4netns(SlirpOptions::parse(opts)?),
+            "pasta" => NetworkMode::Pasta(PastaOptions::parse(opts)?),
+            "container" if !opts.is_empty() => NetworkMode::Container(opts.to_string()),
+            name if opts.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) =>
+            {
+                NetworkMode::Network(name.to_string())
+            }
+            _ => return Err(NetError::BadMode(mode.to_string())),
+        };
+        Ok(mode)
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            NetworkMode::None => "none".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::Slirp4netns(_) => "slirp4netns".into(),
+            NetworkMode::Pasta(_) => "pasta".into(),
+            NetworkMode::Container(c) => format!("container:{c}"),
+            NetworkMode::Network(n) => n.clone(),
+        }
+    }
+
+    /// The slirp4netns options in effect (a user-defined network uses the defaults).
+    fn slirp(&self) -> Option<SlirpOptions> {
+        match self {
+            NetworkMode::Slirp4netns(o) => Some(o.clone()),
+            NetworkMode::Network(_) => Some(SlirpOptions::default()),
+            _ => None,
+        }
+    }
+}
+
+/// An `--add-host` entry: an address, or the host as the container reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAddr {
+    Ip(IpAddr),
+    HostGateway,
+}
+
+pub fn parse_add_host(spec: &str) -> Result<(String, HostAddr), NetError> {
+    // docker accepts NAME:IP and NAME=IP; an IPv6 address contains ':' itself.
+    let (name, ip) = spec
+        .split_once('=')
+        .or_else(|| spec.split_once(':'))
+        .ok_or_else(|| NetError::BadAddHost { spec: spec.into() })?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(NetError::BadAddHost { spec: spec.into() });
+    }
+    let addr = if ip == "host-gateway" {
+        HostAddr::HostGateway
+    } else {
+        HostAddr::Ip(
+            ip.parse()
+                .map_err(|_| NetError::BadAddHost { spec: spec.into() })?,
+        )
+    };
+    Ok((name.to_string(), addr))
 }
 
 /// Everything the network of one container needs, decided before it starts.
 #[derive(Debug, Clone)]
 pub struct NetworkPlan {
     pub mode: NetworkMode,
+    /// `-p`, `-P`: host port 0 means a free port chosen when the container starts.
+    pub ports: Vec<PortMapping>,
+    pub dns: DnsConfig,
+    pub add_hosts: Vec<(String, HostAddr)>,
+    pub aliases: Vec<String>,
+}
+
+impl Default for NetworkPlan {
+    fn default() -> Self {
+        NetworkPlan {
+            mode: NetworkMode::None,
+            ports: Vec::new(),
+            dns: DnsConfig::default(),
+            add_hosts: Vec::new(),
+            aliases: Vec::new(),
+        }
+    }
+}
+
+/// The user-mode stack attached to a running container.
+#[derive(Debug)]
+enum Backend {
+    Slirp(slirp4netns::Slirp),
+    Pasta(pasta::Pasta),
 }
 
 /// Helpers (slirp4netns, pasta) attached to a running container; dropping it tears them down.
 #[derive(Debug, Default)]
-pub struct NetworkAttachment {}
+pub struct NetworkAttachment {
+    backend: Option<Backend>,
+    /// The ports as published (random host ports resolved).
+    pub ports: Vec<PortMapping>,
+}
+
+impl NetworkAttachment {
+    /// The helper's pid, if one runs.
+    pub fn helper_pid(&self) -> Option<u32> {
+        match &self.backend {
+            Some(Backend::Slirp(s)) => Some(s.pid()),
+            Some(Backend::Pasta(p)) => Some(p.pid()),
+            None => None,
+        }
+    }
+}
+
+fn host_resolv_conf() -> String {
+    std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+}
+
+fn has_loopback_resolver(text: &str) -> bool {
+    text.lines().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some("nameserver")
+            && w.next()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .is_some_and(|ip| ip.is_loopback())
+    })
+}
 
 impl NetworkPlan {
     pub fn runtime_network(&self) -> Network {
         match self.mode {
             NetworkMode::Host => Network::Host,
-            NetworkMode::None => Network::Private,
+            _ => Network::Private,
         }
+    }
+
+    /// The container's address in its own namespace, as far as it is known before it starts.
+    pub fn container_address(&self) -> Option<IpAddr> {
+        match &self.mode {
+            NetworkMode::Pasta(_) => pasta::host_address(),
+            m => m.slirp().map(|o| o.guest_address()),
+        }
+    }
+
+    /// The address at which the container reaches the host (`host.containers.internal`,
+    /// `host-gateway`), as podman chooses it: with slirp4netns, the gateway 10.0.2.2 (the host's
+    /// loopback) when `allow_host_loopback=true`, else the host's own address (reached through
+    /// slirp's outbound path, so only servers listening on it, not on 127.0.0.1, answer); with
+    /// pasta, the gateway address, which pasta maps to the host's loopback (unless
+    /// `--no-map-gw`).
+    pub fn host_address(&self) -> Option<IpAddr> {
+        match &self.mode {
+            NetworkMode::Pasta(o) if o.maps_gateway() => pasta::default_gateway(),
+            NetworkMode::Pasta(_) => pasta::host_address(),
+            NetworkMode::Host => Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            NetworkMode::None | NetworkMode::Container(_) => None,
+            m => match m.slirp() {
+                Some(o) if o.allow_host_loopback => Some(o.gateway()),
+                _ => pasta::host_address(),
+            },
+        }
+    }
+
+    /// The text of the container's /etc/hosts.
+    pub fn hosts_text(&self, hostname: &str, name: &str) -> String {
+        let host_ip = self.host_address();
+        let extra: Vec<(String, IpAddr)> = self
+            .add_hosts
+            .iter()
+            .filter_map(|(n, a)| match a {
+                HostAddr::Ip(ip) => Some((n.clone(), *ip)),
+                HostAddr::HostGateway => host_ip.map(|ip| (n.clone(), ip)),
+            })
+            .collect();
+        if self.mode == NetworkMode::Host {
+            let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            for (n, ip) in &extra {
+                text.push_str(&format!("{ip}\t{n}\n"));
+            }
+            return text;
+        }
+        etc_files::hosts(&etc_files::HostsInput {
+            address: self.container_address(),
+            hostname,
+            name,
+            aliases: &self.aliases,
+            host_internal: host_ip,
+            extra: &extra,
+        })
+    }
+
+    /// The text of the container's /etc/resolv.conf.
+    pub fn resolv_text(&self) -> String {
+        let host = host_resolv_conf();
+        let replacement = match &self.mode {
+            NetworkMode::Host => {
+                if self.dns == DnsConfig::default() {
+                    return host;
+                }
+                None
+            }
+            NetworkMode::Pasta(_) => Some(pasta::DNS_FORWARD.to_string()),
+            m => m.slirp().map(|o| o.dns().to_string()),
+        };
+        etc_files::resolv_conf(&host, &self.dns, replacement.as_deref())
     }
 
     /// Write `hostname`, `hosts` and `resolv.conf` into `userdata` and return (host path,
@@ -58,17 +355,14 @@ impl NetworkPlan {
         hostname: &str,
         name: &str,
     ) -> Result<Vec<(PathBuf, PathBuf)>, NetError> {
-        let hosts = match self.mode {
-            NetworkMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-            NetworkMode::None => format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname} {name}\n"
-            ),
-        };
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::create_dir_all(userdata).map_err(|source| NetError::Write {
+            path: userdata.to_path_buf(),
+            source,
+        })?;
         let files = [
             ("hostname", format!("{hostname}\n"), "/etc/hostname"),
-            ("hosts", hosts, "/etc/hosts"),
-            ("resolv.conf", resolv, "/etc/resolv.conf"),
+            ("hosts", self.hosts_text(hostname, name), "/etc/hosts"),
+            ("resolv.conf", self.resolv_text(), "/etc/resolv.conf"),
         ];
         let mut out = Vec::new();
         for (file, content, target) in files {
@@ -83,8 +377,121 @@ impl NetworkPlan {
     }
 
     /// Attach user-mode networking to the container whose first process is `pid` (its network
-    /// namespace exists; its command has not started).
-    pub fn attach(&self, _pid: nix::unistd::Pid, _container_dir: &Path) -> Result<NetworkAttachment, NetError> {
-        Ok(NetworkAttachment::default())
+    /// namespace exists; its command has not started): check and choose host ports, start the
+    /// helper, publish the ports, and record them in `container_dir/network.json`.
+    pub fn attach(
+        &self,
+        pid: nix::unistd::Pid,
+        container_dir: &Path,
+    ) -> Result<NetworkAttachment, NetError> {
+        let mut record = NetworkRecord {
+            mode: self.mode.name(),
+            address: self.container_address(),
+            ports: Vec::new(),
+            networks: match &self.mode {
+                NetworkMode::Network(n) => vec![n.clone()],
+                _ => Vec::new(),
+            },
+            aliases: self.aliases.clone(),
+        };
+        let mut attachment = NetworkAttachment::default();
+        match &self.mode {
+            NetworkMode::None | NetworkMode::Host => {
+                if !self.ports.is_empty() {
+                    log::warn!(
+                        "published ports are discarded with --network {}",
+                        self.mode.name()
+                    );
+                }
+            }
+            NetworkMode::Container(c) => {
+                return Err(NetError::Unsupported(format!(
+                    "--network container:{c} (sharing another container's network namespace)"
+                )));
+            }
+            NetworkMode::Pasta(opts) => {
+                let ports = ports::resolve(&self.ports)?;
+                let dns_forward =
+                    self.dns.servers.is_empty() && has_loopback_resolver(&host_resolv_conf());
+                let p = pasta::Pasta::start(pid.as_raw(), container_dir, opts, &ports, dns_forward)?;
+                attachment.backend = Some(Backend::Pasta(p));
+                attachment.ports = ports;
+            }
+            mode => {
+                if let NetworkMode::Network(name) = mode {
+                    log::warn!(
+                        "network {name}: containers on a user-defined network do not reach each \
+                         other by name yet; this one gets its own slirp4netns stack"
+                    );
+                }
+                let opts = mode.slirp().expect("slirp4netns mode");
+                let ports = ports::resolve(&self.ports)?;
+                let s = slirp4netns::Slirp::start(pid.as_raw(), container_dir, &opts)?;
+                for m in &ports {
+                    s.add_hostfwd(container_dir, m)?;
+                }
+                attachment.backend = Some(Backend::Slirp(s));
+                attachment.ports = ports;
+            }
+        }
+        record.ports = attachment.ports.clone();
+        record.save(container_dir)?;
+        Ok(attachment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(NetworkMode::parse("none").unwrap(), NetworkMode::None);
+        assert_eq!(NetworkMode::parse("host").unwrap(), NetworkMode::Host);
+        assert!(matches!(
+            NetworkMode::parse("slirp4netns:allow_host_loopback=true").unwrap(),
+            NetworkMode::Slirp4netns(SlirpOptions {
+                allow_host_loopback: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            NetworkMode::parse("container:web").unwrap(),
+            NetworkMode::Container("web".into())
+        );
+        assert_eq!(
+            NetworkMode::parse("appnet").unwrap(),
+            NetworkMode::Network("appnet".into())
+        );
+        assert!(NetworkMode::parse("none:x").is_err());
+        assert!(NetworkMode::parse("a b").is_err());
+    }
+
+    #[test]
+    fn add_host_forms() {
+        assert_eq!(
+            parse_add_host("db:192.0.2.9").unwrap(),
+            ("db".to_string(), HostAddr::Ip("192.0.2.9".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_add_host("v6:::1").unwrap().1,
+            HostAddr::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(parse_add_host("gw=host-gateway").unwrap().1, HostAddr::HostGateway);
+        assert!(parse_add_host("nocolon").is_err());
+        assert!(parse_add_host("x:notanip").is_err());
+    }
+
+    #[test]
+    fn slirp_hosts_and_resolv() {
+        let plan = NetworkPlan {
+            mode: NetworkMode::parse("slirp4netns:allow_host_loopback=true").unwrap(),
+            add_hosts: vec![("gw".into(), HostAddr::HostGateway)],
+            ..NetworkPlan::default()
+        };
+        let hosts = plan.hosts_text("abc", "web");
+        assert!(hosts.contains("10.0.2.100\tabc web\n"), "{hosts}");
+        assert!(hosts.contains("10.0.2.2\tgw\n"), "{hosts}");
+        assert!(hosts.contains("10.0.2.2\thost.containers.internal"), "{hosts}");
     }
 }

@@ -8,12 +8,12 @@ use nix::mount::{MsFlags, mount};
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
 use super::sync::{Channel, ChildMessage, ParentMessage};
-use super::{ContainerSpec, Network, caps, exec, mounts, pty, user};
+use super::{ContainerSpec, Network, ProcessConfig, Stdio, caps, exec, mounts, pty, user};
 use crate::exit::BURROW_ERROR;
 
-struct Failure {
-    code: u8,
-    message: String,
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
 }
 
 fn fail(context: &str) -> impl Fn(String) -> Failure + '_ {
@@ -68,19 +68,10 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
         pty::become_terminal_owner(slave).map_err(fail_on("set up terminal"))?;
     } else {
         nix::unistd::setsid().map_err(fail_on("setsid"))?;
-        if !spec.interactive {
-            let null = std::fs::File::open("/dev/null").map_err(fail_on("open /dev/null"))?;
-            // SAFETY: dup2 onto stdin.
-            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) };
-        }
+        setup_stdio(&spec.stdio, spec.interactive).map_err(fail_on("standard streams"))?;
     }
 
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let who = user::resolve(&spec.process.user, &passwd, &group, &spec.group_add).map_err(|e| Failure {
-        code: BURROW_ERROR,
-        message: e.to_string(),
-    })?;
+    let who = resolve_user(&spec.process, &spec.group_add)?;
     if !Path::new(&spec.process.cwd).is_dir() {
         std::fs::create_dir_all(&spec.process.cwd)
             .map_err(fail_on(&format!("create working directory {}", spec.process.cwd)))?;
@@ -92,8 +83,33 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
         Some((ParentMessage::Start, _)) => {}
         None => return Err(fail("start")("burrow exited".into())),
     }
+    Ok(become_process(&spec.process, &who, spec.can_setgroups))
+}
 
-    if spec.can_setgroups {
+/// The container user, resolved against the container's own /etc/passwd and /etc/group.
+pub(super) fn resolve_user(process: &ProcessConfig, group_add: &[String]) -> Result<user::ResolvedUser, Failure> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    user::resolve(&process.user, &passwd, &group, group_add).map_err(|e| Failure {
+        code: BURROW_ERROR,
+        message: e.to_string(),
+    })
+}
+
+/// Switch to the container user with docker's privileges and exec the command: the last step
+/// of both a container's first process and `exec`. Returns only on failure.
+pub(super) fn become_process(process: &ProcessConfig, who: &user::ResolvedUser, can_setgroups: bool) -> Failure {
+    match switch_user_and_exec(process, who, can_setgroups) {
+        Ok(f) | Err(f) => f,
+    }
+}
+
+fn switch_user_and_exec(
+    process: &ProcessConfig,
+    who: &user::ResolvedUser,
+    can_setgroups: bool,
+) -> Result<Failure, Failure> {
+    if can_setgroups {
         let groups: Vec<Gid> = who.additional_gids.iter().map(|&g| Gid::from_raw(g)).collect();
         setgroups(&groups).map_err(fail_on("setgroups"))?;
     }
@@ -102,23 +118,22 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
     setresuid(uid, uid, uid).map_err(fail_on(&format!("switch to uid {}", who.uid)))?;
     caps::set_process_caps(who.uid).map_err(fail_on("capabilities"))?;
     caps::set_no_new_privs().map_err(fail_on("no_new_privs"))?;
-    nix::unistd::chdir(spec.process.cwd.as_str()).map_err(|e| Failure {
+    nix::unistd::chdir(process.cwd.as_str()).map_err(|e| Failure {
         code: crate::exit::CANNOT_INVOKE,
-        message: format!("cannot enter working directory {}: {e}", spec.process.cwd),
+        message: format!("cannot enter working directory {}: {e}", process.cwd),
     })?;
 
-    let mut env = spec.process.env.clone();
-    if spec.process.env_value("HOME").is_none() {
+    let mut env = process.env.clone();
+    if process.env_value("HOME").is_none() {
         env.push(format!("HOME={}", who.home));
     }
     reset_signals();
     close_inherited_fds();
-    let path_var = spec
-        .process
+    let path_var = process
         .env_value("PATH")
         .unwrap_or(super::process_config::DEFAULT_PATH)
         .to_string();
-    let failure = exec::execute(&spec.process.args, &env, &path_var);
+    let failure = exec::execute(&process.args, &env, &path_var);
     Ok(Failure {
         code: failure.code,
         message: failure.message,
@@ -146,6 +161,32 @@ fn close_inherited_fds() {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: marks descriptors close-on-exec; the sync channel already is.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+}
+
+/// Standard streams of a container without a terminal: burrow's own (foreground), or the
+/// descriptors the caller gave (the monitor's log pipes); stdin is /dev/null without `-i`.
+pub(super) fn setup_stdio(stdio: &Stdio, interactive: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dup = |from: i32, to: i32| -> std::io::Result<()> {
+        // SAFETY: dup2 onto a standard descriptor.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    if let Stdio::Fds { stdin, stdout, stderr } = stdio {
+        if let Some(fd) = stdin {
+            dup(fd.as_raw_fd(), 0)?;
+        }
+        dup(stdout.as_raw_fd(), 1)?;
+        dup(stderr.as_raw_fd(), 2)?;
+    }
+    let stdin_given = matches!(stdio, Stdio::Fds { stdin: Some(_), .. });
+    if !interactive && !stdin_given {
+        let null = std::fs::File::open("/dev/null")?;
+        dup(null.as_raw_fd(), 0)?;
+    }
+    Ok(())
 }
 
 fn loopback_up() -> std::io::Result<()> {

@@ -3,7 +3,9 @@
 
 pub mod caps;
 pub mod exec;
+pub mod exec_in;
 pub mod init;
+pub mod join;
 pub mod mounts;
 pub mod process_config;
 pub mod pty;
@@ -15,7 +17,7 @@ pub mod user;
 use std::path::PathBuf;
 
 pub use process_config::ProcessConfig;
-pub use supervise::{RuntimeError, run};
+pub use supervise::{RuntimeError, Started, run, start};
 
 /// Which network namespace the container gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,20 @@ pub trait Hooks {
     fn started(&mut self, _pid: nix::unistd::Pid) {}
 }
 
+/// Where a container's standard streams go when it has no terminal.
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// burrow's own (a foreground `run`).
+    #[default]
+    Inherit,
+    /// Given descriptors (a detached container's log pipes).
+    Fds {
+        stdin: Option<std::os::fd::OwnedFd>,
+        stdout: std::os::fd::OwnedFd,
+        stderr: std::os::fd::OwnedFd,
+    },
+}
+
 /// Everything needed to start one container process.
 pub struct ContainerSpec {
     pub id: String,
@@ -54,6 +70,7 @@ pub struct ContainerSpec {
     pub group_add: Vec<String>,
     pub tty: bool,
     pub interactive: bool,
+    pub stdio: Stdio,
     pub network: Network,
     /// Files burrow writes for the container: (host path, path in the container).
     pub etc_files: Vec<(PathBuf, PathBuf)>,

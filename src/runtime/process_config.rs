@@ -59,7 +59,7 @@ pub struct ProcessOverrides {
 }
 
 /// The process to start, before the user is resolved inside the container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessConfig {
     pub args: Vec<String>,
     pub env: Vec<String>,

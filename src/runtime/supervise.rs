@@ -28,7 +28,7 @@ pub enum RuntimeError {
     Start(#[from] ExitError),
 }
 
-const FORWARDED: &[Signal] = &[
+pub(super) const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
@@ -48,7 +48,7 @@ fn clone_container(flags: libc::c_int) -> std::io::Result<libc::pid_t> {
     Ok(pid as libc::pid_t)
 }
 
-fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
+pub(super) fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
     // SAFETY: plain syscall; returns a new descriptor.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -58,7 +58,7 @@ fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn exit_code(status: WaitStatus) -> u8 {
+pub fn exit_code(status: WaitStatus) -> u8 {
     match status {
         WaitStatus::Exited(_, code) => code as u8,
         WaitStatus::Signaled(_, sig, _) => 128u8.wrapping_add(sig as i32 as u8),
@@ -66,7 +66,7 @@ fn exit_code(status: WaitStatus) -> u8 {
     }
 }
 
-fn wait_child(pid: Pid) -> nix::Result<WaitStatus> {
+pub fn wait_child(pid: Pid) -> nix::Result<WaitStatus> {
     loop {
         match waitpid(pid, None) {
             Err(nix::Error::EINTR) => continue,
@@ -75,9 +75,32 @@ fn wait_child(pid: Pid) -> nix::Result<WaitStatus> {
     }
 }
 
+/// A container whose command is running.
+pub struct Started {
+    pub pid: Pid,
+    /// Readable once the container's first process has exited.
+    pub pidfd: OwnedFd,
+    /// Signals burrow forwards to the container (blocked, read from here).
+    pub signals: SignalFd,
+    /// The pty master with `-t`.
+    pub master: Option<OwnedFd>,
+}
+
 /// Start the container described by `spec`, calling `hooks` around the start of its command,
-/// and return its exit code.
+/// relay its terminal and signals in the foreground, and return its exit code.
 pub fn run(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<u8, RuntimeError> {
+    let started = start(spec, hooks)?;
+    let _raw = match &started.master {
+        Some(_) if spec.interactive && pty::is_terminal(0) => pty::RawMode::enable(0).ok(),
+        _ => None,
+    };
+    let status = relay_until_exit(&started, spec.interactive)?;
+    Ok(exit_code(status))
+}
+
+/// Create the container's namespaces and start its command; `hooks.started` has run when this
+/// returns.
+pub fn start(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<Started, RuntimeError> {
     let mut signals = SigSet::empty();
     for s in FORWARDED {
         signals.add(*s);
@@ -99,16 +122,34 @@ pub fn run(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<u8, RuntimeErr
     drop(theirs);
     let pid = Pid::from_raw(child);
     let pidfd = pidfd_open(child)?;
+    let master = handshake(&ours, pid, hooks)?;
+    hooks.started(pid);
+    Ok(Started {
+        pid,
+        pidfd,
+        signals: sigfd,
+        master,
+    })
+}
 
+/// Wait for the container to be ready, let the hooks attach what they must, tell it to exec,
+/// and learn whether exec worked. Returns the pty master, if any.
+pub(super) fn handshake(
+    chan: &super::sync::Channel,
+    pid: Pid,
+    hooks: &mut dyn Hooks,
+) -> Result<Option<OwnedFd>, RuntimeError> {
+    let fail = |code: u8, message: String| -> RuntimeError {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = wait_child(pid);
+        ExitError::new(code, message).into()
+    };
     let mut master: Option<OwnedFd> = None;
     loop {
-        match ours.recv::<ChildMessage>()? {
+        match chan.recv::<ChildMessage>()? {
             Some((ChildMessage::PtyMaster, fd)) => master = fd,
             Some((ChildMessage::Ready, _)) => break,
-            Some((ChildMessage::Failed { code, message }, _)) => {
-                let _ = wait_child(pid);
-                return Err(ExitError::new(code, message).into());
-            }
+            Some((ChildMessage::Failed { code, message }, _)) => return Err(fail(code, message)),
             None => {
                 let status = wait_child(pid)?;
                 return Err(RuntimeError::DiedInSetup(format!("{status:?}")));
@@ -119,24 +160,14 @@ pub fn run(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<u8, RuntimeErr
         pty::set_window_size(m.as_raw_fd(), &ws);
     }
     if let Err(message) = hooks.before_start(pid) {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = wait_child(pid);
-        return Err(ExitError::new(crate::exit::BURROW_ERROR, message).into());
+        return Err(fail(crate::exit::BURROW_ERROR, message));
     }
-    ours.send(&ParentMessage::Start, None)?;
+    chan.send(&ParentMessage::Start, None)?;
     // The channel closes on exec; a message instead means exec failed.
-    if let Some((ChildMessage::Failed { code, message }, _)) = ours.recv::<ChildMessage>()? {
-        let _ = wait_child(pid);
-        return Err(ExitError::new(code, message).into());
+    if let Some((ChildMessage::Failed { code, message }, _)) = chan.recv::<ChildMessage>()? {
+        return Err(fail(code, message));
     }
-    hooks.started(pid);
-
-    let _raw = match &master {
-        Some(_) if spec.interactive && pty::is_terminal(0) => pty::RawMode::enable(0).ok(),
-        _ => None,
-    };
-    let status = relay_until_exit(pid, &pidfd, &sigfd, master.as_ref(), spec.interactive)?;
-    Ok(exit_code(status))
+    Ok(master)
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
@@ -151,13 +182,14 @@ fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {
     true
 }
 
-fn relay_until_exit(
-    pid: Pid,
-    pidfd: &OwnedFd,
-    sigfd: &SignalFd,
-    master: Option<&OwnedFd>,
-    interactive: bool,
-) -> Result<WaitStatus, RuntimeError> {
+/// Relay the terminal and forward signals until the container's first process exits.
+pub fn relay_until_exit(started: &Started, interactive: bool) -> Result<WaitStatus, RuntimeError> {
+    let (pid, pidfd, sigfd, master) = (
+        started.pid,
+        &started.pidfd,
+        &started.signals,
+        started.master.as_ref(),
+    );
     let mut stdin_open = master.is_some() && interactive;
     let mut master_open = master.is_some();
     let mut buf = vec![0u8; 64 * 1024];

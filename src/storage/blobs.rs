@@ -52,6 +52,7 @@ impl Store {
 
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StorageError> {
         let digest = Digest::sha256_of(bytes);
+        self.take_write_lease()?;
         if self.has_blob(&digest) {
             return Ok(digest);
         }
@@ -63,6 +64,7 @@ impl Store {
 
     /// A writer whose content becomes a blob on `commit`; dropped uncommitted, it leaves nothing.
     pub fn blob_writer(&self) -> Result<BlobWriter, StorageError> {
+        self.take_write_lease()?;
         let (file, path) = self.create_temp_file("blob")?;
         Ok(BlobWriter {
             inner: Some(HashingWriter::new(BufWriter::with_capacity(
@@ -76,7 +78,7 @@ impl Store {
 
     /// A new file in `tmp/`, flocked for as long as it is open so that cleanup can tell a live
     /// writer's file from one left by a killed process.
-    fn create_temp_file(&self, prefix: &str) -> Result<(File, PathBuf), StorageError> {
+    pub(super) fn create_temp_file(&self, prefix: &str) -> Result<(File, PathBuf), StorageError> {
         // Shared while creating: cleanup holds it exclusively, so it never sees a file between
         // its creation and its flock.
         let _creating = FileLock::acquire(&self.tmp_lock_path(), LockKind::Shared)?;

@@ -128,9 +128,12 @@ impl Store {
         let bytes = self.read_blob(manifest_digest)?;
         let manifest = ManifestDoc::parse(&bytes, manifest_digest)?;
         let config = manifest.image_config(manifest_digest)?;
-        self.open_blob(&config.digest()?)?;
+        let mut needed = vec![manifest_digest.clone(), config.digest()?];
         for layer in &manifest.layers {
-            self.open_blob(&layer.digest()?)?;
+            needed.push(layer.digest()?);
+        }
+        for digest in &needed {
+            self.open_blob(digest)?;
         }
         let media_type = manifest.media_type.clone().unwrap_or_else(|| {
             if config.media_type == DOCKER_CONFIG {
@@ -150,6 +153,11 @@ impl Store {
         // Validate before taking names from other images.
         self.record_for(manifest_digest, Vec::new())?;
         let names = self.update_index(|index| {
+            // Again under the lock: garbage collection removes blobs only while holding it, so
+            // blobs present now stay until the image is named.
+            if let Some(missing) = needed.iter().find(|d| !self.has_blob(d)) {
+                return Err(StorageError::BlobNotFound(missing.clone()));
+            }
             if !index.manifests.iter().any(|d| d.digest == template.digest) {
                 index.manifests.push(template.clone());
             }
@@ -278,6 +286,36 @@ impl Store {
         })?;
         let names = names_of(&self.read_index()?, &manifest);
         self.record_for(&manifest, names)
+    }
+}
+
+impl Store {
+    /// Forget the images with these manifests, every name of them included. Their blobs and
+    /// layers stay until the next garbage collection ([`Store::gc`]).
+    pub fn remove_manifests(&self, manifests: &[Digest]) -> Result<(), StorageError> {
+        let wanted: Vec<String> = manifests.iter().map(ToString::to_string).collect();
+        self.update_index(|index| {
+            index.manifests.retain(|d| !wanted.contains(&d.digest));
+            Ok(())
+        })
+    }
+
+    /// Manifest digests of every image whose config (image id) is `id`.
+    pub fn manifests_of(&self, id: &Digest) -> Result<Vec<Digest>, StorageError> {
+        Ok(self
+            .images()?
+            .into_iter()
+            .filter(|i| i.id == *id)
+            .map(|i| i.manifest_digest)
+            .collect())
+    }
+
+    pub(super) fn index_doc(&self) -> Result<IndexDoc, StorageError> {
+        self.read_index()
+    }
+
+    pub(super) fn lock_index(&self) -> Result<FileLock, StorageError> {
+        FileLock::acquire(&self.lock_path(), LockKind::Exclusive)
     }
 }
 

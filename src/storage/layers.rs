@@ -23,6 +23,10 @@ impl Store {
 
     /// Unpack every layer of `image` that is not unpacked yet and return the layer
     /// directories, lowest first. Must be called inside burrow's user namespace.
+    ///
+    /// The layers stay leased to this `Store` (their lock held shared) until it is dropped or
+    /// [`Store::release_layers`] is called, so that garbage collection does not remove them
+    /// while a container is being set up on them.
     pub fn ensure_unpacked(
         &self,
         image: &ImageRecord,
@@ -30,9 +34,48 @@ impl Store {
     ) -> Result<Vec<PathBuf>, StorageError> {
         let chains = chain_ids(&image.diff_ids);
         let dirs: Vec<PathBuf> = chains.iter().map(|c| self.layer_dir(c)).collect();
-        if dirs.iter().all(|d| d.is_dir()) {
-            return Ok(dirs);
+        let mut manifest: Option<ManifestDoc> = None;
+        let mut cleaned = false;
+        for (i, chain) in chains.iter().enumerate() {
+            let mut attempts = 0u32;
+            loop {
+                let lease = FileLock::acquire(&self.layer_lock_path(chain), LockKind::Shared)?;
+                if dirs[i].is_dir() {
+                    self.layer_leases
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(lease);
+                    break;
+                }
+                drop(lease);
+                if manifest.is_none() {
+                    manifest = Some(self.image_manifest(image)?);
+                }
+                if !cleaned {
+                    self.clean_stale_layer_temps();
+                    cleaned = true;
+                }
+                let layers = &manifest.as_ref().expect("just set").layers;
+                let blob = layers[i].digest()?;
+                if !self.unpack_once(chain, &image.diff_ids[i], &blob, opts)? {
+                    attempts += 1;
+                    if attempts > 6000 {
+                        return Err(StorageError::Other(format!(
+                            "layer {}: still locked by another process after 2 minutes",
+                            image.diff_ids[i]
+                        )));
+                    }
+                    // Someone else holds the lock: wait for them, then look again.
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        5 + rand::random::<u64>() % 20,
+                    ));
+                }
+            }
         }
+        Ok(dirs)
+    }
+
+    pub(super) fn image_manifest(&self, image: &ImageRecord) -> Result<ManifestDoc, StorageError> {
         let manifest_bytes = self.read_blob(&image.manifest_digest)?;
         let manifest = ManifestDoc::parse(&manifest_bytes, &image.manifest_digest)?;
         if manifest.layers.len() != image.diff_ids.len() {
@@ -43,31 +86,42 @@ impl Store {
                 image.diff_ids.len()
             )));
         }
-        self.clean_stale_layer_temps();
-        for (i, dir) in dirs.iter().enumerate() {
-            if dir.is_dir() {
-                continue;
-            }
-            let blob = manifest.layers[i].digest()?;
-            self.unpack_once(&chains[i], &image.diff_ids[i], &blob, opts)?;
-        }
-        Ok(dirs)
+        Ok(manifest)
     }
 
+    /// Stored (possibly compressed) size of each layer of `image`, lowest first.
+    pub fn layer_sizes(&self, image: &ImageRecord) -> Result<Vec<u64>, StorageError> {
+        Ok(self
+            .image_manifest(image)?
+            .layers
+            .iter()
+            .map(|l| l.size)
+            .collect())
+    }
+
+    pub(super) fn layer_lock_path(&self, chain_id: &Digest) -> PathBuf {
+        self.overlay_dir().join(format!("{}.lock", chain_id.hex()))
+    }
+
+    /// Unpack the layer unless it is there. `false` when another process holds its lock
+    /// (unpacking it, removing it, or about to use it): the caller waits and looks again.
     fn unpack_once(
         &self,
         chain_id: &Digest,
         diff_id: &Digest,
         blob: &Digest,
         opts: UnpackOptions,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         let overlay = self.overlay_dir();
-        let lock_path = overlay.join(format!("{}.lock", chain_id.hex()));
-        let _lock = FileLock::acquire(&lock_path, LockKind::Exclusive)?;
+        let lock_path = self.layer_lock_path(chain_id);
+        // Never block here: this process may itself hold the lock shared through a lease.
+        let Some(_lock) = FileLock::try_acquire(&lock_path, LockKind::Exclusive)? else {
+            return Ok(false);
+        };
         let final_dir = overlay.join(chain_id.hex());
         if final_dir.join("diff").is_dir() {
             // Another process did it while we waited for the lock.
-            return Ok(());
+            return Ok(true);
         }
         // With the lock held, any temp dir of this chain id is from a dead process.
         self.remove_layer_temps(chain_id.hex());
@@ -101,7 +155,7 @@ impl Store {
         result?;
         self.layers_unpacked.fetch_add(1, Ordering::Relaxed);
         log::debug!("unpacked layer {diff_id} into {}", final_dir.display());
-        Ok(())
+        Ok(true)
     }
 
     fn remove_layer_temps(&self, chain_hex: &str) {

@@ -24,19 +24,46 @@ pub enum LockKind {
 impl FileLock {
     /// Block until the lock on `path` (created if missing) is ours.
     pub fn acquire(path: &Path, kind: LockKind) -> Result<FileLock, StorageError> {
-        let file = open_lock_file(path)?;
-        flock(&file, kind, true).map_err(|e| StorageError::io(path, e))?;
-        Ok(FileLock { _file: file })
+        loop {
+            let file = open_lock_file(path)?;
+            flock(&file, kind, true).map_err(|e| StorageError::io(path, e))?;
+            if still_linked(&file, path) {
+                return Ok(FileLock { _file: file });
+            }
+        }
     }
 
     /// `None` when someone else holds a conflicting lock.
     pub fn try_acquire(path: &Path, kind: LockKind) -> Result<Option<FileLock>, StorageError> {
-        let file = open_lock_file(path)?;
-        match flock(&file, kind, false) {
-            Ok(()) => Ok(Some(FileLock { _file: file })),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(StorageError::io(path, e)),
+        loop {
+            let file = open_lock_file(path)?;
+            match flock(&file, kind, false) {
+                Ok(()) if still_linked(&file, path) => return Ok(Some(FileLock { _file: file })),
+                Ok(()) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(StorageError::io(path, e)),
+            }
         }
+    }
+
+    /// Unlink the lock file while holding it exclusively. Whoever opened the old file and
+    /// waits for it notices (see `still_linked`) and retries with a fresh file.
+    pub fn remove_file(self, path: &Path) {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// Whether `path` still names the file we locked: lock files may be unlinked by a holder of
+/// the exclusive lock (a removed layer's), and a lock on an unlinked file guards nothing.
+fn still_linked(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -9,28 +9,42 @@
 //!   their creation, `overlay/.tmp-<chain-id-hex>-<random>/` is one being unpacked.
 //! - `tmp/`: blobs being written, each flocked by its writer while in use.
 //! - `storage.lock`: serialises writers of `index.json`; readers rely on atomic renames.
+//! - `gc.lock`: held shared by every process that writes blobs (from its first blob until it
+//!   exits or calls [`Store::finish_writes`]), exclusively by garbage collection while it
+//!   removes blobs, so that blobs not yet named in `index.json` are never collected.
+//! - A process using an unpacked layer holds its `overlay/<chain-id-hex>.lock` shared (see
+//!   [`Store::ensure_unpacked`]); garbage collection removes a layer only with the lock held
+//!   exclusively, first renaming it to `overlay/.tmp-del-*`, so that a layer is never half
+//!   present under its real name.
 
 mod archive;
 mod blobs;
 mod compression;
+mod crash;
 pub mod digest;
+mod gc;
 mod images;
 mod import;
 mod layers;
 mod lock;
 mod manifest;
-mod safe_fs;
+pub mod safe_fs;
+mod save;
 mod unpack;
 
 use std::fs::{self, DirBuilder};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
 pub use blobs::BlobWriter;
+pub use crash::point as crash_point;
 pub use digest::Digest;
+pub use gc::GcReport;
 pub use import::ImageChanges;
+pub use save::ArchiveFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -128,6 +142,10 @@ pub struct Store {
     root: PathBuf,
     /// Layers this instance unpacked itself (tests check concurrent callers share the work).
     layers_unpacked: AtomicUsize,
+    /// Shared locks on the layers this process uses (see `ensure_unpacked`).
+    layer_leases: Mutex<Vec<lock::FileLock>>,
+    /// Shared `gc.lock`, taken with the first blob this process writes.
+    write_lease: Mutex<Option<lock::FileLock>>,
 }
 
 impl Store {
@@ -140,6 +158,8 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             layers_unpacked: AtomicUsize::new(0),
+            layer_leases: Mutex::new(Vec::new()),
+            write_lease: Mutex::new(None),
         };
         for dir in [store.blobs_dir(), store.overlay_dir(), store.tmp_dir()] {
             builder
@@ -180,6 +200,37 @@ impl Store {
 
     fn lock_path(&self) -> PathBuf {
         self.root.join("storage.lock")
+    }
+
+    fn gc_lock_path(&self) -> PathBuf {
+        self.root.join("gc.lock")
+    }
+
+    /// Hold `gc.lock` shared from now on: blobs this process writes are not collected before
+    /// `add_image` names them.
+    fn take_write_lease(&self) -> Result<(), StorageError> {
+        let mut lease = self.write_lease.lock().unwrap_or_else(|e| e.into_inner());
+        if lease.is_none() {
+            *lease = Some(lock::FileLock::acquire(
+                &self.gc_lock_path(),
+                lock::LockKind::Shared,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Done writing blobs (every image written is recorded): let garbage collection run.
+    pub fn finish_writes(&self) {
+        *self.write_lease.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Stop holding the layers `ensure_unpacked` returned (they may be collected once no
+    /// image or container references them).
+    pub fn release_layers(&self) {
+        self.layer_leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 

@@ -68,10 +68,11 @@ macro_rules! ctx {
     };
 }
 
-/// Print a skip notice (both streams, so it shows with and without --nocapture).
+/// Print a skip notice: into the test's captured output, and straight to
+/// stderr (bypassing libtest's capture) so it shows in every run.
 pub fn skip(test: &str, reason: &str) {
     println!("skipped: {test}: {reason}");
-    eprintln!("skipped: {test}: {reason}");
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {test}: {reason}");
 }
 
 /// Which user runs burrow.
@@ -375,7 +376,23 @@ fn root_setup() -> Result<Global, String> {
     meta.mtime_nsec().hash(&mut h);
     let bindir = base.join("bin").join(format!("{:016x}", h.finish()));
     mkdir_mode(&base.join("bin"), 0o755)?;
+    // Copies from older builds (a debug binary is big): drop those unused
+    // for a day; a test process still running one keeps its open inode.
+    for old in list_dir(&base.join("bin")) {
+        let p = base.join("bin").join(&old);
+        let stale = fs::metadata(&p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if p != bindir && stale {
+            let _ = fs::remove_dir_all(&p);
+        }
+    }
     mkdir_mode(&bindir, 0o755)?;
+    // Mark it used (its mtime is what the clean-up above looks at).
+    let _ = fs::remove_file(bindir.join(".used"));
+    let _ = fs::File::create(bindir.join(".used"));
     let bin = bindir.join("burrow");
     if fs::metadata(&bin).map(|m| m.len()).ok() != Some(meta.len()) {
         let tmp = bindir.join(format!(".burrow.{}", std::process::id()));

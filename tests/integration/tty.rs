@@ -181,7 +181,9 @@ fn tty_ctrl_c_interrupts_sleep() {
     let t = ctx!();
     let img = load_base(&t);
     // pid 1 ignores signals it has no handler for, so the shell traps INT;
-    // the tty's ^C reaches the whole foreground group (sh and sleep).
+    // the tty's ^C reaches the whole foreground group (sh and sleep). READY is
+    // printed by the subshell that becomes `sleep` (default INT disposition),
+    // so a ^C typed right after READY can't arrive before sleep is running.
     let mut s = PtySession::spawn(
         &t,
         &[
@@ -192,7 +194,7 @@ fn tty_ctrl_c_interrupts_sleep() {
             img,
             "sh",
             "-c",
-            "trap 'echo got-int; exit 9' INT; echo READY; sleep 100; echo slept",
+            "trap 'echo got-int; exit 9' INT; (echo READY; exec sleep 100); echo slept",
         ],
         24,
         80,

@@ -1,0 +1,132 @@
+//! `burrow inspect` / `container inspect`: docker-shaped JSON about containers.
+
+use serde_json::{Value, json};
+
+use crate::cli::GlobalArgs;
+use crate::containers::{ContainerRecord, ContainerStore, Status};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Format the output using a Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Only look for this kind of object: container or image
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Containers (or images) to inspect
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+fn zero_time() -> String {
+    "0001-01-01T00:00:00Z".into()
+}
+
+/// The container as docker's inspect shows it.
+pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value {
+    let create = super::lifecycle::create_args_of(r).ok();
+    let process = r.process.clone();
+    let args = process.as_ref().map(|p| p.args.clone()).unwrap_or_default();
+    let running = matches!(r.status, Status::Running | Status::Paused);
+    let policy = create
+        .as_ref()
+        .and_then(|c| super::create_args::RestartPolicy::parse(&c.restart).ok());
+    let labels: serde_json::Map<String, Value> = create
+        .as_ref()
+        .map(|c| {
+            c.label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), Value::String(v.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "Id": r.id,
+        "Created": r.created,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": r.status.as_str(),
+            "Running": running,
+            "Paused": r.status == Status::Paused,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": if running { r.pid } else { 0 },
+            "ExitCode": r.exit_code,
+            "Error": "",
+            "StartedAt": r.started_at.clone().unwrap_or_else(zero_time),
+            "FinishedAt": r.finished_at.clone().unwrap_or_else(zero_time),
+        },
+        "Image": r.image_id,
+        "ResolvConfPath": containers.dir_of(&r.id).join("userdata/resolv.conf"),
+        "HostnamePath": containers.dir_of(&r.id).join("userdata/hostname"),
+        "HostsPath": containers.dir_of(&r.id).join("userdata/hosts"),
+        "LogPath": super::lifecycle::log_path(&containers.dir_of(&r.id)),
+        "Name": format!("/{}", r.name),
+        "RestartCount": r.restart_count,
+        "Driver": "overlay",
+        "HostConfig": {
+            "AutoRemove": r.auto_remove,
+            "NetworkMode": create.as_ref().map(|c| c.net.network.clone()).unwrap_or_default(),
+            "RestartPolicy": {
+                "Name": policy.map(|p| p.name()).unwrap_or("no"),
+                "MaximumRetryCount": match policy {
+                    Some(super::create_args::RestartPolicy::OnFailure { max_retries }) => max_retries,
+                    _ => 0,
+                },
+            },
+            "GroupAdd": create.as_ref().map(|c| c.group_add.clone()).unwrap_or_default(),
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": r.hostname,
+            "User": process.as_ref().map(|p| p.user.clone()).unwrap_or_default(),
+            "Tty": create.as_ref().is_some_and(|c| c.tty),
+            "OpenStdin": create.as_ref().is_some_and(|c| c.interactive),
+            "Env": process.as_ref().map(|p| p.env.clone()).unwrap_or_default(),
+            "Cmd": args,
+            "Image": r.image,
+            "WorkingDir": process.as_ref().map(|p| p.cwd.clone()).unwrap_or_default(),
+            "Entrypoint": create.as_ref().and_then(|c| c.entrypoint.clone()).map(|e| vec![e]),
+            "Labels": labels,
+            "StopSignal": create.as_ref().and_then(|c| c.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
+        },
+        "NetworkSettings": {
+            "Ports": {},
+            "IPAddress": "",
+        },
+    })
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let containers = super::open_containers(global)?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        let found = match args.kind.as_deref() {
+            None | Some("container") => containers.find(name).ok().map(|r| container_json(&containers, &r)),
+            Some("image") => None,
+            Some(other) => anyhow::bail!("unknown --type {other:?}: use container or image"),
+        };
+        match found {
+            Some(v) => out.push(v),
+            None => {
+                eprintln!("burrow: no such object: {name}");
+                failed = true;
+            }
+        }
+    }
+    match &args.format {
+        Some(format) => {
+            for v in &out {
+                println!("{}", super::format::render_template(format, v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
+    Ok(u8::from(failed))
+}

@@ -1,0 +1,342 @@
+//! What `create`, `run`, `start` and the monitor share: making a container record, and turning
+//! a record into a running container.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::create_args::{CreateArgs, RestartPolicy};
+use crate::cli::GlobalArgs;
+use crate::containers::{self, ContainerRecord, ContainerStore, Status};
+use crate::netns::{NetworkAttachment, NetworkPlan};
+use crate::registry::pull::{PullPolicy, ensure_image};
+use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
+use crate::runtime::{ContainerSpec, Hooks, Stdio};
+use crate::storage::{ImageRecord, Store, UnpackOptions};
+use crate::userns::{IdMapping, MappingKind};
+
+/// Find the image locally, pulling it as `--pull` says.
+pub fn resolve_image(
+    global: &GlobalArgs,
+    store: &Store,
+    image: &str,
+    pull: PullPolicy,
+    quiet: bool,
+) -> anyhow::Result<ImageRecord> {
+    match (store.find_image(image), pull) {
+        (Ok(found), PullPolicy::Missing | PullPolicy::Never) => Ok(found),
+        (Err(crate::storage::StorageError::ImageNotFound(_)), PullPolicy::Never) => anyhow::bail!(
+            "Unable to find image '{image}' locally, and --pull=never: load it with 'burrow load', \
+             'burrow import' or 'burrow pull'"
+        ),
+        (Err(e @ crate::storage::StorageError::Ambiguous(..)), _) => Err(e.into()),
+        _ => Ok(ensure_image(global, store, image, pull, quiet)?),
+    }
+}
+
+/// Make the container's record: the merged process, the flags, a unique name.
+pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(ContainerRecord, ImageRecord)> {
+    RestartPolicy::parse(&args.restart)?;
+    if args.rm && args.restart != "no" {
+        anyhow::bail!("conflicting options: --restart and --rm");
+    }
+    args.net.plan(&crate::paths::storage_root(global), &[])?;
+    let store = super::open_store(global)?;
+    let image = resolve_image(global, &store, &args.image, args.pull, args.quiet)?;
+    let config = store.image_config(&image)?;
+    let containers = super::open_containers(global)?;
+
+    let id = containers::new_id();
+    let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let overrides = ProcessOverrides {
+        entrypoint: args.entrypoint.clone(),
+        command: args.command.clone(),
+        env: args.env.clone(),
+        env_files: args.env_file.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        tty: args.tty,
+    };
+    let process = process_config::merge(
+        &ImageProcess::from_oci(config.config().as_ref()),
+        &overrides,
+        &hostname,
+        &|k| std::env::var(k).ok(),
+    )?;
+    let mut create_args = serde_json::to_value(args)?;
+    if args.stop_signal.is_none()
+        && let Some(sig) = config.config().as_ref().and_then(|c| c.stop_signal().clone())
+    {
+        create_args["stop_signal"] = serde_json::Value::String(sig);
+    }
+    let mut record = ContainerRecord {
+        id: id.clone(),
+        name: args.name.clone().unwrap_or_else(containers::generate_name),
+        image: args.image.clone(),
+        image_id: image.id.to_string(),
+        command: process.args.clone(),
+        created: containers::now_rfc3339(),
+        auto_remove: args.rm,
+        status: Status::Created,
+        pid: 0,
+        exit_code: 0,
+        started_at: None,
+        finished_at: None,
+        process: Some(process),
+        hostname,
+        create_args,
+        restart_count: 0,
+        stopped_by_user: false,
+        monitor_pid: 0,
+    };
+    // A generated name may collide; a chosen one is the user's to change.
+    let mut attempts = 0;
+    loop {
+        match containers.create(&record) {
+            Ok(_) => return Ok((record, image)),
+            Err(containers::ContainerError::NameInUse(..)) if args.name.is_none() && attempts < 20 => {
+                attempts += 1;
+                record.name = format!("{}{}", containers::generate_name(), attempts);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The flags a record was created with.
+pub fn create_args_of(record: &ContainerRecord) -> anyhow::Result<CreateArgs> {
+    serde_json::from_value(record.create_args.clone())
+        .with_context(|| format!("container {}: unreadable creation flags", record.name))
+}
+
+/// Everything needed to start a record's container, prepared inside burrow's user namespace.
+pub struct Prepared {
+    pub spec: ContainerSpec,
+    pub network: NetworkPlan,
+}
+
+/// Unpack the image if needed, make the container's directories and files, and describe the
+/// container for the runtime. Call inside burrow's user namespace.
+pub fn prepare(
+    global: &GlobalArgs,
+    containers: &ContainerStore,
+    record: &ContainerRecord,
+    mapping: &IdMapping,
+    stdio: Stdio,
+) -> anyhow::Result<Prepared> {
+    let args = create_args_of(record)?;
+    let store = super::open_store(global)?;
+    let image = store
+        .find_image(&record.image_id)
+        .with_context(|| format!("the image of container {} is gone", record.name))?;
+    let lower = store.ensure_unpacked(
+        &image,
+        UnpackOptions {
+            ignore_chown_errors: mapping.kind == MappingKind::SingleId,
+        },
+    )?;
+    let network = args.net.plan(&crate::paths::storage_root(global), &super::network_args::exposed_ports(&store.image_config(&image)?))?;
+    let dir = containers.dir_of(&record.id);
+    for sub in ["upper", "work", "merged", "userdata"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    }
+    let etc_files = network.write_etc_files(&dir.join("userdata"), &record.hostname, &record.name)?;
+    let process = record
+        .process
+        .clone()
+        .with_context(|| format!("container {} has no process configuration", record.name))?;
+    let spec = ContainerSpec {
+        id: record.id.clone(),
+        hostname: record.hostname.clone(),
+        lower,
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+        merged: dir.join("merged"),
+        ephemeral: record.auto_remove,
+        rootfs_driver: super::storage_driver::driver(global),
+        process,
+        group_add: args.group_add.clone(),
+        tty: args.tty,
+        interactive: args.interactive,
+        stdio,
+        network: network.runtime_network(),
+        etc_files,
+        can_setgroups: mapping.can_setgroups(),
+        tty_gid_mapped: mapping.host_gid(5).is_some(),
+    };
+    Ok(Prepared { spec, network })
+}
+
+/// Attaches networking before the command starts and records the container as running.
+pub struct RecordingHooks<'a> {
+    pub containers: &'a ContainerStore,
+    pub record: ContainerRecord,
+    pub dir: PathBuf,
+    pub network: &'a NetworkPlan,
+    pub attachment: Option<NetworkAttachment>,
+}
+
+impl<'a> RecordingHooks<'a> {
+    pub fn new(containers: &'a ContainerStore, record: ContainerRecord, network: &'a NetworkPlan) -> Self {
+        let dir = containers.dir_of(&record.id);
+        RecordingHooks {
+            containers,
+            record,
+            dir,
+            network,
+            attachment: None,
+        }
+    }
+
+    /// Record the exit of the container's command.
+    pub fn record_exit(&mut self, code: u8) {
+        if let Ok(latest) = self.containers.load(&self.record.id) {
+            self.record.stopped_by_user = latest.stopped_by_user;
+        }
+        self.record.status = Status::Exited;
+        self.record.exit_code = i32::from(code);
+        self.record.finished_at = Some(containers::now_rfc3339());
+        if let Err(e) = self.containers.save(&self.record) {
+            log::warn!("{e}");
+        }
+    }
+}
+
+impl Hooks for RecordingHooks<'_> {
+    fn before_start(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
+        self.attachment = Some(self.network.attach(pid, &self.dir).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn started(&mut self, pid: nix::unistd::Pid) {
+        self.record.status = Status::Running;
+        self.record.pid = pid.as_raw();
+        self.record.started_at = Some(containers::now_rfc3339());
+        self.record.finished_at = None;
+        if let Err(e) = self.containers.save(&self.record) {
+            log::warn!("{e}");
+        }
+    }
+}
+
+/// Remove a container's record and files (inside burrow's user namespace).
+pub fn remove_quietly(containers: &ContainerStore, id: &str) {
+    if let Ok(r) = containers.find(id)
+        && let Err(e) = containers.remove(&r)
+    {
+        log::warn!("cannot remove container {}: {e}", &id[..12.min(id.len())]);
+    }
+}
+
+pub fn container_dir(containers: &ContainerStore, record: &ContainerRecord) -> PathBuf {
+    containers.dir_of(&record.id)
+}
+
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join("ctr.log")
+}
+
+/// Send `sig` to the container's first process. Processes of container users other than root
+/// belong to subordinate ids, so when a plain kill is refused, a child joins the container's
+/// user namespace (where burrow is root) and sends it from there.
+pub fn signal_container(record: &ContainerRecord, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+    use nix::sys::signal::kill;
+    use nix::unistd::{ForkResult, Pid, fork};
+    let pid = Pid::from_raw(record.pid);
+    match kill(pid, sig) {
+        Ok(()) | Err(nix::Error::ESRCH) => return Ok(()),
+        Err(nix::Error::EPERM) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot signal container {}", record.name)),
+    }
+    // SAFETY: burrow is single-threaded; the child only joins a namespace, signals and exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let ok = crate::runtime::join::enter_userns_of(pid).is_ok() && kill(pid, sig).is_ok();
+            // SAFETY: leave the forked copy without running destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None)? {
+            nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+            _ => anyhow::bail!("cannot send {sig} to container {}", record.name),
+        },
+    }
+}
+
+/// Wait up to `timeout` for the container's first process to exit; false on timeout.
+pub fn wait_exit(record: &ContainerRecord, timeout: std::time::Duration) -> bool {
+    // SAFETY: plain syscall; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, record.pid, 0) };
+    if fd < 0 {
+        return true;
+    }
+    // SAFETY: pidfd_open returned a new descriptor.
+    let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    matches!(
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX)),
+        Ok(n) if n > 0
+    )
+}
+
+/// docker's stop: the stop signal, then SIGKILL after the timeout; returns once the watching
+/// burrow process has recorded the exit.
+pub fn stop_container(
+    containers: &ContainerStore,
+    record: &mut ContainerRecord,
+    timeout: Option<u32>,
+) -> anyhow::Result<()> {
+    if !matches!(record.status, Status::Running | Status::Paused) {
+        return Ok(());
+    }
+    record.stopped_by_user = true;
+    containers.save(record)?;
+    let args = create_args_of(record).ok();
+    let sig_name = args
+        .as_ref()
+        .and_then(|a| a.stop_signal.clone())
+        .unwrap_or_else(|| "SIGTERM".into());
+    let sig = parse_signal(&sig_name)?;
+    let timeout = timeout
+        .or(args.as_ref().and_then(|a| a.stop_timeout))
+        .unwrap_or(10);
+    if record.status == Status::Paused {
+        signal_container(record, nix::sys::signal::Signal::SIGCONT)?;
+    }
+    signal_container(record, sig)?;
+    if !wait_exit(record, std::time::Duration::from_secs(u64::from(timeout))) {
+        signal_container(record, nix::sys::signal::Signal::SIGKILL)?;
+        wait_exit(record, std::time::Duration::from_secs(30));
+    }
+    containers.wait_unlocked(&record.id);
+    Ok(())
+}
+
+/// `SIGTERM`, `TERM`, `term` or `15`.
+pub fn parse_signal(name: &str) -> anyhow::Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    if let Ok(n) = name.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| anyhow::anyhow!("invalid signal: {name}"));
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    nix::sys::signal::Signal::from_str(&full).map_err(|_| anyhow::anyhow!("invalid signal: {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names() {
+        use nix::sys::signal::Signal;
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("hup").unwrap(), Signal::SIGHUP);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("NOPE").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! The per-container monitor: burrow re-executed for one detached container. It is the
+//! container's subreaper, writes its log, records its exit, applies `--restart`, and tears
+//! everything down (networking, `--rm`) when the container is done. It is not a daemon: it
+//! lives exactly as long as its container.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use anyhow::Context;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use super::create_args::RestartPolicy;
+use super::lifecycle::{self, RecordingHooks};
+use crate::cli::GlobalArgs;
+use crate::containers::logs::LogWriter;
+use crate::exit::ExitError;
+use crate::runtime::{self, RuntimeError, Started, Stdio};
+
+/// The descriptor on which the monitor tells its starter whether the container started.
+const REPORT_FD: i32 = 3;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub id: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Report {
+    Started,
+    Failed { code: u8, message: String },
+}
+
+/// Start a detached container: launch its monitor and wait until the container's command runs
+/// (or failed to start, with docker's exit code).
+pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
+    let containers = super::open_containers(global)?;
+    let dir = containers.dir_of(id);
+    let exe = std::fs::read_link("/proc/self/exe").context("cannot find burrow's own executable")?;
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let monitor_log = std::fs::File::create(dir.join("monitor.log"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(crate::paths::storage_root(global))
+        .arg("--log-level")
+        .arg(format!("{:?}", global.log_level).to_lowercase())
+        .arg("container-monitor")
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(monitor_log);
+    let write_fd = report_write.as_raw_fd();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::dup2(write_fd, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().context("cannot start the container monitor")?;
+    drop(report_write);
+    let mut text = String::new();
+    std::fs::File::from(report_read).read_to_string(&mut text)?;
+    match serde_json::from_str::<Report>(&text) {
+        Ok(Report::Started) => Ok(()),
+        Ok(Report::Failed { code, message }) => Err(ExitError::new(code, message).into()),
+        Err(_) => {
+            let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+            anyhow::bail!("the container monitor died before the container started: {}", log.trim())
+        }
+    }
+}
+
+fn send_report(report: &mut Option<std::fs::File>, r: &Report) {
+    if let Some(mut f) = report.take() {
+        let _ = f.write_all(serde_json::to_string(r).unwrap_or_default().as_bytes());
+    }
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    // SAFETY: fd 3 was set up by `spawn`; if it is not open, fcntl fails and we have no report.
+    let mut report = (unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == 0)
+        .then(|| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(REPORT_FD) }));
+    // SAFETY: prctl with integer arguments: orphans of the container are reparented to us.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let result = monitor(global, &args.id, &mut report);
+    if let Err(e) = &result {
+        let code = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<ExitError>())
+            .map_or(crate::exit::BURROW_ERROR, |x| x.code);
+        send_report(&mut report, &Report::Failed { code, message: format!("{e:#}") });
+    }
+    result
+}
+
+fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) -> anyhow::Result<u8> {
+    let containers = super::open_containers(global)?;
+    let mut record = containers.find(id)?;
+    let Some(_lock) = containers.try_lock_running(&record.id)? else {
+        anyhow::bail!("container {} is already running", record.name);
+    };
+    let policy = RestartPolicy::parse(&lifecycle::create_args_of(&record)?.restart)?;
+    let mapping = crate::userns::enter_current()?;
+    let dir = containers.dir_of(&record.id);
+    let mut log = LogWriter::open(&lifecycle::log_path(&dir))?;
+    record.stopped_by_user = false;
+    record.monitor_pid = std::process::id() as i32;
+    containers.save(&record)?;
+    let mut backoff = Duration::from_millis(100);
+    let code = loop {
+        let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let stdio = Stdio::Fds {
+            stdin: None,
+            stdout: out_write,
+            stderr: err_write,
+        };
+        let prepared = lifecycle::prepare(global, &containers, &record, &mapping, stdio)?;
+        let mut hooks = RecordingHooks::new(&containers, record.clone(), &prepared.network);
+        let started = match runtime::start(&prepared.spec, &mut hooks) {
+            Ok(s) => s,
+            Err(e) => {
+                let code = match &e {
+                    RuntimeError::Start(x) => x.code,
+                    _ => crate::exit::BURROW_ERROR,
+                };
+                hooks.record_exit(code);
+                return match e {
+                    RuntimeError::Start(x) => Err(x.into()),
+                    other => Err(other.into()),
+                };
+            }
+        };
+        // Our copies of the write ends must close, or the pipes never reach end of file.
+        drop(prepared.spec);
+        send_report(report, &Report::Started);
+        let status = pump_logs(&started, out_read, err_read, &mut log);
+        let code = runtime::supervise::exit_code(status);
+        hooks.record_exit(code);
+        drop(hooks.attachment.take());
+        record = hooks.record;
+        if record.stopped_by_user || !policy.should_restart(i32::from(code), record.restart_count) {
+            break code;
+        }
+        record.restart_count += 1;
+        containers.save(&record)?;
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    };
+    if record.auto_remove {
+        lifecycle::remove_quietly(&containers, &record.id);
+    }
+    Ok(code)
+}
+
+/// Copy the container's output into its log until its first process exits; forward signals.
+fn pump_logs(started: &Started, out: OwnedFd, err: OwnedFd, log: &mut LogWriter) -> nix::sys::wait::WaitStatus {
+    let mut open = [true, true];
+    let mut master_open = started.master.is_some();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut fds = vec![
+            PollFd::new(started.pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(started.signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(out.as_fd(), if open[0] { PollFlags::POLLIN } else { PollFlags::empty() }),
+            PollFd::new(err.as_fd(), if open[1] { PollFlags::POLLIN } else { PollFlags::empty() }),
+        ];
+        if let (Some(m), true) = (&started.master, master_open) {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if let Err(e) = poll(&mut fds, PollTimeout::NONE)
+            && e != nix::Error::EINTR
+        {
+            break;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[1] {
+            while let Ok(Some(info)) = started.signals.read_signal() {
+                if let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) {
+                    let _ = nix::sys::signal::kill(started.pid, sig);
+                }
+            }
+        }
+        for (i, fd) in [(0usize, &out), (1, &err)] {
+            if open[i] && ready[2 + i] {
+                match nix::unistd::read(fd, &mut buf) {
+                    Ok(0) | Err(_) => open[i] = false,
+                    Ok(n) => log.write(i, &buf[..n]),
+                }
+            }
+        }
+        if master_open
+            && ready.get(4).copied().unwrap_or(false)
+            && let Some(m) = &started.master
+        {
+            match nix::unistd::read(m, &mut buf) {
+                Ok(0) | Err(_) => master_open = false,
+                Ok(n) => log.write(0, &buf[..n]),
+            }
+        }
+        if ready[0] {
+            // Drain what is left: every writer is gone with the container's pid namespace.
+            for (i, fd) in [(0usize, &out), (1, &err)] {
+                while open[i] {
+                    match nix::unistd::read(fd, &mut buf) {
+                        Ok(0) | Err(_) => open[i] = false,
+                        Ok(n) => log.write(i, &buf[..n]),
+                    }
+                }
+            }
+            if let Some(m) = &started.master {
+                while let Ok(n) = nix::unistd::read(m, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    log.write(0, &buf[..n]);
+                }
+            }
+            log.flush();
+            break;
+        }
+    }
+    runtime::supervise::wait_child(started.pid).unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
+}
