@@ -94,6 +94,8 @@ pub enum Command {
     Unpause(commands::pause::Args),
     /// Manage containers
     Container(commands::container::Args),
+    /// Manage volumes
+    Volume(commands::volume::Args),
     /// Load images from a docker-archive or OCI archive
     Load(commands::load::Args),
     /// Create an image from a rootfs tarball
@@ -120,13 +122,34 @@ pub enum Command {
     Untag(commands::untag::Args),
     /// Run a command inside burrow's user namespace (as podman unshare)
     Unshare(commands::unshare::Args),
+    /// Remove one or more images
+    Rmi(commands::rmi::Args),
+    /// Manage images
+    Image(commands::image::Args),
+    /// Show the history of an image
+    History(commands::history::Args),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(commands::save::Args),
+    /// Manage burrow: disk usage, pruning, reset
+    System(commands::system::Args),
+    /// Manage networks
+    Network(commands::network::Args),
+    /// List port mappings of a container
+    Port(commands::port::Args),
     /// Watch one detached container (started by burrow itself)
     #[command(hide = true)]
     ContainerMonitor(commands::monitor::Args),
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse_from(std::env::args_os());
+    let cli = match Cli::try_parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors are burrow's own errors (docker: 125); help and version are not errors.
+            return ExitCode::from(if e.use_stderr() { exit::BURROW_ERROR } else { 0 });
+        }
+    };
     crate::logging::init(cli.global.log_level.into());
     let result = match cli.command {
         Command::Run(a) => commands::run::run(&cli.global, a),
@@ -143,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Top(a) => commands::top::run(&cli.global, a),
         Command::Pause(a) | Command::Unpause(a) => commands::pause::run(&cli.global, a),
         Command::Container(a) => commands::container::run(&cli.global, a),
+        Command::Volume(a) => commands::volume::run(&cli.global, a),
         Command::Load(a) => commands::load::run(&cli.global, a),
         Command::Import(a) => commands::import::run(&cli.global, a),
         Command::Images(a) => commands::images::run(&cli.global, a),
@@ -156,6 +180,13 @@ pub fn main() -> ExitCode {
         Command::Tag(a) => commands::tag::run(&cli.global, a),
         Command::Untag(a) => commands::untag::run(&cli.global, a),
         Command::Unshare(a) => commands::unshare::run(&cli.global, a),
+        Command::Rmi(a) => commands::rmi::run(&cli.global, a),
+        Command::Image(a) => commands::image::run(&cli.global, a),
+        Command::History(a) => commands::history::run(&cli.global, a),
+        Command::Save(a) => commands::save::run(&cli.global, a),
+        Command::System(a) => commands::system::run(&cli.global, a),
+        Command::Network(a) => commands::network::run(&cli.global, a),
+        Command::Port(a) => commands::port::run(&cli.global, a),
         Command::ContainerMonitor(a) => commands::monitor::run(&cli.global, a),
     };
     exit::finish(result)

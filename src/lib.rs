@@ -14,3 +14,4 @@ pub mod runtime;
 pub mod safe_open;
 pub mod storage;
 pub mod userns;
+pub mod volumes;

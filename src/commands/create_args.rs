@@ -68,6 +68,21 @@ pub struct CreateArgs {
     #[arg(short, long)]
     #[serde(skip)]
     pub quiet: bool,
+    /// Bind mount or volume: [SOURCE:]TARGET[:ro|rw|z|Z|U|nocopy]
+    #[arg(short, long = "volume", value_name = "SPEC")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=...,target=...[,readonly]
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: TARGET[:OPTIONS]
+    #[arg(long, value_name = "TARGET")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Mount the volumes of another container: CONTAINER[:ro|rw]
+    #[arg(long, value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
     #[command(flatten)]
     pub net: NetworkArgs,
     /// Image to run

@@ -63,6 +63,23 @@ pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(Contain
         &hostname,
         &|k| std::env::var(k).ok(),
     )?;
+    let mut requests = Vec::new();
+    for v in &args.volume {
+        requests.push(super::mount_args::parse_volume(v)?);
+    }
+    for m in &args.mount {
+        requests.push(super::mount_args::parse_mount(m)?);
+    }
+    for t in &args.tmpfs {
+        requests.push(super::mount_args::parse_tmpfs(t)?);
+    }
+    let image_volumes: Vec<String> = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let volumes = crate::volumes::VolumeStore::open(&crate::paths::storage_root(global))?;
+    let mounts = super::mount_args::resolve(requests, &image_volumes, &args.volumes_from, &volumes, &containers)?;
     let mut create_args = serde_json::to_value(args)?;
     if args.stop_signal.is_none()
         && let Some(sig) = config.config().as_ref().and_then(|c| c.stop_signal().clone())
@@ -88,6 +105,7 @@ pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(Contain
         restart_count: 0,
         stopped_by_user: false,
         monitor_pid: 0,
+        mounts,
     };
     // A generated name may collide; a chosen one is the user's to change.
     let mut attempts = 0;
@@ -162,6 +180,8 @@ pub fn prepare(
         stdio,
         network: network.runtime_network(),
         etc_files,
+        mounts: record.mounts.clone(),
+        read_only: args.read_only,
         can_setgroups: mapping.can_setgroups(),
         tty_gid_mapped: mapping.host_gid(5).is_some(),
     };
@@ -206,26 +226,24 @@ impl<'a> RecordingHooks<'a> {
 impl Hooks for RecordingHooks<'_> {
     fn before_start(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
         self.attachment = Some(self.network.attach(pid, &self.dir).map_err(|e| e.to_string())?);
-        Ok(())
-    }
-
-    fn started(&mut self, pid: nix::unistd::Pid) {
+        // Recorded before the command runs, so nothing it prints can be seen before `ps`,
+        // `stop` or `rm -f` know its pid.
         self.record.status = Status::Running;
         self.record.pid = pid.as_raw();
         self.record.started_at = Some(containers::now_rfc3339());
         self.record.finished_at = None;
-        if let Err(e) = self.containers.save(&self.record) {
-            log::warn!("{e}");
-        }
+        self.containers.save(&self.record).map_err(|e| e.to_string())
     }
 }
 
-/// Remove a container's record and files (inside burrow's user namespace).
-pub fn remove_quietly(containers: &ContainerStore, id: &str) {
-    if let Ok(r) = containers.find(id)
-        && let Err(e) = containers.remove(&r)
-    {
-        log::warn!("cannot remove container {}: {e}", &id[..12.min(id.len())]);
+/// Remove an `--rm` container's record, files and anonymous volumes (inside burrow's user
+/// namespace).
+pub fn remove_quietly(global: &GlobalArgs, containers: &ContainerStore, id: &str) {
+    if let Ok(r) = containers.find(id) {
+        match containers.remove(&r) {
+            Ok(()) => super::volume::remove_anonymous(global, &r.mounts),
+            Err(e) => log::warn!("cannot remove container {}: {e}", &id[..12.min(id.len())]),
+        }
     }
 }
 

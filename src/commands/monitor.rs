@@ -152,7 +152,7 @@ fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) ->
         backoff = (backoff * 2).min(Duration::from_secs(60));
     };
     if record.auto_remove {
-        lifecycle::remove_quietly(&containers, &record.id);
+        lifecycle::remove_quietly(global, &containers, &record.id);
     }
     Ok(code)
 }

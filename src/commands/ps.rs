@@ -1,9 +1,11 @@
 //! `burrow ps`: list containers.
 
-use crate::cli::GlobalArgs;
-use crate::containers::{ContainerRecord, Status};
+use serde_json::{Value, json};
 
-use super::format::{ago, human_duration, seconds_since, table};
+use crate::cli::GlobalArgs;
+use crate::containers::{ContainerRecord, ContainerStore, Status};
+
+use super::format::{ago, human_duration, seconds_since};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,66 +15,184 @@ pub struct Args {
     /// Only display container ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Show the latest created container
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Show the n last created containers
+    #[arg(short = 'n', long = "last", value_name = "N")]
+    pub last: Option<usize>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter: status=, name=, id=, label=, ancestor=, exited=
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Format the output using a Go template, "table ...", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 fn status_text(r: &ContainerRecord) -> String {
+    let up = || human_duration(r.started_at.as_deref().and_then(seconds_since).unwrap_or(0));
     match r.status {
         Status::Created => "Created".into(),
-        Status::Running => format!(
-            "Up {}",
-            human_duration(r.started_at.as_deref().and_then(seconds_since).unwrap_or(0))
-        ),
-        Status::Paused => format!(
-            "Up {} (Paused)",
-            human_duration(r.started_at.as_deref().and_then(seconds_since).unwrap_or(0))
-        ),
+        Status::Running => format!("Up {}", up()),
+        Status::Paused => format!("Up {} (Paused)", up()),
         Status::Exited => format!("Exited ({}) {}", r.exit_code, ago(r.finished_at.as_deref())),
     }
 }
 
+fn labels(r: &ContainerRecord) -> Vec<(String, String)> {
+    r.create_args["label"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// docker's `ps --filter` keys; several values of one key match any, different keys all.
+fn matches(r: &ContainerRecord, filters: &[(String, String)]) -> anyhow::Result<bool> {
+    let keys: std::collections::BTreeSet<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    for key in keys {
+        let mut any = false;
+        for (_, value) in filters.iter().filter(|(k, _)| k == key) {
+            any |= match key {
+                "status" => r.status.as_str() == value,
+                "name" => r.name.contains(value.as_str()),
+                "id" => r.id.starts_with(value.as_str()),
+                "exited" => r.status == Status::Exited && r.exit_code.to_string() == *value,
+                "ancestor" => {
+                    r.image == *value
+                        || r.image_id.trim_start_matches("sha256:").starts_with(value.trim_start_matches("sha256:"))
+                }
+                "label" => {
+                    let (k, v) = value.split_once('=').map_or((value.as_str(), None), |(k, v)| (k, Some(v)));
+                    labels(r).iter().any(|(lk, lv)| lk == k && v.is_none_or(|v| v == lv))
+                }
+                other => anyhow::bail!(
+                    "invalid filter {other:?}: use status, name, id, label, ancestor or exited"
+                ),
+            };
+        }
+        if !any {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The fields docker's `ps --format` offers.
+fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
+    let id = if args.no_trunc { r.id.clone() } else { r.id[..12].to_string() };
+    let mut command = r.command.join(" ");
+    if !args.no_trunc && command.chars().count() > 20 {
+        command = format!("{}…", command.chars().take(19).collect::<String>());
+    }
+    let labels = labels(r)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let size = if args.size {
+        super::format::human_size(dir_size(&containers.dir_of(&r.id).join("upper")))
+    } else {
+        String::new()
+    };
+    json!({
+        "ID": id,
+        "Image": r.image,
+        "Command": format!("\"{command}\""),
+        "CreatedAt": r.created,
+        "RunningFor": ago(Some(&r.created)),
+        "Status": status_text(r),
+        "State": r.status.as_str(),
+        "Ports": "",
+        "Names": r.name,
+        "Labels": labels,
+        "Size": size,
+        "Networks": "",
+        "Mounts": "",
+    })
+}
+
+fn header(field: &str) -> Option<String> {
+    Some(
+        match field {
+            "ID" => "CONTAINER ID",
+            "Image" => "IMAGE",
+            "Command" => "COMMAND",
+            "CreatedAt" => "CREATED AT",
+            "RunningFor" => "CREATED",
+            "Status" => "STATUS",
+            "State" => "STATE",
+            "Ports" => "PORTS",
+            "Names" => "NAMES",
+            "Labels" => "LABELS",
+            "Size" => "SIZE",
+            "Networks" => "NETWORKS",
+            "Mounts" => "MOUNTS",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
-    let list: Vec<ContainerRecord> = containers
-        .list()?
-        .into_iter()
-        .filter(|r| args.all || r.status == Status::Running)
-        .collect();
-    let id = |r: &ContainerRecord| {
-        if args.no_trunc {
-            r.id.clone()
-        } else {
-            r.id[..12].to_string()
+    let filters: Vec<(String, String)> = args
+        .filter
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: use KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let show_all = args.all || args.latest || args.last.is_some() || !filters.is_empty();
+    let mut list = Vec::new();
+    for r in containers.list()? {
+        if (show_all || matches!(r.status, Status::Running | Status::Paused)) && matches(&r, &filters)? {
+            list.push(r);
+        }
+    }
+    if let Some(n) = args.last.or(args.latest.then_some(1)) {
+        list.truncate(n);
+    }
+    let rows: Vec<Value> = list.iter().map(|r| row(&containers, r, &args)).collect();
+    let format = match (&args.format, args.quiet) {
+        (Some(f), _) => f.clone(),
+        (None, true) => "{{.ID}}".to_string(),
+        (None, false) if args.size => {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}".into()
+        }
+        (None, false) => {
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".into()
         }
     };
-    if args.quiet {
-        for r in &list {
-            println!("{}", id(r));
-        }
-        return Ok(0);
-    }
-    let mut rows = vec![
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for r in &list {
-        let mut command = r.command.join(" ");
-        if !args.no_trunc && command.chars().count() > 20 {
-            command = format!("{}…", command.chars().take(19).collect::<String>());
-        }
-        rows.push(vec![
-            id(r),
-            r.image.clone(),
-            format!("\"{command}\""),
-            ago(Some(&r.created)),
-            status_text(r),
-            String::new(),
-            r.name.clone(),
-        ]);
-    }
-    print!("{}", table(&rows));
+    print!("{}", super::format::render_rows(&format, &rows, &header)?);
     Ok(0)
 }

@@ -68,7 +68,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     for (key, record) in to_remove {
         // A monitor may have removed an auto-remove container already.
         match containers.remove(&record) {
-            Ok(()) => println!("{key}"),
+            Ok(()) => {
+                if args.volumes {
+                    super::volume::remove_anonymous(global, &record.mounts);
+                }
+                println!("{key}");
+            }
             Err(e) => {
                 eprintln!("burrow: {e}");
                 failed = true;

@@ -72,7 +72,9 @@ fn remove_one(
         .iter()
         .filter(|c| c.image_id == image.id.to_string())
         .collect();
-    let running = users.iter().find(|c| c.status == Status::Running);
+    let running = users
+        .iter()
+        .find(|c| matches!(c.status, Status::Running | Status::Paused));
     let short = image.id.short();
     if !by_id(arg, &image) {
         let name = Reference::parse(arg)?;
@@ -135,6 +137,16 @@ pub fn delete_image(store: &Store, image: &ImageRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Enter burrow's user namespace once (several steps of one command may need it).
+pub fn enter_userns() -> anyhow::Result<()> {
+    static ENTERED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if ENTERED.get().is_none() {
+        crate::userns::enter_current()?;
+        let _ = ENTERED.set(());
+    }
+    Ok(())
+}
+
 /// Collect what nothing references any more (inside the user namespace: layer files belong
 /// to subordinate ids). Prints docker's `Deleted:` lines for the layers when `print`.
 pub fn collect(
@@ -142,7 +154,7 @@ pub fn collect(
     containers: &[ContainerRecord],
     print: bool,
 ) -> anyhow::Result<GcReport> {
-    crate::userns::enter_current()?;
+    enter_userns()?;
     let report = store.gc(&container_roots(containers))?;
     if print {
         for layer in &report.layers {

@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
     })();
     if args.create.rm {
-        lifecycle::remove_quietly(&containers, &record.id);
+        lifecycle::remove_quietly(global, &containers, &record.id);
     }
     result
 }

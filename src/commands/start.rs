@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         };
         hooks.record_exit(code);
         if record.auto_remove {
-            lifecycle::remove_quietly(&containers, &record.id);
+            lifecycle::remove_quietly(global, &containers, &record.id);
         }
         return match result {
             Ok(c) => Ok(c),

@@ -100,6 +100,9 @@ pub struct ContainerRecord {
     /// pid of the monitor that watches a detached container.
     #[serde(default)]
     pub monitor_pid: i32,
+    /// Volumes, bind mounts and tmpfs mounts, resolved at create time.
+    #[serde(default)]
+    pub mounts: Vec<crate::runtime::ExtraMount>,
 }
 
 pub struct ContainerStore {
@@ -346,6 +349,7 @@ mod tests {
             restart_count: 0,
             stopped_by_user: false,
             monitor_pid: 0,
+            mounts: Vec::new(),
         }
     }
 

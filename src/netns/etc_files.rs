@@ -33,7 +33,9 @@ pub fn hosts(input: &HostsInput) -> String {
             names.push(a.clone());
         }
     }
-    let own = input.address.map_or("127.0.1.1".to_string(), |a| a.to_string());
+    let own = input
+        .address
+        .map_or("127.0.1.1".to_string(), |a| a.to_string());
     out.push_str(&format!("{own}\t{}\n", names.join(" ")));
     if let Some(ip) = input.host_internal {
         out.push_str(&format!(

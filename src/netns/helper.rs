@@ -58,12 +58,12 @@ pub fn spawn(
         source,
     })?;
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(
-            logfile.try_clone().map_err(|source| NetError::Write {
+        .stdout(Stdio::from(logfile.try_clone().map_err(|source| {
+            NetError::Write {
                 path: log.to_path_buf(),
                 source,
-            })?,
-        ))
+            }
+        })?))
         .stderr(Stdio::from(logfile))
         .process_group(0);
     assert!(fds.len() <= 4, "at most 4 descriptors");
@@ -76,7 +76,14 @@ pub fn spawn(
     // and exec; burrow is single-threaded here.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::getppid() != parent {
@@ -101,7 +108,9 @@ pub fn spawn(
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| NetError::Spawn { name, source })?;
+    let child = cmd
+        .spawn()
+        .map_err(|source| NetError::Spawn { name, source })?;
     drop(fds);
     Ok(Helper {
         name,

@@ -413,7 +413,8 @@ impl NetworkPlan {
                 let ports = ports::resolve(&self.ports)?;
                 let dns_forward =
                     self.dns.servers.is_empty() && has_loopback_resolver(&host_resolv_conf());
-                let p = pasta::Pasta::start(pid.as_raw(), container_dir, opts, &ports, dns_forward)?;
+                let p =
+                    pasta::Pasta::start(pid.as_raw(), container_dir, opts, &ports, dns_forward)?;
                 attachment.backend = Some(Backend::Pasta(p));
                 attachment.ports = ports;
             }
@@ -477,7 +478,10 @@ mod tests {
             parse_add_host("v6:::1").unwrap().1,
             HostAddr::Ip("::1".parse().unwrap())
         );
-        assert_eq!(parse_add_host("gw=host-gateway").unwrap().1, HostAddr::HostGateway);
+        assert_eq!(
+            parse_add_host("gw=host-gateway").unwrap().1,
+            HostAddr::HostGateway
+        );
         assert!(parse_add_host("nocolon").is_err());
         assert!(parse_add_host("x:notanip").is_err());
     }
@@ -492,6 +496,9 @@ mod tests {
         let hosts = plan.hosts_text("abc", "web");
         assert!(hosts.contains("10.0.2.100\tabc web\n"), "{hosts}");
         assert!(hosts.contains("10.0.2.2\tgw\n"), "{hosts}");
-        assert!(hosts.contains("10.0.2.2\thost.containers.internal"), "{hosts}");
+        assert!(
+            hosts.contains("10.0.2.2\thost.containers.internal"),
+            "{hosts}"
+        );
     }
 }

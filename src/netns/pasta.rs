@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 
+use super::NetError;
 use super::helper::{self, Helper};
 use super::ports::{PortMapping, Proto};
-use super::NetError;
 
 pub const PACKAGE: &str = "passt";
 const PIDFILE_FD: i32 = 3;
@@ -36,8 +36,10 @@ impl PastaOptions {
             .map(str::to_string)
             .collect();
         for a in &args {
-            if matches!(a.as_str(), "-f" | "--foreground" | "-P" | "--pid" | "--netns")
-                || a.starts_with("--netns=")
+            if matches!(
+                a.as_str(),
+                "-f" | "--foreground" | "-P" | "--pid" | "--netns"
+            ) || a.starts_with("--netns=")
             {
                 return Err(NetError::BadOption {
                     mode: "pasta",
@@ -85,7 +87,8 @@ impl Pasta {
         })?;
         let (ready_r, ready_w) = helper::pipe()?;
         let mut cmd = Command::new(program);
-        cmd.args(["-f", "-q", "--config-net", "--runas", "0:0"])
+        cmd.current_dir(container_dir)
+            .args(["-f", "-q", "--config-net", "--runas", "0:0"])
             .arg("--netns")
             .arg(format!("/proc/{pid}/ns/net"))
             .arg("-P")
@@ -125,7 +128,9 @@ impl Pasta {
             None,
         )?;
         helper.wait_ready(&ready_r).map_err(|e| match e {
-            NetError::HelperFailed { name, reason, log } if log.contains("ddress already in use") => {
+            NetError::HelperFailed { name, reason, log }
+                if log.contains("ddress already in use") =>
+            {
                 NetError::HelperFailed {
                     name,
                     reason: format!("{reason}: a published port is already in use"),

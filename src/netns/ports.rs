@@ -95,7 +95,10 @@ pub fn parse_publish(spec: &str) -> Result<Vec<PortMapping>, NetError> {
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.len() {
             1 | 2 => (None, rest.to_string()),
-            3 => (Some(parts[0].to_string()), format!("{}:{}", parts[1], parts[2])),
+            3 => (
+                Some(parts[0].to_string()),
+                format!("{}:{}", parts[1], parts[2]),
+            ),
             _ => return Err(bad(spec, "too many ':' (IPv6 addresses go in brackets)")),
         }
     };
@@ -274,7 +277,10 @@ mod tests {
     #[test]
     fn publish_forms() {
         let m = one("8080:80");
-        assert_eq!((m.host_port, m.container_port, m.proto), (8080, 80, Proto::Tcp));
+        assert_eq!(
+            (m.host_port, m.container_port, m.proto),
+            (8080, 80, Proto::Tcp)
+        );
         assert_eq!(m.host_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let m = one("127.0.0.1:8080:80/udp");
         assert_eq!(m.host_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
@@ -287,14 +293,24 @@ mod tests {
         assert_eq!(m.host_ip, "::1".parse::<IpAddr>().unwrap());
         let v = parse_publish("9000-9002:80-82").unwrap();
         assert_eq!(
-            v.iter().map(|m| (m.host_port, m.container_port)).collect::<Vec<_>>(),
+            v.iter()
+                .map(|m| (m.host_port, m.container_port))
+                .collect::<Vec<_>>(),
             vec![(9000, 80), (9001, 81), (9002, 82)]
         );
     }
 
     #[test]
     fn publish_errors() {
-        for bad in ["", "x:80", "8080:0", "1-3:1-2", "8080:80/sctp", "1:2:3:4", "[::1:80"] {
+        for bad in [
+            "",
+            "x:80",
+            "8080:0",
+            "1-3:1-2",
+            "8080:80/sctp",
+            "1:2:3:4",
+            "[::1:80",
+        ] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
     }

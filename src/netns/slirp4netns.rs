@@ -13,9 +13,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
 
+use super::NetError;
 use super::helper::{self, Helper};
 use super::ports::PortMapping;
-use super::NetError;
 
 pub const PACKAGE: &str = "slirp4netns";
 /// The API socket, relative to the container directory (a full path could exceed the 108
@@ -82,7 +82,8 @@ impl SlirpOptions {
                 }
                 "cidr" => {
                     let (net, bits) = v.split_once('/').ok_or_else(|| bad("expected a.b.c.d/n"))?;
-                    net.parse::<Ipv4Addr>().map_err(|_| bad("expected a.b.c.d/n"))?;
+                    net.parse::<Ipv4Addr>()
+                        .map_err(|_| bad("expected a.b.c.d/n"))?;
                     bits.parse::<u8>()
                         .ok()
                         .filter(|b| *b <= 30)
@@ -117,7 +118,11 @@ impl SlirpOptions {
         let (net, bits) = cidr.split_once('/').unwrap_or(("10.0.2.0", "24"));
         let net: Ipv4Addr = net.parse().unwrap_or(Ipv4Addr::new(10, 0, 2, 0));
         let bits: u8 = bits.parse().unwrap_or(24);
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
         (u32::from(net) & mask, bits)
     }
 
@@ -218,13 +223,12 @@ impl Slirp {
                 "guest_port": m.container_port,
             }
         });
-        let reply = api_call(container_dir, &request.to_string()).map_err(|e| {
-            NetError::HelperFailed {
+        let reply =
+            api_call(container_dir, &request.to_string()).map_err(|e| NetError::HelperFailed {
                 name: "slirp4netns",
                 reason: format!("API socket: {e}"),
                 log: self.helper.log_text(),
-            }
-        })?;
+            })?;
         let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
         if let Some(err) = v.get("error") {
             let desc = err

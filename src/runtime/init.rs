@@ -51,6 +51,7 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
     spec.rootfs_driver
         .mount(&spec.layers(), &spec.merged)
         .map_err(fail_on("root filesystem"))?;
+    mounts::seed_volumes(&spec.merged, &spec.mounts).map_err(fail_on("volumes"))?;
     mounts::apply(&spec.merged, &mounts::plan(&spec.mount_plan_input()))
         .map_err(fail_on("mounts"))?;
     if spec.network == Network::Private {
@@ -59,6 +60,9 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
     nix::unistd::sethostname(&spec.hostname).map_err(fail_on("set hostname"))?;
     mounts::pivot_into(&spec.merged).map_err(fail_on("pivot_root"))?;
     mounts::protect_kernel_paths().map_err(fail_on("protect kernel paths"))?;
+    if spec.read_only {
+        mounts::make_root_readonly().map_err(fail_on("read-only root"))?;
+    }
 
     if spec.tty {
         let (master, slave) = pty::open_container_pty().map_err(fail_on("open pty"))?;
@@ -72,6 +76,10 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
     }
 
     let who = resolve_user(&spec.process, &spec.group_add)?;
+    for m in spec.mounts.iter().filter(|m| m.chown) {
+        super::copy::chown_tree(&m.target, who.uid, who.gid)
+            .map_err(fail_on(&format!("chown {}", m.target.display())))?;
+    }
     if !Path::new(&spec.process.cwd).is_dir() {
         std::fs::create_dir_all(&spec.process.cwd)
             .map_err(fail_on(&format!("create working directory {}", spec.process.cwd)))?;
@@ -114,8 +122,21 @@ fn switch_user_and_exec(
         setgroups(&groups).map_err(fail_on("setgroups"))?;
     }
     let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
-    setresgid(gid, gid, gid).map_err(fail_on(&format!("switch to gid {}", who.gid)))?;
-    setresuid(uid, uid, uid).map_err(fail_on(&format!("switch to uid {}", who.uid)))?;
+    let unmapped = |kind: &'static str, id: u32| {
+        move |e: nix::Error| Failure {
+            code: BURROW_ERROR,
+            message: if e == nix::Error::EINVAL {
+                format!(
+                    "{kind} {id} does not exist in burrow's user namespace: add subordinate ids \
+                     for your user to /etc/subuid and /etc/subgid (e.g. 'user:100000:65536')"
+                )
+            } else {
+                format!("switch to {kind} {id}: {e}")
+            },
+        }
+    };
+    setresgid(gid, gid, gid).map_err(unmapped("gid", who.gid))?;
+    setresuid(uid, uid, uid).map_err(unmapped("uid", who.uid))?;
     caps::set_process_caps(who.uid).map_err(fail_on("capabilities"))?;
     caps::set_no_new_privs().map_err(fail_on("no_new_privs"))?;
     nix::unistd::chdir(process.cwd.as_str()).map_err(|e| Failure {

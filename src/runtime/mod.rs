@@ -2,6 +2,7 @@
 //! burrow's side of a running container (signals, terminal, exit code).
 
 pub mod caps;
+pub mod copy;
 pub mod exec;
 pub mod exec_in;
 pub mod init;
@@ -54,6 +55,24 @@ pub enum Stdio {
     },
 }
 
+/// A volume, bind mount or tmpfs in the container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtraMount {
+    /// Host path of a bind mount or volume; `None` for a tmpfs.
+    pub source: Option<PathBuf>,
+    /// Absolute path in the container.
+    pub target: PathBuf,
+    pub readonly: bool,
+    /// tmpfs mount options (`size=64m,mode=1777`).
+    pub tmpfs_options: Option<String>,
+    /// A volume that is still empty gets the image's content at `target` (docker's copy-up).
+    pub seed: bool,
+    /// `:U`: make the source belong to the container's user.
+    pub chown: bool,
+    /// The volume's name, for `inspect` and `rm -v`.
+    pub volume: Option<String>,
+}
+
 /// Everything needed to start one container process.
 pub struct ContainerSpec {
     pub id: String,
@@ -74,6 +93,9 @@ pub struct ContainerSpec {
     pub network: Network,
     /// Files burrow writes for the container: (host path, path in the container).
     pub etc_files: Vec<(PathBuf, PathBuf)>,
+    pub mounts: Vec<ExtraMount>,
+    /// `--read-only`: the root filesystem is mounted read-only.
+    pub read_only: bool,
     /// False with a single-id map, where setgroups(2) is denied.
     pub can_setgroups: bool,
     /// Whether gid 5 (tty) exists in the user namespace.
@@ -95,6 +117,7 @@ impl ContainerSpec {
             host_network: self.network == Network::Host,
             tty_gid_mapped: self.tty_gid_mapped,
             etc_files: self.etc_files.clone(),
+            mounts: self.mounts.clone(),
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct MountPlanInput {
     pub tty_gid_mapped: bool,
     /// Files burrow writes for the container (`/etc/hosts`, ...): (host path, container path).
     pub etc_files: Vec<(PathBuf, PathBuf)>,
+    /// Volumes, bind mounts and tmpfs mounts the user asked for.
+    pub mounts: Vec<super::ExtraMount>,
 }
 
 fn dir(p: &str) -> PathBuf {
@@ -149,6 +151,25 @@ pub fn plan(input: &MountPlanInput) -> Vec<Step> {
             points_to,
         });
     }
+    for m in &input.mounts {
+        steps.push(match &m.source {
+            Some(source) => Step::Bind {
+                source: source.clone(),
+                target: m.target.clone(),
+                create: if source.is_dir() { Create::Dir } else { Create::File },
+                recursive: true,
+                readonly: m.readonly,
+            },
+            None => Step::Mount {
+                fstype: "tmpfs",
+                target: m.target.clone(),
+                flags: MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | if m.readonly { MsFlags::MS_RDONLY } else { MsFlags::empty() },
+                data: Some(m.tmpfs_options.clone().unwrap_or_else(|| "mode=1777".into())),
+            },
+        });
+    }
     for (source, target) in &input.etc_files {
         steps.push(Step::Bind {
             source: source.clone(),
@@ -159,6 +180,42 @@ pub fn plan(input: &MountPlanInput) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// Fill still-empty volumes with what the image has at their mount points (before the
+/// volumes are mounted over them).
+pub fn seed_volumes(rootfs: &Path, mounts: &[super::ExtraMount]) -> Result<(), MountError> {
+    let root: OwnedFd = std::fs::File::open(rootfs)
+        .map_err(|source| MountError::Target {
+            path: rootfs.to_path_buf(),
+            source,
+        })?
+        .into();
+    for m in mounts.iter().filter(|m| m.seed) {
+        let Some(source) = &m.source else { continue };
+        let empty = std::fs::read_dir(source).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !empty {
+            continue;
+        }
+        let Ok(fd) = crate::safe_open::open_in_root(root.as_fd(), &m.target, libc::O_PATH | libc::O_DIRECTORY) else {
+            continue;
+        };
+        super::copy::copy_tree(&fd_path(&fd), source).map_err(|e| MountError::Target {
+            path: m.target.clone(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// `--read-only`: the root mount becomes read-only; /dev, /proc, volumes and tmpfs stay as
+/// they are.
+pub fn make_root_readonly() -> Result<(), MountError> {
+    remount_readonly(Path::new("/")).map_err(|source| MountError::Mount {
+        what: "read-only root".into(),
+        path: PathBuf::from("/"),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +401,7 @@ mod tests {
             host_network,
             tty_gid_mapped,
             etc_files: vec![(PathBuf::from("/run/x/hosts"), PathBuf::from("/etc/hosts"))],
+            mounts: Vec::new(),
         }
     }
 
@@ -364,6 +422,52 @@ mod tests {
         assert!(pos("/dev") < pos("/dev/ptmx"));
         assert!(pos("/dev/pts") < pos("/dev/ptmx"));
         assert_eq!(target(steps.last().unwrap()), Path::new("/etc/hosts"));
+    }
+
+    #[test]
+    fn etc_files_go_on_top_of_user_mounts() {
+        let mut inp = input(false, true);
+        inp.mounts = vec![crate::runtime::ExtraMount {
+            source: Some(PathBuf::from("/tmp")),
+            target: PathBuf::from("/etc"),
+            readonly: false,
+            tmpfs_options: None,
+            seed: false,
+            chown: false,
+            volume: None,
+        }];
+        let steps = plan(&inp);
+        let pos = |p: &str| steps.iter().position(|s| target(s) == Path::new(p)).unwrap();
+        assert!(pos("/etc") < pos("/etc/hosts"));
+    }
+
+    #[test]
+    fn user_mounts_come_before_etc_files_with_their_options() {
+        let mut inp = input(false, true);
+        inp.mounts = vec![
+            crate::runtime::ExtraMount {
+                source: Some(PathBuf::from("/tmp")),
+                target: PathBuf::from("/data"),
+                readonly: true,
+                tmpfs_options: None,
+                seed: false,
+                chown: false,
+                volume: None,
+            },
+            crate::runtime::ExtraMount {
+                source: None,
+                target: PathBuf::from("/scratch"),
+                readonly: false,
+                tmpfs_options: Some("size=1m".into()),
+                seed: false,
+                chown: false,
+                volume: None,
+            },
+        ];
+        let steps = plan(&inp);
+        let n = steps.len() - 1;
+        assert!(matches!(&steps[n - 2], Step::Bind { target, readonly: true, create: Create::Dir, .. } if target == Path::new("/data")));
+        assert!(matches!(&steps[n - 1], Step::Mount { fstype: "tmpfs", data: Some(d), .. } if d == "size=1m"));
     }
 
     #[test]

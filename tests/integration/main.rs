@@ -10,7 +10,9 @@ pub mod harness;
 pub mod fixtures;
 pub mod images;
 
+mod images_cmds;
 mod load;
+mod network;
 mod registry;
 mod run;
 mod tty;

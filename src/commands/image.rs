@@ -1,0 +1,269 @@
+//! `burrow image ...`: the image command group (docker's management command), with
+//! `image inspect` and `image prune` here and the others shared with their top-level forms.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::cli::GlobalArgs;
+use crate::containers::ContainerRecord;
+use crate::storage::{ImageRecord, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(super::images::Args),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(super::rmi::Args),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// Show the history of an image
+    History(super::history::Args),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(super::tag::Args),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(super::save::Args),
+    /// Load images from a docker-archive or OCI archive
+    Load(super::load::Args),
+    /// Create an image from a rootfs tarball
+    Import(super::import::Args),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Images: names, ids or digests
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    match args.command {
+        ImageCommand::Ls(a) => super::images::run(global, a),
+        ImageCommand::Rm(a) => super::rmi::run(global, a),
+        ImageCommand::Inspect(a) => inspect(global, a),
+        ImageCommand::Prune(a) => prune(global, a),
+        ImageCommand::History(a) => super::history::run(global, a),
+        ImageCommand::Tag(a) => super::tag::run(global, a),
+        ImageCommand::Save(a) => super::save::run(global, a),
+        ImageCommand::Load(a) => super::load::run(global, a),
+        ImageCommand::Import(a) => super::import::run(global, a),
+    }
+}
+
+/// docker's `image inspect` document for one image.
+pub fn inspect_doc(store: &Store, image: &ImageRecord) -> anyhow::Result<Value> {
+    let config: Value = serde_json::from_slice(&store.read_blob(&image.id)?)?;
+    let c = &config["config"];
+    let field = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    let mut cfg = json!({
+        "Hostname": "",
+        "Domainname": "",
+        "User": c["User"].as_str().unwrap_or_default(),
+        "AttachStdin": false,
+        "AttachStdout": false,
+        "AttachStderr": false,
+    });
+    let obj = cfg.as_object_mut().expect("object");
+    if let Some(p) = c.get("ExposedPorts").filter(|v| !v.is_null()) {
+        obj.insert("ExposedPorts".into(), p.clone());
+    }
+    obj.insert("Tty".into(), json!(false));
+    obj.insert("OpenStdin".into(), json!(false));
+    obj.insert("StdinOnce".into(), json!(false));
+    obj.insert("Env".into(), field("Env"));
+    obj.insert("Cmd".into(), field("Cmd"));
+    obj.insert("Image".into(), json!(""));
+    obj.insert("Volumes".into(), field("Volumes"));
+    obj.insert(
+        "WorkingDir".into(),
+        json!(c["WorkingDir"].as_str().unwrap_or_default()),
+    );
+    obj.insert("Entrypoint".into(), field("Entrypoint"));
+    obj.insert("OnBuild".into(), field("OnBuild"));
+    obj.insert("Labels".into(), field("Labels"));
+    if let Some(s) = c.get("StopSignal").filter(|v| !v.is_null()) {
+        obj.insert("StopSignal".into(), s.clone());
+    }
+    if let Some(h) = c.get("Healthcheck").filter(|v| !v.is_null()) {
+        obj.insert("Healthcheck".into(), h.clone());
+    }
+    let repo_tags: Vec<String> = image.names.iter().map(|n| super::rmi::familiar(n)).collect();
+    let repo_digests: Vec<String> = image
+        .repo_digests
+        .iter()
+        .map(|n| super::rmi::familiar(n))
+        .collect();
+    let mut doc = json!({
+        "Id": image.id.to_string(),
+        "RepoTags": repo_tags,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": config["comment"].as_str().unwrap_or_default(),
+        "Created": config["created"].as_str().unwrap_or("0001-01-01T00:00:00Z"),
+        "DockerVersion": config["docker_version"].as_str().unwrap_or_default(),
+        "Author": config["author"].as_str().unwrap_or_default(),
+        "Config": cfg,
+        "Architecture": config["architecture"].as_str().unwrap_or_default(),
+    });
+    let obj = doc.as_object_mut().expect("object");
+    if let Some(v) = config["variant"].as_str() {
+        obj.insert("Variant".into(), json!(v));
+    }
+    obj.insert(
+        "Os".into(),
+        json!(config["os"].as_str().unwrap_or_default()),
+    );
+    if let Some(v) = config["os.version"].as_str() {
+        obj.insert("OsVersion".into(), json!(v));
+    }
+    obj.insert("Size".into(), json!(image.size));
+    obj.insert(
+        "GraphDriver".into(),
+        json!({ "Data": null, "Name": "overlay" }),
+    );
+    obj.insert(
+        "RootFS".into(),
+        json!({
+            "Type": config["rootfs"]["type"].as_str().unwrap_or("layers"),
+            "Layers": image.diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+    );
+    obj.insert("Metadata".into(), json!({ "LastTagTime": "0001-01-01T00:00:00Z" }));
+    Ok(doc)
+}
+
+/// JSON indented with four spaces, as docker prints it.
+pub fn to_docker_json(v: &Value) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(v, &mut ser).expect("serialising a Value");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+fn inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<u8> {
+    let store = super::open_store(global)?;
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for arg in &args.images {
+        match store.find_image(arg) {
+            Ok(image) => docs.push(inspect_doc(&store, &image)?),
+            Err(crate::storage::StorageError::ImageNotFound(_)) => {
+                eprintln!("burrow: No such image: {arg}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("burrow: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", to_docker_json(&Value::Array(docs)));
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Ask on the terminal; without one, refuse (the caller says to use -f).
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    if !crate::runtime::pty::is_terminal(0) {
+        return Err(crate::exit::ExitError::new(
+            1,
+            "refusing to remove anything without confirmation: stdin is not a terminal; use -f \
+             to skip the prompt",
+        )
+        .into());
+    }
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Images `prune` removes: dangling ones (no names), or with `all` every image no container
+/// uses.
+pub fn prunable(store: &Store, containers: &[ContainerRecord], all: bool) -> anyhow::Result<Vec<ImageRecord>> {
+    let used: Vec<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+    let mut out: Vec<ImageRecord> = Vec::new();
+    for image in store.images()? {
+        if used.contains(&image.id.to_string().as_str()) || out.iter().any(|i| i.id == image.id) {
+            continue;
+        }
+        if all || image.names.is_empty() {
+            out.push(image);
+        }
+    }
+    Ok(out)
+}
+
+/// Remove the prunable images and collect; prints docker's lines, returns the bytes freed.
+pub fn prune_images(
+    store: &Store,
+    containers: &[ContainerRecord],
+    all: bool,
+) -> anyhow::Result<u64> {
+    let images = prunable(store, containers, all)?;
+    let mut lines = Vec::new();
+    let mut manifests = Vec::new();
+    for image in &images {
+        for name in &image.names {
+            lines.push(format!("untagged: {}", super::rmi::familiar(name)));
+        }
+        lines.push(format!("deleted: {}", image.id));
+        manifests.extend(store.manifests_of(&image.id)?);
+    }
+    if !manifests.is_empty() {
+        store.remove_manifests(&manifests)?;
+    }
+    crate::storage::crash_point("prune-after-index");
+    let report = super::rmi::collect(store, containers, false)?;
+    for layer in &report.layers {
+        lines.push(format!("deleted: {layer}"));
+    }
+    if !images.is_empty() {
+        println!("Deleted Images:");
+        for l in &lines {
+            println!("{l}");
+        }
+        println!();
+    }
+    Ok(report.reclaimed)
+}
+
+fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
+    let warning = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !args.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    let store = super::open_store(global)?;
+    let containers = super::open_containers(global)?.list()?;
+    let reclaimed = prune_images(&store, &containers, args.all)?;
+    println!(
+        "Total reclaimed space: {}",
+        super::format::human_size(reclaimed)
+    );
+    Ok(0)
+}

@@ -1,0 +1,232 @@
+//! `burrow network`: user-defined networks (create, ls, rm, inspect, connect, disconnect,
+//! prune).
+//!
+//! Networks are records under `ROOT/networks`. A container run with `--network NAME` is a
+//! member; for now each member has its own slirp4netns stack, so members do not reach each
+//! other by name yet (see README, Networking).
+
+use serde_json::json;
+
+use crate::cli::GlobalArgs;
+use crate::containers::{ContainerStore, Status};
+use crate::exit::ExitError;
+use crate::netns::networks::{BUILTIN, NetworkDef, NetworkStore};
+use crate::netns::ports::NetworkRecord;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Create a network
+    Create {
+        /// Driver (only bridge)
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form (default: the next free 10.89.N.0/24)
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway of the subnet (default: its first address)
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Restrict external access to the network
+        #[arg(long)]
+        internal: bool,
+        /// Set metadata on the network (KEY=VALUE)
+        #[arg(long)]
+        label: Vec<String>,
+        /// Network name
+        name: String,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        /// Only display network ids
+        #[arg(short, long)]
+        quiet: bool,
+        /// Don't truncate ids
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm {
+        /// Remove even if containers use it (they keep their own stacks)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Display detailed information on one or more networks
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Connect a container to a network (not supported yet)
+    Connect { network: String, container: String },
+    /// Disconnect a container from a network (not supported yet)
+    Disconnect { network: String, container: String },
+    /// Remove all networks no container uses
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// Names of the containers (running or not) that were started on `network`.
+fn members(containers: &ContainerStore, network: &str, running_only: bool) -> Vec<String> {
+    containers
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !running_only || r.status == Status::Running)
+        .filter(|r| {
+            NetworkRecord::load(&containers.dir_of(&r.id))
+                .networks
+                .iter()
+                .any(|n| n == network)
+        })
+        .map(|r| r.name)
+        .collect()
+}
+
+fn inspect_json(def: &NetworkDef, containers: &ContainerStore) -> serde_json::Value {
+    let labels: serde_json::Map<String, serde_json::Value> = def
+        .labels
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), json!(v))
+        })
+        .collect();
+    json!({
+        "Name": def.name,
+        "Id": def.id,
+        "Created": def.created,
+        "Scope": "local",
+        "Driver": def.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Config": [{"Subnet": def.subnet, "Gateway": def.gateway}]},
+        "Internal": def.internal,
+        "Containers": members(containers, &def.name, true),
+        "Labels": labels,
+    })
+}
+
+fn not_found(key: &str) -> anyhow::Error {
+    ExitError::new(1, format!("no such network: {key}")).into()
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let root = crate::paths::storage_root(global);
+    let store = NetworkStore::open(&root);
+    let containers = super::open_containers(global)?;
+    match args.command {
+        Sub::Create {
+            driver,
+            subnet,
+            gateway,
+            internal,
+            label,
+            name,
+        } => {
+            if driver != "bridge" {
+                anyhow::bail!("network driver {driver:?} is not supported: use bridge");
+            }
+            let def = store
+                .create(
+                    &name,
+                    subnet.as_deref(),
+                    gateway.as_deref(),
+                    internal,
+                    &label,
+                )
+                .map_err(|e| ExitError::new(1, e.to_string()))?;
+            println!("{}", def.id);
+        }
+        Sub::Ls { quiet, no_trunc } => {
+            let id = |s: &str| {
+                if no_trunc {
+                    s.to_string()
+                } else {
+                    s[..12].to_string()
+                }
+            };
+            if !quiet {
+                println!("{:<14}{:<20}{:<14}SCOPE", "NETWORK ID", "NAME", "DRIVER");
+            }
+            for (name, driver) in BUILTIN {
+                if quiet {
+                    continue;
+                }
+                println!("{:<14}{:<20}{:<14}local", "-", name, driver);
+            }
+            for def in store.list() {
+                if quiet {
+                    println!("{}", id(&def.id));
+                } else {
+                    println!("{:<14}{:<20}{:<14}local", id(&def.id), def.name, def.driver);
+                }
+            }
+        }
+        Sub::Rm { force, networks } => {
+            let mut failed = false;
+            for key in &networks {
+                let result = store.find(key).map_err(|_| not_found(key)).and_then(|def| {
+                    let users = members(&containers, &def.name, true);
+                    if !users.is_empty() && !force {
+                        anyhow::bail!(
+                            "network {} is in use by running containers: {}",
+                            def.name,
+                            users.join(", ")
+                        );
+                    }
+                    store.remove(&def)?;
+                    Ok(())
+                });
+                match result {
+                    Ok(()) => println!("{key}"),
+                    Err(e) => {
+                        eprintln!("burrow: {e:#}");
+                        failed = true;
+                    }
+                }
+            }
+            return Ok(if failed { 1 } else { 0 });
+        }
+        Sub::Inspect { networks } => {
+            let mut out = Vec::new();
+            let mut missing = Vec::new();
+            for key in &networks {
+                match store.find(key) {
+                    Ok(def) => out.push(inspect_json(&def, &containers)),
+                    Err(_) => missing.push(key.clone()),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            if !missing.is_empty() {
+                return Err(not_found(&missing.join(", ")));
+            }
+        }
+        Sub::Connect { network, .. } | Sub::Disconnect { network, .. } => {
+            store.find(&network).map_err(|_| not_found(&network))?;
+            anyhow::bail!(
+                "connecting a container to a network after it was created is not supported yet: \
+                 run it with --network {network}"
+            );
+        }
+        Sub::Prune { force: _ } => {
+            for def in store.list() {
+                if members(&containers, &def.name, true).is_empty() {
+                    store.remove(&def)?;
+                    println!("{}", def.name);
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,424 @@
+//! `burrow system df | prune | reset`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::cli::GlobalArgs;
+use crate::containers::{ContainerRecord, Status};
+use crate::reference::Reference;
+use crate::storage::{Digest, Store};
+
+use super::format::{ago, human_size, table};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: SystemCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SystemCommand {
+    /// Show disk usage
+    Df(DfArgs),
+    /// Remove unused data: stopped containers, dangling (with -a: unused) images
+    Prune(PruneArgs),
+    /// Remove all containers, images and volumes: everything under the storage root
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Also remove anonymous volumes no container uses
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    match args.command {
+        SystemCommand::Df(a) => df(global, a),
+        SystemCommand::Prune(a) => prune(global, a),
+        SystemCommand::Reset(a) => reset(global, a),
+    }
+}
+
+/// Bytes of the regular files under `path`, not following links; unreadable parts count 0.
+pub fn du(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_file() {
+        return meta.len();
+    }
+    if !meta.is_dir() {
+        return 0;
+    }
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries.flatten().map(|e| du(&e.path())).sum()
+}
+
+/// Running or paused: its processes exist.
+fn is_active(c: &ContainerRecord) -> bool {
+    matches!(c.status, Status::Running | Status::Paused)
+}
+
+fn reclaimable(size: u64, total: u64) -> String {
+    if total == 0 {
+        human_size(size)
+    } else {
+        format!("{} ({}%)", human_size(size), size * 100 / total)
+    }
+}
+
+struct ImageUsage {
+    id: Digest,
+    names: Vec<String>,
+    created: Option<String>,
+    blobs: Vec<(Digest, u64)>,
+    containers: usize,
+}
+
+fn image_usage(store: &Store, containers: &[ContainerRecord]) -> anyhow::Result<Vec<ImageUsage>> {
+    let mut out: Vec<ImageUsage> = Vec::new();
+    for image in super::images::sorted_images(store)? {
+        if let Some(u) = out.iter_mut().find(|u| u.id == image.id) {
+            u.names.extend(image.names.clone());
+            continue;
+        }
+        let mut blobs = vec![(image.id.clone(), store.blob_size(&image.id).unwrap_or(0))];
+        if let Ok(sizes) = store.layer_sizes(&image)
+            && let Ok(bytes) = store.read_blob(&image.manifest_digest)
+            && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            for (i, size) in sizes.iter().enumerate() {
+                if let Some(d) = doc["layers"][i]["digest"].as_str()
+                    && let Ok(d) = Digest::parse(d)
+                {
+                    blobs.push((d, *size));
+                }
+            }
+        }
+        let id = image.id.to_string();
+        out.push(ImageUsage {
+            containers: containers.iter().filter(|c| c.image_id == id).count(),
+            id: image.id,
+            names: image.names,
+            created: image.created,
+            blobs,
+        });
+    }
+    Ok(out)
+}
+
+fn volumes_dir(global: &GlobalArgs) -> PathBuf {
+    crate::paths::storage_root(global).join("volumes")
+}
+
+fn list_volumes(global: &GlobalArgs) -> Vec<(String, u64)> {
+    let Ok(entries) = fs::read_dir(volumes_dir(global)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, u64)> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), du(&e.path())))
+        .collect();
+    out.sort();
+    out
+}
+
+fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
+    let store = super::open_store(global)?;
+    let cstore = super::open_containers(global)?;
+    let containers = cstore.list()?;
+    let images = image_usage(&store, &containers)?;
+
+    let mut counts: HashMap<&Digest, usize> = HashMap::new();
+    let mut sizes: HashMap<&Digest, u64> = HashMap::new();
+    for u in &images {
+        for (d, s) in &u.blobs {
+            *counts.entry(d).or_default() += 1;
+            sizes.insert(d, *s);
+        }
+    }
+    let total: u64 = sizes.values().sum();
+    let active_blobs: HashSet<&Digest> = images
+        .iter()
+        .filter(|u| u.containers > 0)
+        .flat_map(|u| u.blobs.iter().map(|(d, _)| d))
+        .collect();
+    let image_reclaimable: u64 = sizes
+        .iter()
+        .filter(|(d, _)| !active_blobs.contains(*d))
+        .map(|(_, s)| s)
+        .sum();
+    let container_sizes: Vec<u64> = containers
+        .iter()
+        .map(|c| du(&cstore.dir_of(&c.id).join("upper")))
+        .collect();
+    let container_total: u64 = container_sizes.iter().sum();
+    let container_reclaimable: u64 = containers
+        .iter()
+        .zip(&container_sizes)
+        .filter(|(c, _)| !is_active(c))
+        .map(|(_, s)| s)
+        .sum();
+    let volumes = list_volumes(global);
+    let volume_total: u64 = volumes.iter().map(|(_, s)| s).sum();
+
+    if !args.verbose {
+        let rows = vec![
+            ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+                .map(String::from)
+                .to_vec(),
+            vec![
+                "Images".into(),
+                images.len().to_string(),
+                images
+                    .iter()
+                    .filter(|u| u.containers > 0)
+                    .count()
+                    .to_string(),
+                human_size(total),
+                reclaimable(image_reclaimable, total),
+            ],
+            vec![
+                "Containers".into(),
+                containers.len().to_string(),
+                containers
+                    .iter()
+                    .filter(|c| is_active(c))
+                    .count()
+                    .to_string(),
+                human_size(container_total),
+                reclaimable(container_reclaimable, container_total),
+            ],
+            vec![
+                "Local Volumes".into(),
+                volumes.len().to_string(),
+                "0".into(),
+                human_size(volume_total),
+                reclaimable(volume_total, volume_total),
+            ],
+            vec![
+                "Build Cache".into(),
+                "0".into(),
+                "0".into(),
+                "0B".into(),
+                "0B".into(),
+            ],
+        ];
+        print!("{}", table(&rows));
+        return Ok(0);
+    }
+
+    println!("Images space usage:\n");
+    let mut rows = vec![
+        [
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for u in &images {
+        let size: u64 = u.blobs.iter().map(|(_, s)| s).sum();
+        let shared: u64 = u
+            .blobs
+            .iter()
+            .filter(|(d, _)| counts.get(d).copied().unwrap_or(0) > 1)
+            .map(|(_, s)| s)
+            .sum();
+        let mut names: Vec<(String, String)> = u
+            .names
+            .iter()
+            .filter_map(|n| Reference::parse(n).ok())
+            .map(|r| {
+                let repo = Reference {
+                    tag: None,
+                    digest: None,
+                    ..r.clone()
+                };
+                (repo.familiar(), r.tag.unwrap_or_else(|| "<none>".into()))
+            })
+            .collect();
+        if names.is_empty() {
+            names.push(("<none>".into(), "<none>".into()));
+        }
+        for (repo, tag) in names {
+            rows.push(vec![
+                repo,
+                tag,
+                u.id.hex()[..12].to_string(),
+                ago(u.created.as_deref()),
+                human_size(size),
+                human_size(shared),
+                human_size(size - shared),
+                u.containers.to_string(),
+            ]);
+        }
+    }
+    print!("{}", table(&rows));
+    println!("\nContainers space usage:\n");
+    let mut rows = vec![
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "LOCAL VOLUMES",
+            "SIZE",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for (c, size) in containers.iter().zip(&container_sizes) {
+        let command = format!("\"{}\"", c.command.join(" "));
+        let status = match c.status {
+            Status::Running => "Up".to_string(),
+            Status::Paused => "Up (Paused)".to_string(),
+            Status::Created => "Created".to_string(),
+            Status::Exited => format!("Exited ({})", c.exit_code),
+        };
+        rows.push(vec![
+            c.id[..12].to_string(),
+            c.image.clone(),
+            command,
+            "0".into(),
+            human_size(*size),
+            ago(Some(&c.created)),
+            status,
+            c.name.clone(),
+        ]);
+    }
+    print!("{}", table(&rows));
+    println!("\nLocal Volumes space usage:\n");
+    let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+    for (name, size) in &volumes {
+        rows.push(vec![name.clone(), "0".into(), human_size(*size)]);
+    }
+    print!("{}", table(&rows));
+    println!("\nBuild cache usage: 0B");
+    Ok(0)
+}
+
+fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
+    let mut warning = String::from("WARNING! This will remove:\n  - all stopped containers\n");
+    if args.volumes {
+        warning.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    warning.push_str(if args.all {
+        "  - all images without at least one container associated to them\n"
+    } else {
+        "  - all dangling images\n"
+    });
+    if !args.force && !super::image::confirm(&warning)? {
+        return Ok(0);
+    }
+    let store = super::open_store(global)?;
+    let cstore = super::open_containers(global)?;
+    super::rmi::enter_userns()?;
+    let mut reclaimed = 0;
+    let mut deleted = Vec::new();
+    for c in cstore.list()? {
+        if is_active(&c) {
+            continue;
+        }
+        reclaimed += du(&cstore.dir_of(&c.id).join("upper"));
+        match cstore.remove(&c) {
+            Ok(()) => deleted.push(c.id),
+            Err(e) => eprintln!("burrow: cannot remove container {}: {e}", &c.id[..12]),
+        }
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &deleted {
+            println!("{id}");
+        }
+        println!();
+    }
+    let containers = cstore.list()?;
+    reclaimed += super::image::prune_images(&store, &containers, args.all)?;
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(0)
+}
+
+/// burrow's per-user runtime directory (locks, state that does not survive a reboot).
+pub fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("burrow"),
+        None => std::env::temp_dir().join(format!("burrow-{}", nix::unistd::getuid())),
+    }
+}
+
+fn reset(global: &GlobalArgs, args: ResetArgs) -> anyhow::Result<u8> {
+    let warning = "WARNING! This will remove:\n  - all containers\n  - all images\n  - all \
+                   volumes\n  - everything else under the storage root";
+    if !args.force && !super::image::confirm(warning)? {
+        return Ok(0);
+    }
+    let root = crate::paths::storage_root(global);
+    if let Ok(cstore) = crate::containers::ContainerStore::open(&root)
+        && let Ok(list) = cstore.list()
+    {
+        for c in list.iter().filter(|c| is_active(c) && c.pid > 0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    // Layer and container files belong to subordinate ids: only root in our namespace may
+    // remove them.
+    super::rmi::enter_userns()?;
+    let mut failed = false;
+    let mut dirs = vec![root.clone()];
+    // The runtime directory is per user, shared by every storage root: only a reset of the
+    // default root clears it.
+    if global.root.is_none() {
+        dirs.push(runtime_dir());
+    }
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Err(e) = crate::storage::safe_fs::remove_tree(&entry.path()) {
+                eprintln!("burrow: cannot remove {}: {e}", entry.path().display());
+                failed = true;
+            }
+        }
+        let _ = fs::remove_dir(&dir);
+    }
+    Ok(if failed { 1 } else { 0 })
+}

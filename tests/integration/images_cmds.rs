@@ -1,0 +1,586 @@
+//! Image commands: `rmi`, `image prune/inspect/history`, `images` filters, `save` (and round
+//! trips through podman), `system df/prune/reset`, and the store's garbage collection after a
+//! crash.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::fixtures::{self, BASE, base_layer};
+use crate::harness::{TestCtx, list_dir, skip};
+use crate::images::{self, Config, Entry, Image};
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Unpacked layer directories in the store.
+fn layer_dirs(t: &TestCtx) -> Vec<String> {
+    list_dir(&t.root.join("overlay"))
+        .into_iter()
+        .filter(|n| is_hex64(n))
+        .collect()
+}
+
+fn blobs(t: &TestCtx) -> Vec<String> {
+    list_dir(&t.root.join("blobs/sha256"))
+}
+
+/// Names in `images` output (REPOSITORY:TAG).
+fn image_names(t: &TestCtx) -> Vec<String> {
+    let out = t.burrow(["images"]).output();
+    out.assert_ok();
+    out.stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            format!("{}:{}", cols[0], cols[1])
+        })
+        .collect()
+}
+
+/// An image on the base layer with one more (gzipped) layer of its own.
+fn two_layer_image(t: &TestCtx, tag: &str, file: &str) -> Image {
+    let mut img = Image::new(
+        tag,
+        vec![
+            base_layer(t),
+            images::tar(&[Entry::file(file, 0o644, format!("{tag}\n"))]),
+        ],
+        Config::shell(),
+    );
+    img.gzip_layers = true;
+    img
+}
+
+#[test]
+fn rmi_one_tag_untags_last_tag_deletes() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    t.burrow(["tag", BASE, "test/other:2"]).output().assert_ok();
+    let out = t.burrow(["rmi", "test/other:2"]).output();
+    out.assert_ok().assert_stdout("Untagged: test/other:2\n");
+    assert_eq!(image_names(&t), [BASE]);
+    assert!(!layer_dirs(&t).is_empty());
+
+    let out = t.burrow(["rmi", BASE]).output();
+    out.assert_ok()
+        .assert_stdout_contains(&format!("Untagged: {BASE}\n"))
+        .assert_stdout_contains("Deleted: sha256:");
+    assert!(image_names(&t).is_empty());
+    assert!(blobs(&t).is_empty(), "{:?}", blobs(&t));
+    assert!(layer_dirs(&t).is_empty(), "{:?}", layer_dirs(&t));
+
+    let out = t.burrow(["rmi", "no/such:image"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("No such image: no/such:image"), "{out:?}");
+}
+
+#[test]
+fn rmi_keeps_layers_shared_with_other_images() {
+    let t = ctx!();
+    let p = fixtures::write_docker_archive(
+        &t,
+        "two.tar",
+        &[two_layer_image(&t, "test/a:1", "a"), two_layer_image(&t, "test/b:1", "b")],
+    );
+    t.load(&p);
+    assert_eq!(layer_dirs(&t).len(), 3);
+    let before = blobs(&t).len();
+    t.burrow(["image", "rm", "test/a:1"]).output().assert_ok();
+    assert_eq!(layer_dirs(&t).len(), 2);
+    // Its manifest, config and own layer.
+    assert_eq!(blobs(&t).len(), before - 3);
+    t.burrow(["run", "--rm", "test/b:1", "cat", "/b"])
+        .output()
+        .assert_ok()
+        .assert_stdout("test/b:1\n");
+}
+
+#[test]
+fn rmi_refused_while_a_container_uses_the_image() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    t.burrow(["run", "--name", "x", BASE, "true"])
+        .output()
+        .assert_ok();
+    let out = t.burrow(["rmi", BASE]).output();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "conflict: unable to remove repository reference \"{BASE}\" (must force) - container"
+        )) && out.stderr.contains("is using its referenced image"),
+        "{out:?}"
+    );
+    assert_eq!(image_names(&t), [BASE]);
+    let id = t.burrow(["images", "-q"]).output().stdout.trim().to_string();
+    let out = t.burrow(["rmi", &id]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("image is being used by stopped container"), "{out:?}");
+
+    t.burrow(["rm", "x"]).output().assert_ok();
+    t.burrow(["rmi", BASE]).output().assert_ok();
+    assert!(image_names(&t).is_empty());
+}
+
+#[test]
+fn rmi_force_keeps_what_a_stopped_container_uses() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    t.burrow(["run", "--name", "x", BASE, "true"])
+        .output()
+        .assert_ok();
+    let layers = layer_dirs(&t);
+    t.burrow(["rmi", "-f", BASE])
+        .output()
+        .assert_ok()
+        .assert_stdout_contains("Deleted: sha256:");
+    assert!(image_names(&t).is_empty());
+    // The container's layers stay while it exists.
+    assert_eq!(layer_dirs(&t), layers);
+    t.burrow(["image", "prune", "-a", "-f"]).output().assert_ok();
+    assert_eq!(layer_dirs(&t), layers);
+    t.burrow(["rm", "x"]).output().assert_ok();
+    t.burrow(["image", "prune", "-f"]).output().assert_ok();
+    assert!(layer_dirs(&t).is_empty());
+    assert!(blobs(&t).is_empty(), "{:?}", blobs(&t));
+}
+
+#[test]
+fn image_prune_dangling_then_all() {
+    let t = ctx!();
+    // Loading another image under the same name leaves the first one dangling.
+    let first = two_layer_image(&t, "test/a:1", "first");
+    let second = two_layer_image(&t, "test/a:1", "second");
+    fixtures::load_image(&t, first);
+    fixtures::load_image(&t, second);
+    fixtures::load_image(&t, two_layer_image(&t, "test/used:1", "used"));
+    assert_eq!(image_names(&t).len(), 3);
+    let dangling = t.burrow(["images", "-f", "dangling=true", "-q"]).output();
+    assert_eq!(dangling.lines().len(), 1, "{dangling:?}");
+    t.burrow(["run", "--name", "c", "test/used:1", "true"])
+        .output()
+        .assert_ok();
+
+    let out = t.burrow(["image", "prune"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("use -f"), "{out:?}");
+
+    let out = t.burrow(["image", "prune", "-f"]).output();
+    out.assert_ok()
+        .assert_stdout_contains("Deleted Images:\ndeleted: sha256:")
+        .assert_stdout_contains("Total reclaimed space:");
+    let mut names = image_names(&t);
+    names.sort();
+    assert_eq!(names, ["test/a:1", "test/used:1"]);
+    t.burrow(["run", "--rm", "test/a:1", "cat", "/second"])
+        .output()
+        .assert_ok();
+
+    t.burrow(["image", "prune", "-a", "-f"])
+        .output()
+        .assert_ok()
+        .assert_stdout_contains("untagged: test/a:1");
+    assert_eq!(image_names(&t), ["test/used:1"]);
+    // The base layer and used's own layer.
+    assert_eq!(layer_dirs(&t).len(), 2);
+}
+
+#[test]
+fn images_filters_and_columns() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    fixtures::load_image(&t, two_layer_image(&t, "other/x:2", "x"));
+    let out = t.burrow(["images", "--filter", "reference=test/*"]).output();
+    out.assert_ok();
+    assert_eq!(out.lines().len(), 2, "{out:?}");
+    assert!(out.stdout.contains("test/base"), "{out:?}");
+    let out = t.burrow(["images", "other/x"]).output();
+    assert!(out.stdout.contains("other/x") && !out.stdout.contains("test/base"), "{out:?}");
+    let out = t.burrow(["images", "-f", "dangling=false", "-q"]).output();
+    assert_eq!(out.lines().len(), 2, "{out:?}");
+    let out = t.burrow(["images", "-f", "label=nope"]).output();
+    assert_eq!(out.lines().len(), 1, "{out:?}");
+    let out = t.burrow(["images", "--digests", "--no-trunc"]).output();
+    out.assert_ok();
+    assert!(out.lines()[0].contains("DIGEST"), "{out:?}");
+    assert!(out.stdout.contains("sha256:"), "{out:?}");
+    let out = t.burrow(["images", "-f", "bogus=1"]).output();
+    assert_ne!(out.code, 0);
+}
+
+#[test]
+fn history_lists_the_config_history() {
+    let t = ctx!();
+    fixtures::load_image(&t, two_layer_image(&t, "test/h:1", "h"));
+    let out = t.burrow(["history", "test/h:1"]).output();
+    out.assert_ok();
+    let lines = out.lines();
+    assert!(lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"), "{out:?}");
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert!(lines[1].contains("burrow tests") && lines[2].contains("<missing>"), "{out:?}");
+    let id = t.burrow(["images", "-q"]).output().stdout.trim().to_string();
+    let q = t.burrow(["image", "history", "-q", "test/h:1"]).output();
+    assert_eq!(q.lines(), [id.as_str(), "<missing>"], "{q:?}");
+    let full = t.burrow(["history", "--no-trunc", "-q", "test/h:1"]).output();
+    assert!(full.lines()[0].starts_with("sha256:") && full.lines()[0].len() == 71);
+}
+
+#[test]
+fn image_inspect_is_docker_shaped() {
+    let t = ctx!();
+    let config = Config {
+        workdir: Some("/srv".into()),
+        user: Some("app".into()),
+        entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+        ..Config::shell()
+    };
+    fixtures::load_with_config(&t, "test/cfg:1", config);
+    let out = t.burrow(["image", "inspect", "test/cfg:1"]).output();
+    out.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = &v[0];
+    assert!(doc["Id"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(doc["RepoTags"], serde_json::json!(["test/cfg:1"]));
+    assert_eq!(doc["Architecture"], "amd64");
+    assert_eq!(doc["Os"], "linux");
+    assert_eq!(doc["Created"], "2024-01-01T00:00:00Z");
+    assert_eq!(doc["Config"]["WorkingDir"], "/srv");
+    assert_eq!(doc["Config"]["User"], "app");
+    assert_eq!(doc["Config"]["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(doc["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert!(doc["Config"]["Env"][0].as_str().unwrap().starts_with("PATH="));
+    assert_eq!(doc["RootFS"]["Type"], "layers");
+    assert_eq!(doc["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert!(doc["Size"].as_u64().unwrap() > 0);
+    // Four-space indentation, as docker prints it.
+    assert!(out.stdout.starts_with("[\n    {\n        \"Id\""), "{out:?}");
+
+    let out = t.burrow(["image", "inspect", "test/cfg:1", "no/such:1"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("No such image: no/such:1"), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}
+
+/// Save `images` in `format` to `file`, remove them, load the archive, run one.
+fn save_rmi_load(t: &TestCtx, format: &str, file: &str) {
+    let p = t.path(file);
+    let out = t
+        .burrow(["save", "--format", format, "-o", p.to_str().unwrap(), "test/a:1", "test/b:1"])
+        .output();
+    out.assert_ok();
+    t.burrow(["rmi", "test/a:1", "test/b:1"]).output().assert_ok();
+    assert!(image_names(&t).is_empty());
+    assert!(blobs(t).is_empty(), "{:?}", blobs(t));
+    let out = t.load(&p);
+    out.assert_stdout_contains("Loaded image: test/a:1\n")
+        .assert_stdout_contains("Loaded image: test/b:1\n");
+    t.burrow(["run", "--rm", "test/b:1", "cat", "/b"])
+        .output()
+        .assert_ok()
+        .assert_stdout("test/b:1\n");
+}
+
+#[test]
+fn save_load_round_trip_docker_and_oci() {
+    let t = ctx!();
+    let p = fixtures::write_docker_archive(
+        &t,
+        "two.tar",
+        &[two_layer_image(&t, "test/a:1", "a"), two_layer_image(&t, "test/b:1", "b")],
+    );
+    t.load(&p);
+    let sorted_ids = |t: &TestCtx| {
+        let mut ids: Vec<String> = t
+            .burrow(["images", "-q"])
+            .output()
+            .stdout
+            .lines()
+            .map(String::from)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let ids = sorted_ids(&t);
+
+    save_rmi_load(&t, "docker-archive", "saved-docker.tar");
+    let archive = fs::read(t.path("saved-docker.tar")).unwrap();
+    let members = tar_members(&archive);
+    assert!(members.iter().any(|m| m == "manifest.json"), "{members:?}");
+    assert!(members.iter().filter(|m| m.ends_with("/layer.tar")).count() == 3, "{members:?}");
+    assert_eq!(sorted_ids(&t), ids);
+
+    save_rmi_load(&t, "oci-archive", "saved-oci.tar");
+    let members = tar_members(&fs::read(t.path("saved-oci.tar")).unwrap());
+    assert!(members.iter().any(|m| m == "oci-layout"), "{members:?}");
+    assert_eq!(sorted_ids(&t), ids);
+
+    // To stdout, and as a directory.
+    let out_file = fs::File::create(t.path("stdout.tar")).unwrap();
+    let status = t
+        .burrow(["save", "test/a:1"])
+        .command()
+        .stdout(out_file)
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(tar_members(&fs::read(t.path("stdout.tar")).unwrap()).contains(&"manifest.json".to_string()));
+    let dir = t.user_dir("layout");
+    let out = t
+        .burrow(["image", "save", "--format", "oci-dir", "-o", dir.join("x").to_str().unwrap(), "test/a:1"])
+        .output();
+    out.assert_ok();
+    assert!(dir.join("x/index.json").is_file() && dir.join("x/oci-layout").is_file());
+}
+
+fn tar_members(data: &[u8]) -> Vec<String> {
+    // ustar headers: name at 0..100, size (octal) at 124..136, 512-byte blocks.
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 512 <= data.len() {
+        let h = &data[off..off + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name_end = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        let prefix_end = h[345..500].iter().position(|&b| b == 0).unwrap_or(155);
+        let mut name = String::from_utf8_lossy(&h[..name_end]).into_owned();
+        if prefix_end > 0 {
+            name = format!("{}/{name}", String::from_utf8_lossy(&h[345..345 + prefix_end]));
+        }
+        let size_str = String::from_utf8_lossy(&h[124..136]);
+        let size = u64::from_str_radix(size_str.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .unwrap_or(0);
+        out.push(name.trim_end_matches('/').to_string());
+        off += 512 + (size as usize).div_ceil(512) * 512;
+    }
+    out
+}
+
+/// podman with its own storage in the test dir (as root: save/load need no runtime).
+fn podman(t: &TestCtx, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(t.path("podman/root"))
+        .arg("--runroot")
+        .arg(t.path("podman/run"))
+        .arg("--storage-driver")
+        .arg("vfs")
+        .args(args)
+        .stdin(Stdio::null());
+    let out = c.output().expect("podman");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn podman_usable(test: &str, t: &TestCtx) -> bool {
+    if !t.as_root {
+        skip(test, "the podman round trip runs podman as root");
+        return false;
+    }
+    match Command::new("podman").arg("--version").output() {
+        Ok(o) if o.status.success() => true,
+        _ => {
+            skip(test, "podman is not installed");
+            false
+        }
+    }
+}
+
+#[test]
+fn archives_round_trip_through_podman() {
+    let t = ctx!();
+    if !podman_usable("archives_round_trip_through_podman", &t) {
+        return;
+    }
+    let p = fixtures::write_docker_archive(
+        &t,
+        "two.tar",
+        &[two_layer_image(&t, "test/a:1", "a"), two_layer_image(&t, "test/b:1", "b")],
+    );
+    t.load(&p);
+    for (format, podman_format) in [("docker-archive", "docker-archive"), ("oci-archive", "oci-archive")] {
+        // burrow save → podman load → podman save → burrow load. podman 4 reads and writes
+        // one image per OCI archive.
+        let images: &[&str] = if format == "oci-archive" {
+            &["test/a:1"]
+        } else {
+            &["test/a:1", "test/b:1"]
+        };
+        let ours = t.path(&format!("burrow-{format}.tar"));
+        let mut save = vec!["save", "--format", format, "-o", ours.to_str().unwrap()];
+        save.extend(images);
+        t.burrow(save).output().assert_ok();
+        let loaded = podman(&t, &["load", "-i", ours.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&loaded.stdout);
+        for image in images {
+            assert!(text.contains(image), "podman load: {text}");
+        }
+        let theirs = t.path(&format!("podman-{format}.tar"));
+        let _ = fs::remove_file(&theirs);
+        let mut args = vec!["save", "--format", podman_format, "-o", theirs.to_str().unwrap()];
+        if images.len() > 1 {
+            args.insert(1, "-m");
+        }
+        args.extend(images);
+        podman(&t, &args);
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o644)).unwrap();
+        podman(&t, &["rmi", "-a", "-f"]);
+
+        t.burrow(["rmi", "test/a:1", "test/b:1"]).output().assert_ok();
+        assert!(image_names(&t).is_empty());
+        t.load(&theirs);
+        t.burrow(["run", "--rm", "test/a:1", "cat", "/a"])
+            .output()
+            .assert_ok()
+            .assert_stdout("test/a:1\n");
+        if podman_format == "oci-archive" {
+            t.load(&p);
+        }
+        let mut names = image_names(&t);
+        names.sort();
+        assert_eq!(names, ["test/a:1", "test/b:1"], "after {format}");
+    }
+}
+
+#[test]
+fn system_df_counts_images_and_containers() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    fixtures::load_image(&t, two_layer_image(&t, "test/a:1", "a"));
+    t.burrow(["run", "--name", "x", BASE, "sh", "-c", "echo data > /file"])
+        .output()
+        .assert_ok();
+    let out = t.burrow(["system", "df"]).output();
+    out.assert_ok();
+    let lines = out.lines();
+    assert!(lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"), "{out:?}");
+    let row = |name: &str| -> Vec<String> {
+        let line = lines.iter().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..].split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(row("Images")[..2], ["2", "1"], "{out:?}");
+    assert_eq!(row("Containers")[..2], ["1", "0"], "{out:?}");
+    assert_eq!(row("Local Volumes")[0], "0", "{out:?}");
+    let out = t.burrow(["system", "df", "-v"]).output();
+    out.assert_ok()
+        .assert_stdout_contains("Images space usage:")
+        .assert_stdout_contains("Containers space usage:")
+        .assert_stdout_contains("UNIQUE SIZE");
+}
+
+#[test]
+fn system_prune_removes_stopped_containers_and_unused_images() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    fixtures::load_image(&t, two_layer_image(&t, "test/a:1", "a"));
+    t.burrow(["run", "--name", "x", BASE, "true"]).output().assert_ok();
+    let out = t.burrow(["system", "prune"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("use -f"), "{out:?}");
+    let out = t.burrow(["system", "prune", "-a", "-f"]).output();
+    out.assert_ok()
+        .assert_stdout_contains("Deleted Containers:")
+        .assert_stdout_contains("Total reclaimed space:");
+    assert!(t.containers().is_empty());
+    assert!(image_names(&t).is_empty());
+    assert!(layer_dirs(&t).is_empty());
+}
+
+#[test]
+fn system_reset_removes_files_of_subordinate_ids() {
+    let t = ctx!();
+    if t.subuid().is_none() {
+        skip("system_reset_removes_files_of_subordinate_ids", "no subordinate ids");
+        return;
+    }
+    let mut img = images::base_image(&t.busybox, "test/owned:1");
+    img.layers.push(images::tar(&[
+        Entry::dir("home/app", 0o700).owner(1000, 1000),
+        Entry::file("home/app/secret", 0o600, "x").owner(1000, 1000),
+    ]));
+    fixtures::load_image(&t, img);
+    t.burrow(["run", "--name", "x", "test/owned:1", "true"])
+        .output()
+        .assert_ok();
+    let owned = layer_dirs(&t)
+        .iter()
+        .map(|l| t.root.join("overlay").join(l).join("diff/home/app"))
+        .find(|p| p.exists())
+        .expect("the layer with home/app");
+    assert_ne!(fs::metadata(&owned).unwrap().uid(), t.user.uid);
+
+    let out = t.burrow(["system", "reset"]).output();
+    out.assert_code(1);
+    t.burrow(["system", "reset", "-f"]).output().assert_ok();
+    assert!(!t.root.exists() || list_dir(&t.root).is_empty(), "{:?}", list_dir(&t.root));
+    t.burrow(["images"]).output().assert_ok().assert_stdout(
+        "REPOSITORY   TAG   IMAGE ID   CREATED   SIZE\n",
+    );
+}
+
+#[test]
+fn killed_prune_is_repaired_by_the_next_one() {
+    let t = ctx!();
+    let p = fixtures::write_docker_archive(
+        &t,
+        "three.tar",
+        &[
+            two_layer_image(&t, "test/a:1", "a"),
+            two_layer_image(&t, "test/b:1", "b"),
+            two_layer_image(&t, "test/keep:1", "keep"),
+        ],
+    );
+    t.load(&p);
+    t.burrow(["run", "--name", "k", "test/keep:1", "true"])
+        .output()
+        .assert_ok();
+    let out = t
+        .burrow(["image", "prune", "-a", "-f"])
+        .env("BURROW_TEST_CRASH_AT", "prune-after-index")
+        .output();
+    assert_eq!(out.code, 128 + 9, "{out:?}");
+    // The index was updated: only the image in use is left, and it works.
+    assert_eq!(image_names(&t), ["test/keep:1"]);
+    t.burrow(["run", "--rm", "test/keep:1", "cat", "/keep"])
+        .output()
+        .assert_ok()
+        .assert_stdout("test/keep:1\n");
+    assert_eq!(layer_dirs(&t).len(), 4, "leftovers: {:?}", layer_dirs(&t));
+
+    // Killed with a layer renamed away but not removed.
+    let out = t
+        .burrow(["image", "prune", "-f"])
+        .env("BURROW_TEST_CRASH_AT", "gc-after-rename")
+        .output();
+    assert_eq!(out.code, 128 + 9, "{out:?}");
+    assert!(
+        list_dir(&t.root.join("overlay"))
+            .iter()
+            .any(|n| n.starts_with(".tmp-del-")),
+        "{:?}",
+        list_dir(&t.root.join("overlay"))
+    );
+    t.burrow(["run", "--rm", "test/keep:1", "true"]).output().assert_ok();
+
+    // The next prune collects everything left over.
+    t.burrow(["image", "prune", "-f"]).output().assert_ok();
+    assert_eq!(layer_dirs(&t).len(), 2, "{:?}", layer_dirs(&t));
+    let overlay = list_dir(&t.root.join("overlay"));
+    assert!(!overlay.iter().any(|n| n.starts_with(".tmp")), "{overlay:?}");
+    // manifest, config, two layers of the image kept.
+    assert_eq!(blobs(&t).len(), 4, "{:?}", blobs(&t));
+    assert!(Path::new(&t.root.join("index.json")).is_file());
+    t.burrow(["run", "--rm", "test/keep:1", "cat", "/keep"])
+        .output()
+        .assert_ok();
+}

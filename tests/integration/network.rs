@@ -1,0 +1,613 @@
+//! Networking: slirp4netns (the default) and pasta, published ports (TCP, UDP, -P, `port`),
+//! the host reached through host.containers.internal, /etc/hosts and /etc/resolv.conf flags,
+//! user-defined network bookkeeping, and that no helper outlives its container.
+//!
+//! All traffic stays on this machine's loopback.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::fixtures::{self, load_base};
+use crate::harness::TestCtx;
+use crate::images::{self, Config, Entry, Image, RootfsOpts};
+
+const READY: Duration = Duration::from_secs(60);
+
+fn have(program: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(program).is_file())
+}
+
+macro_rules! need {
+    ($program:expr) => {
+        if !have($program) {
+            crate::harness::skip(
+                crate::function_name!(),
+                concat!($program, " is not installed"),
+            );
+            return;
+        }
+    };
+}
+
+/// A port that is free on the host now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP GET of `/` on 127.0.0.1:port; the whole response.
+fn http_get_once(port: u16) -> std::io::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// GET until the response contains `want` (the server in the container may not listen yet:
+/// the forwarder accepts and then closes). Bounded by READY.
+fn http_get_until(port: u16, want: &str) -> Result<String, String> {
+    let deadline = Instant::now() + READY;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match http_get_once(port) {
+            Ok(r) if r.contains(want) => return Ok(r),
+            Ok(r) => last = format!("response {r:?}"),
+            Err(e) => last = e.to_string(),
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "no response with {want:?} on port {port}: last: {last}"
+    ))
+}
+
+/// Pids of slirp4netns/pasta processes working for containers under `root` (their working
+/// directory is the container's directory).
+fn helpers_under(root: &Path) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        if comm != "slirp4netns" && comm != "pasta" {
+            continue;
+        }
+        // A zombie has no cwd: it is gone as far as the network is concerned.
+        if let Ok(cwd) = std::fs::read_link(e.path().join("cwd"))
+            && cwd.starts_with(root)
+        {
+            out.push((pid, comm.to_string()));
+        }
+    }
+    out
+}
+
+/// Wait (bounded) until no helper of `t` is left.
+#[track_caller]
+fn assert_no_helpers(t: &TestCtx) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = helpers_under(&t.root);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("helpers left after the container ended: {left:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// sh as the container's pid 1 that exits on SIGTERM while `server` runs in the background.
+fn serve(server: &str) -> String {
+    format!("trap 'exit 0' TERM; {server} & wait")
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello-from-container > /www/index.html && \
+                     httpd -f -p 80 -h /www";
+
+// ------------------------------------------------------------------ default mode
+
+#[test]
+fn network_default_is_slirp4netns() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--hostname",
+            "box1",
+            "--name",
+            "named1",
+            img,
+            "sh",
+            "-c",
+            "cat /proc/net/dev; ip -4 addr show tap0; ip route; cat /etc/hosts /etc/resolv.conf",
+        ])
+        .output();
+    out.assert_ok()
+        .assert_stdout_contains("tap0")
+        .assert_stdout_contains("10.0.2.100")
+        .assert_stdout_contains("default via 10.0.2.2")
+        .assert_stdout_contains("10.0.2.100\tbox1 named1");
+    if out.stdout.contains("mtu") {
+        // `ip addr` prints the mtu
+        out.assert_stdout_contains("mtu 65520");
+    }
+    assert_no_helpers(&t);
+}
+
+#[test]
+fn network_none_has_only_lo_and_no_helper() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            img,
+            "sh",
+            "-c",
+            "ls /sys/class/net; cat /etc/hosts",
+        ])
+        .output();
+    out.assert_ok();
+    let first: Vec<&str> = out
+        .stdout
+        .split_whitespace()
+        .take_while(|w| *w != "127.0.0.1")
+        .collect();
+    assert_eq!(first, vec!["lo"], "{out:?}");
+    assert!(helpers_under(&t.root).is_empty());
+}
+
+#[test]
+fn network_bad_mode_and_options() {
+    let t = ctx!();
+    let img = load_base(&t);
+    for bad in [
+        vec!["--network", "slirp4netns:frobnicate=1"],
+        vec!["--network", "none:x"],
+        vec!["--network", "nosuchnet"],
+        vec!["-p", "notaport"],
+        vec!["--add-host", "nocolon"],
+        vec!["--dns", "not-an-ip"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(bad.iter().copied());
+        args.extend([img, "true"]);
+        t.burrow(args)
+            .output()
+            .assert_code(125)
+            .assert_stderr_nonempty();
+    }
+}
+
+// ------------------------------------------------------------------ published ports
+
+fn httpd_through_publish(t: &TestCtx, network: &str) {
+    let img = load_base(t);
+    let port = free_port();
+    let publish = format!("{port}:80");
+    let run = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "-p",
+            &publish,
+            img,
+            "sh",
+            "-c",
+            &serve(HTTPD),
+        ])
+        .spawn();
+    let got = http_get_until(port, "hello-from-container");
+    if let Err(e) = got {
+        run.signal(libc::SIGKILL);
+        let out = run.wait();
+        out.fail(&e);
+    }
+    assert!(
+        !helpers_under(&t.root).is_empty(),
+        "no helper while running"
+    );
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    out.assert_ok();
+    assert_no_helpers(t);
+}
+
+#[test]
+fn network_publish_tcp_slirp4netns() {
+    need!("slirp4netns");
+    let t = ctx!();
+    httpd_through_publish(&t, "slirp4netns");
+}
+
+#[test]
+fn network_publish_tcp_pasta() {
+    need!("pasta");
+    let t = ctx!();
+    httpd_through_publish(&t, "pasta");
+}
+
+#[test]
+fn network_publish_all_and_port_command() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let run = t
+        .burrow([
+            "run",
+            "--rm",
+            "--name",
+            "web",
+            "-P",
+            "--expose",
+            "80",
+            img,
+            "sh",
+            "-c",
+            &serve(HTTPD),
+        ])
+        .spawn();
+    // `port` answers once the container runs.
+    let deadline = Instant::now() + READY;
+    let mapping = loop {
+        let out = t.burrow(["port", "web"]).output();
+        if out.code == 0 && out.stdout.contains("80/tcp -> 0.0.0.0:") {
+            break out.stdout;
+        }
+        if Instant::now() >= deadline {
+            run.signal(libc::SIGKILL);
+            run.wait()
+                .fail(&format!("burrow port web never listed 80/tcp: {out:?}"));
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let port: u16 = mapping
+        .lines()
+        .find_map(|l| l.strip_prefix("80/tcp -> 0.0.0.0:"))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("bad port output {mapping:?}"));
+    assert!(port > 0);
+    let one = t.burrow(["port", "web", "80"]).output();
+    one.assert_ok().assert_stdout(&format!("0.0.0.0:{port}\n"));
+    if let Err(e) = http_get_until(port, "hello-from-container") {
+        run.signal(libc::SIGKILL);
+        run.wait().fail(&e);
+    }
+    run.signal(libc::SIGTERM);
+    run.wait().assert_ok();
+    assert_no_helpers(&t);
+}
+
+#[test]
+fn network_port_in_use_is_an_error() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let busy = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "-p",
+            &format!("{port}:80"),
+            img,
+            "echo",
+            "ran",
+        ])
+        .output();
+    out.assert_code(125);
+    assert!(
+        out.stderr
+            .contains(&format!("port {port} is already in use on 0.0.0.0")),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("ran"), "the command ran: {out:?}");
+    assert_no_helpers(&t);
+}
+
+/// A static UDP echo server (gcc -static), answering each datagram with "echo:" + data.
+fn udp_echo_binary(t: &TestCtx) -> Option<Vec<u8>> {
+    let src = t.write(
+        "udpecho.c",
+        r#"
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[1]));
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) return 1;
+    for (;;) {
+        char buf[2048] = "echo:";
+        struct sockaddr_in p; socklen_t pl = sizeof p;
+        ssize_t n = recvfrom(s, buf + 5, sizeof buf - 5, 0, (struct sockaddr *)&p, &pl);
+        if (n < 0) return 1;
+        sendto(s, buf, n + 5, 0, (struct sockaddr *)&p, pl);
+    }
+}
+"#,
+    );
+    let bin = t.path("udpecho");
+    let ok = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then(|| std::fs::read(&bin).ok()).flatten()
+}
+
+fn udp_forward(t: &TestCtx, network: &str) {
+    let Some(echo) = udp_echo_binary(t) else {
+        crate::harness::skip(&t.name, "cannot build a static UDP echo server with gcc");
+        return;
+    };
+    let base = images::tar(&images::busybox_rootfs(&t.busybox, &RootfsOpts::default()));
+    let extra = images::tar(&[Entry::file("bin/udpecho", 0o755, echo)]);
+    fixtures::load_image(
+        t,
+        Image::new("test/udp:1", vec![base, extra], Config::shell()),
+    );
+    let port = free_udp_port();
+    let run = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "-p",
+            &format!("127.0.0.1:{port}:5000/udp"),
+            "test/udp:1",
+            "sh",
+            "-c",
+            &serve("udpecho 5000"),
+        ])
+        .spawn();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + READY;
+    let mut got = None;
+    while Instant::now() < deadline && got.is_none() {
+        sock.send_to(b"ping-udp", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 256];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            got = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    assert_eq!(got.as_deref(), Some("echo:ping-udp"), "{out:?}");
+    out.assert_ok();
+    assert_no_helpers(t);
+}
+
+#[test]
+fn network_publish_udp_slirp4netns() {
+    need!("slirp4netns");
+    let t = ctx!();
+    udp_forward(&t, "slirp4netns");
+}
+
+#[test]
+fn network_publish_udp_pasta() {
+    need!("pasta");
+    let t = ctx!();
+    udp_forward(&t, "pasta");
+}
+
+// ------------------------------------------------------------------ the host, from inside
+
+/// A server on the host's 127.0.0.1 answers one connection with a greeting.
+fn host_greeter() -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        l.set_nonblocking(false).unwrap();
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"hello-from-host\n");
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn network_host_loopback_via_host_containers_internal() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let (port, server) = host_greeter();
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "slirp4netns:allow_host_loopback=true",
+            img,
+            "sh",
+            "-c",
+            &format!(
+                "grep host.containers.internal /etc/hosts; \
+                 nc host.containers.internal {port} </dev/null"
+            ),
+        ])
+        .timeout(Duration::from_secs(60))
+        .output();
+    out.assert_ok()
+        .assert_stdout_contains("10.0.2.2\thost.containers.internal host.docker.internal")
+        .assert_stdout_contains("hello-from-host");
+    server.join().unwrap();
+}
+
+#[test]
+fn network_host_loopback_disabled_by_default() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            img,
+            "sh",
+            "-c",
+            &format!("nc -w 2 10.0.2.2 {port} </dev/null && echo connected || echo refused"),
+        ])
+        .timeout(Duration::from_secs(60))
+        .output();
+    out.assert_ok().assert_stdout_contains("refused");
+    drop(l);
+}
+
+// ------------------------------------------------------------------ /etc files
+
+#[test]
+fn network_dns_and_add_host_flags() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "example.test",
+            "--dns-option",
+            "ndots:3",
+            "--add-host",
+            "db.test:192.0.2.9",
+            "--add-host",
+            "gw.test:host-gateway",
+            "--network-alias",
+            "webalias",
+            "--hostname",
+            "hbox",
+            img,
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf /etc/hosts",
+        ])
+        .output();
+    out.assert_ok()
+        .assert_stdout_contains("nameserver 192.0.2.53\n")
+        .assert_stdout_contains("search example.test\n")
+        .assert_stdout_contains("options ndots:3\n")
+        .assert_stdout_contains("192.0.2.9\tdb.test\n")
+        .assert_stdout_contains("\tgw.test\n")
+        .assert_stdout_contains("10.0.2.100\thbox")
+        .assert_stdout_contains(" webalias");
+    assert!(!out.stdout.contains("nameserver 127."), "{out:?}");
+}
+
+// ------------------------------------------------------------------ teardown
+
+#[test]
+fn network_no_helper_left_after_exit() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let port = free_port();
+    t.burrow(["run", "--rm", "-p", &format!("{port}:80"), img, "true"])
+        .output()
+        .assert_ok();
+    assert_no_helpers(&t);
+    // The port is free again.
+    TcpListener::bind(("0.0.0.0", port)).expect("the published port is still bound");
+}
+
+#[test]
+fn network_no_helper_left_after_sigkill_of_burrow() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let port = free_port();
+    let run = t
+        .burrow([
+            "run",
+            "--rm",
+            "-p",
+            &format!("{port}:80"),
+            img,
+            "sh",
+            "-c",
+            &serve(HTTPD),
+        ])
+        .spawn();
+    if let Err(e) = http_get_until(port, "hello-from-container") {
+        run.signal(libc::SIGKILL);
+        run.wait().fail(&e);
+    }
+    run.signal(libc::SIGKILL);
+    let _ = run.wait();
+    assert_no_helpers(&t);
+}
+
+// ------------------------------------------------------------------ user-defined networks
+
+#[test]
+fn network_create_ls_inspect_rm() {
+    let t = ctx!();
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_ok();
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_code(1);
+    let ls = t.burrow(["network", "ls"]).output();
+    ls.assert_ok().assert_stdout_contains("appnet");
+    let inspect = t.burrow(["network", "inspect", "appnet"]).output();
+    inspect.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("inspect is JSON");
+    assert_eq!(v[0]["Name"], "appnet", "{inspect:?}");
+    assert!(
+        v[0]["IPAM"]["Config"][0]["Subnet"].is_string(),
+        "{inspect:?}"
+    );
+    t.burrow(["network", "rm", "appnet"]).output().assert_ok();
+    t.burrow(["network", "inspect", "appnet"])
+        .output()
+        .assert_code(1);
+    let ls = t.burrow(["network", "ls", "-q"]).output();
+    assert!(!ls.stdout.contains("appnet"), "{ls:?}");
+}
