@@ -31,7 +31,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub log_level: LogLevel,
     /// How container root filesystems are built from image layers
-    #[arg(long, global = true, value_enum, default_value = "overlay", env = "BURROW_STORAGE_DRIVER")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "overlay",
+        env = "BURROW_STORAGE_DRIVER"
+    )]
     pub storage_driver: StorageDriverName,
 }
 
@@ -96,6 +102,8 @@ pub enum Command {
     Container(commands::container::Args),
     /// Manage volumes
     Volume(commands::volume::Args),
+    /// Attach to a running container's terminal or output
+    Attach(commands::attach::Args),
     /// Load images from a docker-archive or OCI archive
     Load(commands::load::Args),
     /// Create an image from a rootfs tarball
@@ -147,7 +155,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // Usage errors are burrow's own errors (docker: 125); help and version are not errors.
-            return ExitCode::from(if e.use_stderr() { exit::BURROW_ERROR } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                exit::BURROW_ERROR
+            } else {
+                0
+            });
         }
     };
     crate::logging::init(cli.global.log_level.into());
@@ -167,6 +179,7 @@ pub fn main() -> ExitCode {
         Command::Pause(a) | Command::Unpause(a) => commands::pause::run(&cli.global, a),
         Command::Container(a) => commands::container::run(&cli.global, a),
         Command::Volume(a) => commands::volume::run(&cli.global, a),
+        Command::Attach(a) => commands::attach::run(&cli.global, a),
         Command::Load(a) => commands::load::run(&cli.global, a),
         Command::Import(a) => commands::import::run(&cli.global, a),
         Command::Images(a) => commands::images::run(&cli.global, a),

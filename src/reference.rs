@@ -135,7 +135,11 @@ fn validate_digest(d: &str) -> Result<(), &'static str> {
         "sha512" => hex.len() == 128,
         _ => return Err("unsupported digest algorithm"),
     };
-    if !ok_len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !ok_len
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err("malformed digest");
     }
     Ok(())
@@ -144,7 +148,10 @@ fn validate_digest(d: &str) -> Result<(), &'static str> {
 fn validate_tag(tag: &str) -> Result<(), &'static str> {
     let mut bytes = tag.bytes();
     let first_ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric() || b == b'_');
-    if !first_ok || tag.len() > 128 || !bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+    if !first_ok
+        || tag.len() > 128
+        || !bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
         return Err("malformed tag");
     }
     Ok(())
@@ -162,7 +169,10 @@ fn validate_repository(repo: &str) -> Result<(), &'static str> {
         if !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
             return Err("repository name components must start and end with a letter or digit");
         }
-        if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c)) {
+        if !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+        {
             return Err("repository name must be lowercase");
         }
     }
@@ -184,15 +194,27 @@ mod tests {
         assert_eq!(norm("localhost:5000/x:1"), "localhost:5000/x:1");
         assert_eq!(norm("localhost/x"), "localhost/x:latest");
         assert_eq!(norm("ghcr.io/org/app:v1.2"), "ghcr.io/org/app:v1.2");
-        assert_eq!(norm("index.docker.io/library/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("index.docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(norm(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
-        assert_eq!(norm(&format!("busybox:1@{d}")), format!("docker.io/library/busybox:1@{d}"));
+        assert_eq!(
+            norm(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
+        assert_eq!(
+            norm(&format!("busybox:1@{d}")),
+            format!("docker.io/library/busybox:1@{d}")
+        );
     }
 
     #[test]
     fn familiar_names() {
-        assert_eq!(Reference::parse("alpine").unwrap().familiar(), "alpine:latest");
+        assert_eq!(
+            Reference::parse("alpine").unwrap().familiar(),
+            "alpine:latest"
+        );
         assert_eq!(Reference::parse("a/b:1").unwrap().familiar(), "a/b:1");
         assert_eq!(Reference::parse("h:1/b:1").unwrap().familiar(), "h:1/b:1");
     }

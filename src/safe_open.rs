@@ -74,6 +74,16 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
 /// Open `path` inside `root` as an `O_PATH` descriptor, creating it (and missing parent
 /// directories) when asked. Symlinks along the way resolve inside `root`.
 pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> io::Result<OwnedFd> {
+    ensure_with_depth(root, path, create, 0)
+}
+
+/// Symlinks followed while creating, as the kernel's own limit.
+const MAX_LINKS: u32 = 40;
+
+fn ensure_with_depth(root: BorrowedFd<'_>, path: &Path, create: Create, depth: u32) -> io::Result<OwnedFd> {
+    if depth > MAX_LINKS {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
     let rel = clean_relative(path);
     match open_in_root(root, &rel, libc::O_PATH) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create != Create::Nothing => {}
@@ -82,7 +92,7 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> io::
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return open_in_root(root, &rel, libc::O_PATH);
     };
-    let parent_fd = ensure_in_root(root, parent, Create::Dir)?;
+    let parent_fd = ensure_with_depth(root, parent, Create::Dir, depth + 1)?;
     let dir = open_in_root(root, parent, libc::O_DIRECTORY | libc::O_RDONLY)?;
     drop(parent_fd);
     let name = cstring(Path::new(name))?;
@@ -110,6 +120,15 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> io::
         if err.raw_os_error() != Some(libc::EEXIST) {
             return Err(err);
         }
+        // It exists but did not resolve: a dangling symlink. Create what it points to, inside
+        // the root, as mkdir -p would through a link.
+        if let Err(e) = open_in_root(root, &rel, libc::O_PATH)
+            && e.raw_os_error() == Some(libc::ENOENT)
+        {
+            let target = std::fs::read_link(fd_path(&dir).join(Path::new(name.to_str().unwrap_or_default())))?;
+            let resolved = if target.is_absolute() { target } else { parent.join(target) };
+            ensure_with_depth(root, &resolved, create, depth + 1)?;
+        }
     }
     open_in_root(root, &rel, libc::O_PATH)
 }
@@ -126,7 +145,10 @@ mod tests {
 
     #[test]
     fn lexical_cleaning_stays_at_root() {
-        assert_eq!(clean_relative(Path::new("/../../etc/./x")), PathBuf::from("etc/x"));
+        assert_eq!(
+            clean_relative(Path::new("/../../etc/./x")),
+            PathBuf::from("etc/x")
+        );
         assert_eq!(clean_relative(Path::new("a/../../b")), PathBuf::from("b"));
         assert_eq!(clean_relative(Path::new("/")), PathBuf::new());
     }
@@ -141,7 +163,12 @@ mod tests {
         ensure_in_root(rootfd.as_fd(), Path::new("abs/x/file"), Create::File).unwrap();
         ensure_in_root(rootfd.as_fd(), Path::new("up/y"), Create::Dir).unwrap();
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
-        assert!(root.path().join(outside.path().strip_prefix("/").unwrap()).join("x/file").is_file());
+        assert!(
+            root.path()
+                .join(outside.path().strip_prefix("/").unwrap())
+                .join("x/file")
+                .is_file()
+        );
         assert!(root.path().join("y").is_dir());
     }
 }

@@ -454,13 +454,22 @@ carol:1:0
         assert_eq!(
             parse_subid_ranges(SUBUID, "alice", 1000),
             vec![
-                IdRange { start: 100000, count: 65536 },
-                IdRange { start: 500000, count: 10 }
+                IdRange {
+                    start: 100000,
+                    count: 65536
+                },
+                IdRange {
+                    start: 500000,
+                    count: 10
+                }
             ]
         );
         assert_eq!(
             parse_subid_ranges(SUBUID, "dave", 1001),
-            vec![IdRange { start: 300000, count: 1000 }]
+            vec![IdRange {
+                start: 300000,
+                count: 1000
+            }]
         );
         assert!(parse_subid_ranges(SUBUID, "carol", 1002).is_empty());
         assert!(parse_subid_ranges(SUBUID, "nobody", 9).is_empty());
@@ -473,9 +482,21 @@ carol:1:0
         assert_eq!(
             map,
             vec![
-                MapEntry { inside: 0, outside: 1000, count: 1 },
-                MapEntry { inside: 1, outside: 100000, count: 65536 },
-                MapEntry { inside: 65537, outside: 500000, count: 10 },
+                MapEntry {
+                    inside: 0,
+                    outside: 1000,
+                    count: 1
+                },
+                MapEntry {
+                    inside: 1,
+                    outside: 100000,
+                    count: 65536
+                },
+                MapEntry {
+                    inside: 65537,
+                    outside: 500000,
+                    count: 10
+                },
             ]
         );
         let m = IdMapping {
@@ -492,7 +513,13 @@ carol:1:0
 
     #[test]
     fn map_text_is_what_the_kernel_reads() {
-        let map = subordinate_map(1000, &[IdRange { start: 100000, count: 65536 }]);
+        let map = subordinate_map(
+            1000,
+            &[IdRange {
+                start: 100000,
+                count: 65536,
+            }],
+        );
         assert_eq!(map_text(&map), "0 1000 1\n1 100000 65536\n");
     }
 }

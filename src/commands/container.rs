@@ -77,7 +77,9 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
         if !crate::runtime::pty::is_terminal(0) {
             anyhow::bail!("container prune removes all stopped containers: confirm with -f");
         }
-        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        eprint!(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+        );
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !answer.trim().eq_ignore_ascii_case("y") {

@@ -104,14 +104,16 @@ pub enum RestartPolicy {
 impl RestartPolicy {
     pub fn parse(s: &str) -> anyhow::Result<RestartPolicy> {
         Ok(match s.split_once(':') {
-            None | Some((_, "")) if s.trim_end_matches(':') == "no" || s.is_empty() => RestartPolicy::No,
+            None | Some((_, "")) if s.trim_end_matches(':') == "no" || s.is_empty() => {
+                RestartPolicy::No
+            }
             None if s == "always" => RestartPolicy::Always,
             None if s == "unless-stopped" => RestartPolicy::UnlessStopped,
             None if s == "on-failure" => RestartPolicy::OnFailure { max_retries: 0 },
             Some(("on-failure", n)) => RestartPolicy::OnFailure {
-                max_retries: n
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("invalid restart policy {s:?}: max-retries must be a number"))?,
+                max_retries: n.parse().map_err(|_| {
+                    anyhow::anyhow!("invalid restart policy {s:?}: max-retries must be a number")
+                })?,
             },
             _ => anyhow::bail!(
                 "invalid restart policy {s:?}: use no, on-failure[:max-retries], always or unless-stopped"
@@ -148,7 +150,10 @@ mod tests {
     #[test]
     fn restart_policies() {
         assert_eq!(RestartPolicy::parse("no").unwrap(), RestartPolicy::No);
-        assert_eq!(RestartPolicy::parse("always").unwrap(), RestartPolicy::Always);
+        assert_eq!(
+            RestartPolicy::parse("always").unwrap(),
+            RestartPolicy::Always
+        );
         assert_eq!(
             RestartPolicy::parse("on-failure:3").unwrap(),
             RestartPolicy::OnFailure { max_retries: 3 }

@@ -42,12 +42,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let base = record.process.clone().unwrap_or_else(|| crate::runtime::ProcessConfig {
-        args: Vec::new(),
-        env: Vec::new(),
-        cwd: "/".into(),
-        user: String::new(),
-    });
+    let base = record
+        .process
+        .clone()
+        .unwrap_or_else(|| crate::runtime::ProcessConfig {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: String::new(),
+        });
     let create = super::lifecycle::create_args_of(&record)?;
     let mut env: Vec<String> = base.env.clone();
     for kv in &args.env {

@@ -65,7 +65,13 @@ pub fn human_size(bytes: u64) -> String {
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -81,6 +87,21 @@ pub fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Render a docker `--format` template against one value (`inspect -f`).
+pub fn render_template(format: &str, value: &serde_json::Value) -> anyhow::Result<String> {
+    Ok(crate::template::render(format, value)?)
+}
+
+/// Listing output: `table TEMPLATE` (a header row and aligned columns), `json` (one object a
+/// line), or a template rendered once per row.
+pub fn render_rows(
+    format: &str,
+    rows: &[serde_json::Value],
+    header: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    Ok(crate::template::render_list(format, rows, header)?)
 }
 
 #[cfg(test)]
@@ -110,87 +131,10 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let t = table(&[vec!["A".into(), "BB".into(), "C".into()], vec!["aaa".into(), "b".into(), "c".into()]]);
+        let t = table(&[
+            vec!["A".into(), "BB".into(), "C".into()],
+            vec!["aaa".into(), "b".into(), "c".into()],
+        ]);
         assert_eq!(t, "A     BB   C\naaa   b    c\n");
     }
-}
-
-/// Render a docker `--format` template against one value.
-pub fn render_template(format: &str, value: &serde_json::Value) -> anyhow::Result<String> {
-    let format = format.replace("\\t", "\t").replace("\\n", "\n");
-    Ok(simple_render(&format, value))
-}
-
-/// Listing output: `table TEMPLATE` (a header row and aligned columns), `json` (one object a
-/// line), or a template rendered once per row.
-pub fn render_rows(
-    format: &str,
-    rows: &[serde_json::Value],
-    header: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<String> {
-    let format = format.replace("\\t", "\t").replace("\\n", "\n");
-    if format == "json" {
-        return Ok(rows.iter().map(|r| format!("{r}\n")).collect());
-    }
-    let (is_table, body) = match format.strip_prefix("table") {
-        Some(rest) => (true, rest.trim_start()),
-        None => (false, format.as_str()),
-    };
-    let mut lines: Vec<Vec<String>> = Vec::new();
-    if is_table {
-        let head = simple_headers(body, header);
-        lines.push(head.split('\t').map(String::from).collect());
-    }
-    for row in rows {
-        lines.push(simple_render(body, row).split('\t').map(String::from).collect());
-    }
-    Ok(if is_table {
-        table(&lines)
-    } else {
-        lines.iter().map(|l| format!("{}\n", l.join("\t"))).collect()
-    })
-}
-
-// Interim `{{.Field}}` substitution until the template engine lands.
-fn simple_render(format: &str, value: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let mut rest = format;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else { break };
-        let expr = rest[start + 2..start + end].trim();
-        let v = if expr == "json ." {
-            Some(value.to_string())
-        } else {
-            expr.strip_prefix('.').map(|path| {
-                let mut v = value;
-                for part in path.split('.').filter(|p| !p.is_empty()) {
-                    v = &v[part];
-                }
-                match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => "<no value>".into(),
-                    other => other.to_string(),
-                }
-            })
-        };
-        out.push_str(&v.unwrap_or_default());
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn simple_headers(format: &str, header: &dyn Fn(&str) -> Option<String>) -> String {
-    let mut out = String::new();
-    let mut rest = format;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else { break };
-        let expr = rest[start + 2..start + end].trim().trim_start_matches('.');
-        out.push_str(&header(expr).unwrap_or_else(|| expr.to_uppercase()));
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
 }

@@ -70,90 +70,127 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     }
 }
 
+/// `Config` of docker's `image inspect`, fields in docker's order.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectConfig {
+    hostname: String,
+    domainname: String,
+    user: String,
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    exposed_ports: Value,
+    tty: bool,
+    open_stdin: bool,
+    stdin_once: bool,
+    env: Value,
+    cmd: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    healthcheck: Value,
+    image: String,
+    volumes: Value,
+    working_dir: String,
+    entrypoint: Value,
+    on_build: Value,
+    labels: Value,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    stop_signal: Value,
+}
+
+/// docker's `image inspect` document, fields in docker's order.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectDoc {
+    id: String,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    parent: String,
+    comment: String,
+    created: String,
+    docker_version: String,
+    author: String,
+    config: InspectConfig,
+    architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    os: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os_version: Option<String>,
+    size: u64,
+    #[serde(rename = "GraphDriver")]
+    graph_driver: Value,
+    #[serde(rename = "RootFS")]
+    root_fs: Value,
+    metadata: Value,
+}
+
 /// docker's `image inspect` document for one image.
-pub fn inspect_doc(store: &Store, image: &ImageRecord) -> anyhow::Result<Value> {
+pub fn inspect_doc(store: &Store, image: &ImageRecord) -> anyhow::Result<InspectDoc> {
     let config: Value = serde_json::from_slice(&store.read_blob(&image.id)?)?;
     let c = &config["config"];
     let field = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
-    let mut cfg = json!({
-        "Hostname": "",
-        "Domainname": "",
-        "User": c["User"].as_str().unwrap_or_default(),
-        "AttachStdin": false,
-        "AttachStdout": false,
-        "AttachStderr": false,
-    });
-    let obj = cfg.as_object_mut().expect("object");
-    if let Some(p) = c.get("ExposedPorts").filter(|v| !v.is_null()) {
-        obj.insert("ExposedPorts".into(), p.clone());
-    }
-    obj.insert("Tty".into(), json!(false));
-    obj.insert("OpenStdin".into(), json!(false));
-    obj.insert("StdinOnce".into(), json!(false));
-    obj.insert("Env".into(), field("Env"));
-    obj.insert("Cmd".into(), field("Cmd"));
-    obj.insert("Image".into(), json!(""));
-    obj.insert("Volumes".into(), field("Volumes"));
-    obj.insert(
-        "WorkingDir".into(),
-        json!(c["WorkingDir"].as_str().unwrap_or_default()),
-    );
-    obj.insert("Entrypoint".into(), field("Entrypoint"));
-    obj.insert("OnBuild".into(), field("OnBuild"));
-    obj.insert("Labels".into(), field("Labels"));
-    if let Some(s) = c.get("StopSignal").filter(|v| !v.is_null()) {
-        obj.insert("StopSignal".into(), s.clone());
-    }
-    if let Some(h) = c.get("Healthcheck").filter(|v| !v.is_null()) {
-        obj.insert("Healthcheck".into(), h.clone());
-    }
-    let repo_tags: Vec<String> = image.names.iter().map(|n| super::rmi::familiar(n)).collect();
-    let repo_digests: Vec<String> = image
-        .repo_digests
-        .iter()
-        .map(|n| super::rmi::familiar(n))
-        .collect();
-    let mut doc = json!({
-        "Id": image.id.to_string(),
-        "RepoTags": repo_tags,
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": config["comment"].as_str().unwrap_or_default(),
-        "Created": config["created"].as_str().unwrap_or("0001-01-01T00:00:00Z"),
-        "DockerVersion": config["docker_version"].as_str().unwrap_or_default(),
-        "Author": config["author"].as_str().unwrap_or_default(),
-        "Config": cfg,
-        "Architecture": config["architecture"].as_str().unwrap_or_default(),
-    });
-    let obj = doc.as_object_mut().expect("object");
-    if let Some(v) = config["variant"].as_str() {
-        obj.insert("Variant".into(), json!(v));
-    }
-    obj.insert(
-        "Os".into(),
-        json!(config["os"].as_str().unwrap_or_default()),
-    );
-    if let Some(v) = config["os.version"].as_str() {
-        obj.insert("OsVersion".into(), json!(v));
-    }
-    obj.insert("Size".into(), json!(image.size));
-    obj.insert(
-        "GraphDriver".into(),
-        json!({ "Data": null, "Name": "overlay" }),
-    );
-    obj.insert(
-        "RootFS".into(),
-        json!({
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let doc = InspectDoc {
+        id: image.id.to_string(),
+        repo_tags: image
+            .names
+            .iter()
+            .map(|n| super::rmi::familiar(n))
+            .collect(),
+        repo_digests: image
+            .repo_digests
+            .iter()
+            .map(|n| super::rmi::familiar(n))
+            .collect(),
+        parent: String::new(),
+        comment: text(&config["comment"]),
+        created: config["created"]
+            .as_str()
+            .unwrap_or("0001-01-01T00:00:00Z")
+            .to_string(),
+        docker_version: text(&config["docker_version"]),
+        author: text(&config["author"]),
+        config: InspectConfig {
+            hostname: String::new(),
+            domainname: String::new(),
+            user: text(&c["User"]),
+            attach_stdin: false,
+            attach_stdout: false,
+            attach_stderr: false,
+            exposed_ports: field("ExposedPorts"),
+            tty: false,
+            open_stdin: false,
+            stdin_once: false,
+            env: field("Env"),
+            cmd: field("Cmd"),
+            healthcheck: field("Healthcheck"),
+            image: String::new(),
+            volumes: field("Volumes"),
+            working_dir: text(&c["WorkingDir"]),
+            entrypoint: field("Entrypoint"),
+            on_build: field("OnBuild"),
+            labels: field("Labels"),
+            stop_signal: field("StopSignal"),
+        },
+        architecture: text(&config["architecture"]),
+        variant: config["variant"].as_str().map(String::from),
+        os: text(&config["os"]),
+        os_version: config["os.version"].as_str().map(String::from),
+        size: image.size,
+        graph_driver: json!({ "Data": null, "Name": "overlay" }),
+        root_fs: json!({
             "Type": config["rootfs"]["type"].as_str().unwrap_or("layers"),
             "Layers": image.diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }),
-    );
-    obj.insert("Metadata".into(), json!({ "LastTagTime": "0001-01-01T00:00:00Z" }));
+        metadata: json!({ "LastTagTime": "0001-01-01T00:00:00Z" }),
+    };
     Ok(doc)
 }
 
 /// JSON indented with four spaces, as docker prints it.
-pub fn to_docker_json(v: &Value) -> String {
+pub fn to_docker_json(v: &impl serde::Serialize) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
@@ -178,7 +215,7 @@ fn inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    println!("{}", to_docker_json(&Value::Array(docs)));
+    println!("{}", to_docker_json(&docs));
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -196,12 +233,19 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Images `prune` removes: dangling ones (no names), or with `all` every image no container
 /// uses.
-pub fn prunable(store: &Store, containers: &[ContainerRecord], all: bool) -> anyhow::Result<Vec<ImageRecord>> {
+pub fn prunable(
+    store: &Store,
+    containers: &[ContainerRecord],
+    all: bool,
+) -> anyhow::Result<Vec<ImageRecord>> {
     let used: Vec<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
     let mut out: Vec<ImageRecord> = Vec::new();
     for image in store.images()? {

@@ -103,12 +103,12 @@ impl Filters {
         }
         let created = |i: &ImageRecord| i.created.clone().unwrap_or_default();
         if let Some(b) = &self.before
-            && !(created(image) < created(b))
+            && created(image) >= created(b)
         {
             return false;
         }
         if let Some(s) = &self.since
-            && !(created(image) > created(s))
+            && created(image) <= created(s)
         {
             return false;
         }
@@ -123,9 +123,14 @@ impl Filters {
                     ..r.clone()
                 };
                 self.references.iter().any(|p| {
-                    [repo.familiar(), r.familiar(), repo.to_string(), r.to_string()]
-                        .iter()
-                        .any(|candidate| glob_match(p, candidate))
+                    [
+                        repo.familiar(),
+                        r.familiar(),
+                        repo.to_string(),
+                        r.to_string(),
+                    ]
+                    .iter()
+                    .any(|candidate| glob_match(p, candidate))
                 })
             });
             if image.names.is_empty() {

@@ -43,16 +43,25 @@ fn pairs(rest: &str) -> Vec<(String, String)> {
 pub fn parse_changes(changes: &[String]) -> anyhow::Result<ImageChanges> {
     let mut out = ImageChanges::default();
     for change in changes {
-        let (instr, rest) = change.trim().split_once(char::is_whitespace).unwrap_or((change, ""));
+        let (instr, rest) = change
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((change, ""));
         let rest = rest.trim();
         match instr.to_ascii_uppercase().as_str() {
             "CMD" => out.cmd = Some(command_form(rest)),
             "ENTRYPOINT" => out.entrypoint = Some(command_form(rest)),
-            "ENV" => out.env.extend(pairs(rest).into_iter().map(|(k, v)| format!("{k}={v}"))),
+            "ENV" => out
+                .env
+                .extend(pairs(rest).into_iter().map(|(k, v)| format!("{k}={v}"))),
             "WORKDIR" => out.working_dir = Some(rest.to_string()),
             "USER" => out.user = Some(rest.to_string()),
             "EXPOSE" => out.exposed_ports.extend(rest.split_whitespace().map(|p| {
-                if p.contains('/') { p.to_string() } else { format!("{p}/tcp") }
+                if p.contains('/') {
+                    p.to_string()
+                } else {
+                    format!("{p}/tcp")
+                }
             })),
             "LABEL" => out.labels.extend(pairs(rest)),
             other => anyhow::bail!(
@@ -76,7 +85,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(
-            std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file))?,
+            std::fs::File::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file))?,
         )
     };
     let image = store

@@ -108,7 +108,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let mut failed = false;
     for name in &args.names {
         let found = match args.kind.as_deref() {
-            None | Some("container") => containers.find(name).ok().map(|r| container_json(&containers, &r)),
+            None | Some("container") => containers
+                .find(name)
+                .ok()
+                .map(|r| container_json(&containers, &r)),
             Some("image") => None,
             Some(other) => anyhow::bail!("unknown --type {other:?}: use container or image"),
         };

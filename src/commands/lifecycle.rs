@@ -35,7 +35,10 @@ pub fn resolve_image(
 }
 
 /// Make the container's record: the merged process, the flags, a unique name.
-pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(ContainerRecord, ImageRecord)> {
+pub fn create(
+    global: &GlobalArgs,
+    args: &CreateArgs,
+) -> anyhow::Result<(ContainerRecord, ImageRecord)> {
     RestartPolicy::parse(&args.restart)?;
     if args.rm && args.restart != "no" {
         anyhow::bail!("conflicting options: --restart and --rm");
@@ -47,7 +50,10 @@ pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(Contain
     let containers = super::open_containers(global)?;
 
     let id = containers::new_id();
-    let hostname = args.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    let hostname = args
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
     let overrides = ProcessOverrides {
         entrypoint: args.entrypoint.clone(),
         command: args.command.clone(),
@@ -79,10 +85,19 @@ pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(Contain
         .and_then(|c| c.volumes().clone())
         .unwrap_or_default();
     let volumes = crate::volumes::VolumeStore::open(&crate::paths::storage_root(global))?;
-    let mounts = super::mount_args::resolve(requests, &image_volumes, &args.volumes_from, &volumes, &containers)?;
+    let mounts = super::mount_args::resolve(
+        requests,
+        &image_volumes,
+        &args.volumes_from,
+        &volumes,
+        &containers,
+    )?;
     let mut create_args = serde_json::to_value(args)?;
     if args.stop_signal.is_none()
-        && let Some(sig) = config.config().as_ref().and_then(|c| c.stop_signal().clone())
+        && let Some(sig) = config
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().clone())
     {
         create_args["stop_signal"] = serde_json::Value::String(sig);
     }
@@ -112,7 +127,9 @@ pub fn create(global: &GlobalArgs, args: &CreateArgs) -> anyhow::Result<(Contain
     loop {
         match containers.create(&record) {
             Ok(_) => return Ok((record, image)),
-            Err(containers::ContainerError::NameInUse(..)) if args.name.is_none() && attempts < 20 => {
+            Err(containers::ContainerError::NameInUse(..))
+                if args.name.is_none() && attempts < 20 =>
+            {
                 attempts += 1;
                 record.name = format!("{}{}", containers::generate_name(), attempts);
             }
@@ -153,13 +170,17 @@ pub fn prepare(
             ignore_chown_errors: mapping.kind == MappingKind::SingleId,
         },
     )?;
-    let network = args.net.plan(&crate::paths::storage_root(global), &super::network_args::exposed_ports(&store.image_config(&image)?))?;
+    let network = args.net.plan(
+        &crate::paths::storage_root(global),
+        &super::network_args::exposed_ports(&store.image_config(&image)?),
+    )?;
     let dir = containers.dir_of(&record.id);
     for sub in ["upper", "work", "merged", "userdata"] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
     }
-    let etc_files = network.write_etc_files(&dir.join("userdata"), &record.hostname, &record.name)?;
+    let etc_files =
+        network.write_etc_files(&dir.join("userdata"), &record.hostname, &record.name)?;
     let process = record
         .process
         .clone()
@@ -198,7 +219,11 @@ pub struct RecordingHooks<'a> {
 }
 
 impl<'a> RecordingHooks<'a> {
-    pub fn new(containers: &'a ContainerStore, record: ContainerRecord, network: &'a NetworkPlan) -> Self {
+    pub fn new(
+        containers: &'a ContainerStore,
+        record: ContainerRecord,
+        network: &'a NetworkPlan,
+    ) -> Self {
         let dir = containers.dir_of(&record.id);
         RecordingHooks {
             containers,
@@ -225,14 +250,20 @@ impl<'a> RecordingHooks<'a> {
 
 impl Hooks for RecordingHooks<'_> {
     fn before_start(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
-        self.attachment = Some(self.network.attach(pid, &self.dir).map_err(|e| e.to_string())?);
+        self.attachment = Some(
+            self.network
+                .attach(pid, &self.dir)
+                .map_err(|e| e.to_string())?,
+        );
         // Recorded before the command runs, so nothing it prints can be seen before `ps`,
         // `stop` or `rm -f` know its pid.
         self.record.status = Status::Running;
         self.record.pid = pid.as_raw();
         self.record.started_at = Some(containers::now_rfc3339());
         self.record.finished_at = None;
-        self.containers.save(&self.record).map_err(|e| e.to_string())
+        self.containers
+            .save(&self.record)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -258,14 +289,19 @@ pub fn log_path(dir: &Path) -> PathBuf {
 /// Send `sig` to the container's first process. Processes of container users other than root
 /// belong to subordinate ids, so when a plain kill is refused, a child joins the container's
 /// user namespace (where burrow is root) and sends it from there.
-pub fn signal_container(record: &ContainerRecord, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+pub fn signal_container(
+    record: &ContainerRecord,
+    sig: nix::sys::signal::Signal,
+) -> anyhow::Result<()> {
     use nix::sys::signal::kill;
     use nix::unistd::{ForkResult, Pid, fork};
     let pid = Pid::from_raw(record.pid);
     match kill(pid, sig) {
         Ok(()) | Err(nix::Error::ESRCH) => return Ok(()),
         Err(nix::Error::EPERM) => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot signal container {}", record.name)),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot signal container {}", record.name));
+        }
     }
     // SAFETY: burrow is single-threaded; the child only joins a namespace, signals and exits.
     match unsafe { fork() }? {
@@ -338,10 +374,15 @@ pub fn stop_container(
 pub fn parse_signal(name: &str) -> anyhow::Result<nix::sys::signal::Signal> {
     use std::str::FromStr;
     if let Ok(n) = name.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| anyhow::anyhow!("invalid signal: {name}"));
+        return nix::sys::signal::Signal::try_from(n)
+            .map_err(|_| anyhow::anyhow!("invalid signal: {name}"));
     }
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     nix::sys::signal::Signal::from_str(&full).map_err(|_| anyhow::anyhow!("invalid signal: {name}"))
 }
 

@@ -40,19 +40,25 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         ),
         None => {
             if crate::runtime::pty::is_terminal(0) {
-                anyhow::bail!("requested load from stdin, but stdin is a terminal: use -i FILE or pipe an archive");
+                anyhow::bail!(
+                    "requested load from stdin, but stdin is a terminal: use -i FILE or pipe an archive"
+                );
             }
             Box::new(std::io::stdin().lock())
         }
     };
-    let images = store.load_archive(reader).context("cannot load the archive")?;
+    let images = store
+        .load_archive(reader)
+        .context("cannot load the archive")?;
     if !args.quiet {
         for image in &images {
             if image.names.is_empty() {
                 println!("Loaded image ID: {}", image.id);
             }
             for name in &image.names {
-                let shown = Reference::parse(name).map(|r| r.familiar()).unwrap_or(name.clone());
+                let shown = Reference::parse(name)
+                    .map(|r| r.familiar())
+                    .unwrap_or(name.clone());
                 println!("Loaded image: {shown}");
             }
         }

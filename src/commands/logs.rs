@@ -38,7 +38,9 @@ fn parse_time(s: &str) -> anyhow::Result<OffsetDateTime> {
         return Ok(OffsetDateTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| anyhow::anyhow!("invalid time {s:?}: use RFC 3339, a Unix time or a duration like 10m"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        anyhow::anyhow!("invalid time {s:?}: use RFC 3339, a Unix time or a duration like 10m")
+    })?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -48,7 +50,12 @@ fn parse_time(s: &str) -> anyhow::Result<OffsetDateTime> {
     Ok(OffsetDateTime::now_utc() - Duration::from_secs(secs))
 }
 
-fn print(entries: &[LogEntry], timestamps: bool, since: Option<OffsetDateTime>, until: Option<OffsetDateTime>) {
+fn print(
+    entries: &[LogEntry],
+    timestamps: bool,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     for e in entries {
@@ -63,7 +70,11 @@ fn print(entries: &[LogEntry], timestamps: bool, since: Option<OffsetDateTime>, 
         {
             continue;
         }
-        let w: &mut dyn Write = if e.stream == "stderr" { &mut err } else { &mut out };
+        let w: &mut dyn Write = if e.stream == "stderr" {
+            &mut err
+        } else {
+            &mut out
+        };
         if timestamps {
             let _ = write!(w, "{} ", e.time);
         }
@@ -80,10 +91,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let until = args.until.as_deref().map(parse_time).transpose()?;
     let (mut entries, mut offset) = read_from(&path, 0)?;
     if args.tail != "all" {
-        let n: usize = args
-            .tail
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid --tail {:?}: use a number or \"all\"", args.tail))?;
+        let n: usize = args.tail.parse().map_err(|_| {
+            anyhow::anyhow!("invalid --tail {:?}: use a number or \"all\"", args.tail)
+        })?;
         entries.drain(..entries.len().saturating_sub(n));
     }
     print(&entries, args.timestamps, since, until);

@@ -1,5 +1,6 @@
 //! One module per command; each has clap `Args` and `run(global, args) -> exit code`.
 
+pub mod attach;
 pub mod container;
 pub mod create;
 pub mod create_args;
@@ -30,10 +31,10 @@ pub mod rmi;
 pub mod run;
 pub mod save;
 pub mod search;
-pub mod system;
 pub mod start;
 pub mod stop;
 pub mod storage_driver;
+pub mod system;
 pub mod tag;
 pub mod top;
 pub mod unshare;

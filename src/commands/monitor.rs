@@ -5,7 +5,9 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +28,15 @@ pub struct Args {
     pub id: String,
 }
 
+/// Where `attach` connects to a detached container's monitor. A socket path must fit in 108
+/// bytes, so it is reached through a descriptor of the container's directory (keep the
+/// returned descriptor open while the path is used).
+pub fn attach_socket(container_dir: &Path) -> std::io::Result<(OwnedFd, PathBuf)> {
+    let dir: OwnedFd = std::fs::File::open(container_dir)?.into();
+    let path = PathBuf::from(format!("/proc/self/fd/{}/attach.sock", dir.as_raw_fd()));
+    Ok((dir, path))
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Report {
     Started,
@@ -37,7 +48,8 @@ enum Report {
 pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
     let containers = super::open_containers(global)?;
     let dir = containers.dir_of(id);
-    let exe = std::fs::read_link("/proc/self/exe").context("cannot find burrow's own executable")?;
+    let exe =
+        std::fs::read_link("/proc/self/exe").context("cannot find burrow's own executable")?;
     let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let monitor_log = std::fs::File::create(dir.join("monitor.log"))?;
     let mut cmd = std::process::Command::new(exe);
@@ -69,7 +81,10 @@ pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
         Ok(Report::Failed { code, message }) => Err(ExitError::new(code, message).into()),
         Err(_) => {
             let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
-            anyhow::bail!("the container monitor died before the container started: {}", log.trim())
+            anyhow::bail!(
+                "the container monitor died before the container started: {}",
+                log.trim()
+            )
         }
     }
 }
@@ -92,12 +107,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .chain()
             .find_map(|c| c.downcast_ref::<ExitError>())
             .map_or(crate::exit::BURROW_ERROR, |x| x.code);
-        send_report(&mut report, &Report::Failed { code, message: format!("{e:#}") });
+        send_report(
+            &mut report,
+            &Report::Failed {
+                code,
+                message: format!("{e:#}"),
+            },
+        );
     }
     result
 }
 
-fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) -> anyhow::Result<u8> {
+fn monitor(
+    global: &GlobalArgs,
+    id: &str,
+    report: &mut Option<std::fs::File>,
+) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let mut record = containers.find(id)?;
     let Some(_lock) = containers.try_lock_running(&record.id)? else {
@@ -107,6 +132,14 @@ fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) ->
     let mapping = crate::userns::enter_current()?;
     let dir = containers.dir_of(&record.id);
     let mut log = LogWriter::open(&lifecycle::log_path(&dir))?;
+    let create = lifecycle::create_args_of(&record)?;
+    let interactive = create.interactive && !create.tty;
+    let (_dir_fd, socket) = attach_socket(&dir)?;
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).ok();
+    if let Some(l) = &listener {
+        l.set_nonblocking(true)?;
+    }
     record.stopped_by_user = false;
     record.monitor_pid = std::process::id() as i32;
     containers.save(&record)?;
@@ -114,8 +147,15 @@ fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) ->
     let code = loop {
         let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // With -i (and no terminal) the container's stdin is a pipe that attach clients feed.
+        let (stdin_read, stdin_write) = if interactive {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
         let stdio = Stdio::Fds {
-            stdin: None,
+            stdin: stdin_read,
             stdout: out_write,
             stderr: err_write,
         };
@@ -138,7 +178,13 @@ fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) ->
         // Our copies of the write ends must close, or the pipes never reach end of file.
         drop(prepared.spec);
         send_report(report, &Report::Started);
-        let status = pump_logs(&started, out_read, err_read, &mut log);
+        let mut pump = Pump {
+            log: &mut log,
+            listener: listener.as_ref(),
+            clients: Vec::new(),
+            stdin: stdin_write,
+        };
+        let status = pump_logs(&started, out_read, err_read, &mut pump);
         let code = runtime::supervise::exit_code(status);
         hooks.record_exit(code);
         drop(hooks.attachment.take());
@@ -157,8 +203,31 @@ fn monitor(global: &GlobalArgs, id: &str, report: &mut Option<std::fs::File>) ->
     Ok(code)
 }
 
-/// Copy the container's output into its log until its first process exits; forward signals.
-fn pump_logs(started: &Started, out: OwnedFd, err: OwnedFd, log: &mut LogWriter) -> nix::sys::wait::WaitStatus {
+/// The container's output goes to its log and to every `attach` client; what clients type
+/// goes to the container's terminal (or its stdin with `-i`).
+struct Pump<'a> {
+    log: &'a mut LogWriter,
+    listener: Option<&'a UnixListener>,
+    clients: Vec<UnixStream>,
+    stdin: Option<OwnedFd>,
+}
+
+impl Pump<'_> {
+    fn output(&mut self, stream: usize, data: &[u8]) {
+        self.log.write(stream, data);
+        // A client that cannot keep up is dropped rather than stalling the container.
+        self.clients.retain_mut(|c| c.write_all(data).is_ok());
+    }
+}
+
+/// Copy the container's output until its first process exits; forward signals; serve
+/// `attach` clients.
+fn pump_logs(
+    started: &Started,
+    out: OwnedFd,
+    err: OwnedFd,
+    pump: &mut Pump<'_>,
+) -> nix::sys::wait::WaitStatus {
     let mut open = [true, true];
     let mut master_open = started.master.is_some();
     let mut buf = vec![0u8; 64 * 1024];
@@ -166,11 +235,35 @@ fn pump_logs(started: &Started, out: OwnedFd, err: OwnedFd, log: &mut LogWriter)
         let mut fds = vec![
             PollFd::new(started.pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(started.signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(out.as_fd(), if open[0] { PollFlags::POLLIN } else { PollFlags::empty() }),
-            PollFd::new(err.as_fd(), if open[1] { PollFlags::POLLIN } else { PollFlags::empty() }),
+            PollFd::new(
+                out.as_fd(),
+                if open[0] {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                },
+            ),
+            PollFd::new(
+                err.as_fd(),
+                if open[1] {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                },
+            ),
         ];
-        if let (Some(m), true) = (&started.master, master_open) {
-            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        let master_fd = started.master.as_ref().filter(|_| master_open);
+        fds.push(match master_fd {
+            Some(m) => PollFd::new(m.as_fd(), PollFlags::POLLIN),
+            None => PollFd::new(out.as_fd(), PollFlags::empty()),
+        });
+        fds.push(match pump.listener {
+            Some(l) => PollFd::new(l.as_fd(), PollFlags::POLLIN),
+            None => PollFd::new(out.as_fd(), PollFlags::empty()),
+        });
+        let client_fds: Vec<_> = pump.clients.iter().map(|c| c.as_fd()).collect();
+        for c in &client_fds {
+            fds.push(PollFd::new(*c, PollFlags::POLLIN));
         }
         if let Err(e) = poll(&mut fds, PollTimeout::NONE)
             && e != nix::Error::EINTR
@@ -182,6 +275,7 @@ fn pump_logs(started: &Started, out: OwnedFd, err: OwnedFd, log: &mut LogWriter)
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        drop(client_fds);
         if ready[1] {
             while let Ok(Some(info)) = started.signals.read_signal() {
                 if let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) {
@@ -193,26 +287,53 @@ fn pump_logs(started: &Started, out: OwnedFd, err: OwnedFd, log: &mut LogWriter)
             if open[i] && ready[2 + i] {
                 match nix::unistd::read(fd, &mut buf) {
                     Ok(0) | Err(_) => open[i] = false,
-                    Ok(n) => log.write(i, &buf[..n]),
+                    Ok(n) => pump.output(i, &buf[..n]),
                 }
             }
         }
-        if master_open
-            && ready.get(4).copied().unwrap_or(false)
-            && let Some(m) = &started.master
+        if ready[4]
+            && let Some(m) = master_fd
         {
             match nix::unistd::read(m, &mut buf) {
                 Ok(0) | Err(_) => master_open = false,
-                Ok(n) => log.write(0, &buf[..n]),
+                Ok(n) => pump.output(0, &buf[..n]),
             }
         }
+        if ready[5]
+            && let Some(l) = pump.listener
+            && let Ok((client, _)) = l.accept()
+        {
+            let _ = client.set_nonblocking(true);
+            pump.clients.push(client);
+        }
+        // Input from clients, in order; a closed client is dropped.
+        let mut keep = Vec::new();
+        for (i, mut c) in std::mem::take(&mut pump.clients).into_iter().enumerate() {
+            if !ready.get(6 + i).copied().unwrap_or(false) {
+                keep.push(c);
+                continue;
+            }
+            match c.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    let target = started.master.as_ref().or(pump.stdin.as_ref());
+                    if let Some(t) = target {
+                        let _ = nix::unistd::write(t, &buf[..n]);
+                    }
+                    keep.push(c);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => keep.push(c),
+                Err(_) => {}
+            }
+        }
+        pump.clients = keep;
         if ready[0] {
             // Drain what is left: every writer is gone with the container's pid namespace.
             for (i, fd) in [(0usize, &out), (1, &err)] {
                 while open[i] {
                     match nix::unistd::read(fd, &mut buf) {
                         Ok(0) | Err(_) => open[i] = false,
-                        Ok(n) => log.write(i, &buf[..n]),
+                        Ok(n) => pump.output(i, &buf[..n]),
                     }
                 }
             }
@@ -221,12 +342,13 @@ fn pump_logs(started: &Started, out: OwnedFd, err: OwnedFd, log: &mut LogWriter)
                     if n == 0 {
                         break;
                     }
-                    log.write(0, &buf[..n]);
+                    pump.output(0, &buf[..n]);
                 }
             }
-            log.flush();
+            pump.log.flush();
             break;
         }
     }
+    pump.clients.clear();
     runtime::supervise::wait_child(started.pid).unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
 }

@@ -11,21 +11,43 @@ use crate::volumes::VolumeStore;
 /// What one flag asked for, before volumes are looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Bind { source: PathBuf, target: PathBuf, readonly: bool, chown: bool, must_exist: bool },
-    Volume { name: Option<String>, target: PathBuf, readonly: bool, chown: bool, nocopy: bool },
-    Tmpfs { target: PathBuf, options: Option<String>, readonly: bool },
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+        chown: bool,
+        must_exist: bool,
+    },
+    Volume {
+        name: Option<String>,
+        target: PathBuf,
+        readonly: bool,
+        chown: bool,
+        nocopy: bool,
+    },
+    Tmpfs {
+        target: PathBuf,
+        options: Option<String>,
+        readonly: bool,
+    },
 }
 
 fn absolute_target(t: &str) -> anyhow::Result<PathBuf> {
     if !t.starts_with('/') {
-        anyhow::bail!("invalid mount destination {t:?}: it must be an absolute path in the container");
+        anyhow::bail!(
+            "invalid mount destination {t:?}: it must be an absolute path in the container"
+        );
     }
     Ok(PathBuf::from(t))
 }
 
 fn host_path(s: &str) -> anyhow::Result<PathBuf> {
     let p = Path::new(s);
-    Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
 }
 
 /// `-v [SOURCE:]TARGET[:OPTIONS]`.
@@ -47,8 +69,11 @@ pub fn parse_volume(spec: &str) -> anyhow::Result<Request> {
             "U" => chown = true,
             "nocopy" => nocopy = true,
             // SELinux relabelling and propagation modes have no effect on a rootless overlay.
-            "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "copy" => {}
-            other => anyhow::bail!("invalid volume option {other:?} in {spec:?}: use ro, rw, z, Z, U or nocopy"),
+            "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+            | "copy" => {}
+            other => anyhow::bail!(
+                "invalid volume option {other:?} in {spec:?}: use ro, rw, z, Z, U or nocopy"
+            ),
         }
     }
     Ok(match source {
@@ -59,8 +84,20 @@ pub fn parse_volume(spec: &str) -> anyhow::Result<Request> {
             chown,
             must_exist: false,
         },
-        Some(name) => Request::Volume { name: Some(name.to_string()), target, readonly, chown, nocopy },
-        None => Request::Volume { name: None, target, readonly, chown, nocopy },
+        Some(name) => Request::Volume {
+            name: Some(name.to_string()),
+            target,
+            readonly,
+            chown,
+            nocopy,
+        },
+        None => Request::Volume {
+            name: None,
+            target,
+            readonly,
+            chown,
+            nocopy,
+        },
     })
 }
 
@@ -88,15 +125,21 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<Request> {
     )?;
     Ok(match kind.as_str() {
         "bind" => Request::Bind {
-            source: host_path(
-                &source.ok_or_else(|| anyhow::anyhow!("invalid --mount {spec:?}: a bind mount needs a source"))?,
-            )?,
+            source: host_path(&source.ok_or_else(|| {
+                anyhow::anyhow!("invalid --mount {spec:?}: a bind mount needs a source")
+            })?)?,
             target,
             readonly,
             chown: false,
             must_exist: true,
         },
-        "volume" => Request::Volume { name: source, target, readonly, chown: false, nocopy },
+        "volume" => Request::Volume {
+            name: source,
+            target,
+            readonly,
+            chown: false,
+            nocopy,
+        },
         "tmpfs" => Request::Tmpfs {
             target,
             options: (!tmpfs.is_empty()).then(|| tmpfs.join(",")),
@@ -108,8 +151,14 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<Request> {
 
 /// `--tmpfs TARGET[:OPTIONS]`.
 pub fn parse_tmpfs(spec: &str) -> anyhow::Result<Request> {
-    let (target, options) = spec.split_once(':').map_or((spec, None), |(t, o)| (t, Some(o.to_string())));
-    Ok(Request::Tmpfs { target: absolute_target(target)?, options, readonly: false })
+    let (target, options) = spec
+        .split_once(':')
+        .map_or((spec, None), |(t, o)| (t, Some(o.to_string())));
+    Ok(Request::Tmpfs {
+        target: absolute_target(target)?,
+        options,
+        readonly: false,
+    })
 }
 
 /// Everything the flags asked for plus anonymous volumes for the image's `VOLUME`s, resolved
@@ -123,7 +172,9 @@ pub fn resolve(
 ) -> anyhow::Result<Vec<ExtraMount>> {
     let mut out: Vec<ExtraMount> = Vec::new();
     for from in volumes_from {
-        let (name, mode) = from.split_once(':').map_or((from.as_str(), None), |(n, m)| (n, Some(m)));
+        let (name, mode) = from
+            .split_once(':')
+            .map_or((from.as_str(), None), |(n, m)| (n, Some(m)));
         let other = containers.find(name)?;
         for mut m in other.mounts {
             if let Some(mode) = mode {
@@ -135,7 +186,9 @@ pub fn resolve(
     }
     let mut requests = requests;
     for v in image_volumes {
-        if !requests.iter().any(|r| target_of(r) == Path::new(v)) && !out.iter().any(|m| m.target == Path::new(v)) {
+        if !requests.iter().any(|r| target_of(r) == Path::new(v))
+            && !out.iter().any(|m| m.target == Path::new(v))
+        {
             requests.push(Request::Volume {
                 name: None,
                 target: PathBuf::from(v),
@@ -148,17 +201,40 @@ pub fn resolve(
     for r in requests {
         out.retain(|m| m.target != target_of(&r));
         out.push(match r {
-            Request::Bind { source, target, readonly, chown, must_exist } => {
+            Request::Bind {
+                source,
+                target,
+                readonly,
+                chown,
+                must_exist,
+            } => {
                 if !source.exists() {
                     if must_exist {
-                        anyhow::bail!("invalid mount config: bind source path does not exist: {}", source.display());
+                        anyhow::bail!(
+                            "invalid mount config: bind source path does not exist: {}",
+                            source.display()
+                        );
                     }
                     // docker's -v creates a missing host directory.
                     std::fs::create_dir_all(&source)?;
                 }
-                ExtraMount { source: Some(source), target, readonly, tmpfs_options: None, seed: false, chown, volume: None }
+                ExtraMount {
+                    source: Some(source),
+                    target,
+                    readonly,
+                    tmpfs_options: None,
+                    seed: false,
+                    chown,
+                    volume: None,
+                }
             }
-            Request::Volume { name, target, readonly, chown, nocopy } => {
+            Request::Volume {
+                name,
+                target,
+                readonly,
+                chown,
+                nocopy,
+            } => {
                 let anonymous = name.is_none();
                 let name = name.unwrap_or_else(crate::containers::new_id);
                 let (volume, _) = volumes.create(&name, BTreeMap::new(), anonymous)?;
@@ -172,7 +248,11 @@ pub fn resolve(
                     volume: Some(volume.name),
                 }
             }
-            Request::Tmpfs { target, options, readonly } => ExtraMount {
+            Request::Tmpfs {
+                target,
+                options,
+                readonly,
+            } => ExtraMount {
                 source: None,
                 target,
                 readonly,
@@ -188,7 +268,9 @@ pub fn resolve(
 
 fn target_of(r: &Request) -> &Path {
     match r {
-        Request::Bind { target, .. } | Request::Volume { target, .. } | Request::Tmpfs { target, .. } => target,
+        Request::Bind { target, .. }
+        | Request::Volume { target, .. }
+        | Request::Tmpfs { target, .. } => target,
     }
 }
 
@@ -200,15 +282,33 @@ mod tests {
     fn volume_flag_forms() {
         assert_eq!(
             parse_volume("/host:/ctr:ro").unwrap(),
-            Request::Bind { source: "/host".into(), target: "/ctr".into(), readonly: true, chown: false, must_exist: false }
+            Request::Bind {
+                source: "/host".into(),
+                target: "/ctr".into(),
+                readonly: true,
+                chown: false,
+                must_exist: false
+            }
         );
         assert_eq!(
             parse_volume("cache:/cache:U,z").unwrap(),
-            Request::Volume { name: Some("cache".into()), target: "/cache".into(), readonly: false, chown: true, nocopy: false }
+            Request::Volume {
+                name: Some("cache".into()),
+                target: "/cache".into(),
+                readonly: false,
+                chown: true,
+                nocopy: false
+            }
         );
         assert_eq!(
             parse_volume("/data").unwrap(),
-            Request::Volume { name: None, target: "/data".into(), readonly: false, chown: false, nocopy: false }
+            Request::Volume {
+                name: None,
+                target: "/data".into(),
+                readonly: false,
+                chown: false,
+                nocopy: false
+            }
         );
         assert!(parse_volume("x:relative").is_err());
         assert!(parse_volume("/a:/b:bogus").is_err());
@@ -218,17 +318,31 @@ mod tests {
     fn mount_flag_forms() {
         assert_eq!(
             parse_mount("type=bind,src=/h,dst=/c,readonly").unwrap(),
-            Request::Bind { source: "/h".into(), target: "/c".into(), readonly: true, chown: false, must_exist: true }
+            Request::Bind {
+                source: "/h".into(),
+                target: "/c".into(),
+                readonly: true,
+                chown: false,
+                must_exist: true
+            }
         );
         assert_eq!(
             parse_mount("type=tmpfs,target=/t,tmpfs-size=1m").unwrap(),
-            Request::Tmpfs { target: "/t".into(), options: Some("size=1m".into()), readonly: false }
+            Request::Tmpfs {
+                target: "/t".into(),
+                options: Some("size=1m".into()),
+                readonly: false
+            }
         );
         assert!(parse_mount("type=nfs,target=/x").is_err());
         assert!(parse_mount("type=bind,target=/x").is_err());
         assert_eq!(
             parse_tmpfs("/run:size=1m,mode=700").unwrap(),
-            Request::Tmpfs { target: "/run".into(), options: Some("size=1m,mode=700".into()), readonly: false }
+            Request::Tmpfs {
+                target: "/run".into(),
+                options: Some("size=1m,mode=700".into()),
+                readonly: false
+            }
         );
     }
 

@@ -73,11 +73,17 @@ fn matches(r: &ContainerRecord, filters: &[(String, String)]) -> anyhow::Result<
                 "exited" => r.status == Status::Exited && r.exit_code.to_string() == *value,
                 "ancestor" => {
                     r.image == *value
-                        || r.image_id.trim_start_matches("sha256:").starts_with(value.trim_start_matches("sha256:"))
+                        || r.image_id
+                            .trim_start_matches("sha256:")
+                            .starts_with(value.trim_start_matches("sha256:"))
                 }
                 "label" => {
-                    let (k, v) = value.split_once('=').map_or((value.as_str(), None), |(k, v)| (k, Some(v)));
-                    labels(r).iter().any(|(lk, lv)| lk == k && v.is_none_or(|v| v == lv))
+                    let (k, v) = value
+                        .split_once('=')
+                        .map_or((value.as_str(), None), |(k, v)| (k, Some(v)));
+                    labels(r)
+                        .iter()
+                        .any(|(lk, lv)| lk == k && v.is_none_or(|v| v == lv))
                 }
                 other => anyhow::bail!(
                     "invalid filter {other:?}: use status, name, id, label, ancestor or exited"
@@ -107,7 +113,11 @@ fn dir_size(path: &std::path::Path) -> u64 {
 
 /// The fields docker's `ps --format` offers.
 fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
-    let id = if args.no_trunc { r.id.clone() } else { r.id[..12].to_string() };
+    let id = if args.no_trunc {
+        r.id.clone()
+    } else {
+        r.id[..12].to_string()
+    };
     let mut command = r.command.join(" ");
     if !args.no_trunc && command.chars().count() > 20 {
         command = format!("{}…", command.chars().take(19).collect::<String>());
@@ -175,7 +185,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let show_all = args.all || args.latest || args.last.is_some() || !filters.is_empty();
     let mut list = Vec::new();
     for r in containers.list()? {
-        if (show_all || matches!(r.status, Status::Running | Status::Paused)) && matches(&r, &filters)? {
+        if (show_all || matches!(r.status, Status::Running | Status::Paused))
+            && matches(&r, &filters)?
+        {
             list.push(r);
         }
     }

@@ -51,7 +51,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             let mut r = record.clone();
             r.stopped_by_user = true;
             let _ = containers.save(&r);
-            if let Err(e) = super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL) {
+            if let Err(e) =
+                super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL)
+            {
                 eprintln!("burrow: {e:#}");
                 failed = true;
                 continue;

@@ -75,7 +75,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 .unwrap_or(std::path::Path::new("."));
             let tmp = dir.join(format!(
                 ".{}.burrow-{}",
-                path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
                 std::process::id()
             ));
             let result = (|| -> anyhow::Result<()> {
@@ -96,12 +98,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
         None => {
             if crate::runtime::pty::is_terminal(1) {
-                bail!(
-                    "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-                );
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
             let stdout = std::io::stdout().lock();
-            store.save_archive(&items, args.format, std::io::BufWriter::with_capacity(1 << 20, stdout))?;
+            store.save_archive(
+                &items,
+                args.format,
+                std::io::BufWriter::with_capacity(1 << 20, stdout),
+            )?;
         }
     }
     Ok(0)

@@ -26,7 +26,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
         let record = containers.find(&args.containers[0])?;
         if matches!(record.status, Status::Running | Status::Paused) {
-            anyhow::bail!("container {} is already running: use 'burrow attach'", record.name);
+            anyhow::bail!(
+                "container {} is already running: use 'burrow attach'",
+                record.name
+            );
         }
         let mapping = crate::userns::enter_current()?;
         let Some(_lock) = containers.try_lock_running(&record.id)? else {
@@ -53,12 +56,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     }
     let mut failed = false;
     for key in &args.containers {
-        let result = containers.find(key).map_err(anyhow::Error::from).and_then(|record| {
-            if matches!(record.status, Status::Running | Status::Paused) {
-                return Ok(());
-            }
-            super::monitor::spawn(global, &record.id)
-        });
+        let result = containers
+            .find(key)
+            .map_err(anyhow::Error::from)
+            .and_then(|record| {
+                if matches!(record.status, Status::Running | Status::Paused) {
+                    return Ok(());
+                }
+                super::monitor::spawn(global, &record.id)
+            });
         match result {
             Ok(()) => println!("{key}"),
             Err(e) => {

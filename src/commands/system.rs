@@ -85,10 +85,9 @@ fn is_active(c: &ContainerRecord) -> bool {
 }
 
 fn reclaimable(size: u64, total: u64) -> String {
-    if total == 0 {
-        human_size(size)
-    } else {
-        format!("{} ({}%)", human_size(size), size * 100 / total)
+    match (size * 100).checked_div(total) {
+        None => human_size(size),
+        Some(percent) => format!("{} ({percent}%)", human_size(size)),
     }
 }
 

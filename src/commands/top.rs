@@ -34,7 +34,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         .collect();
     pids.sort_unstable();
     for p in pids {
-        if std::fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() != Some(&target) {
+        if std::fs::read_link(format!("/proc/{p}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&target)
+        {
             continue;
         }
         let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
@@ -45,7 +49,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        rows.push(vec![field(&status, "Uid:"), p.to_string(), field(&status, "PPid:"), cmd]);
+        rows.push(vec![
+            field(&status, "Uid:"),
+            p.to_string(),
+            field(&status, "PPid:"),
+            cmd,
+        ]);
     }
     print!("{}", table(&rows));
     Ok(0)

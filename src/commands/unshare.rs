@@ -17,7 +17,8 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let root = crate::paths::storage_root(global);
     crate::userns::enter_current()?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("cannot create a mount namespace")?;
     let mut command = args.command;
     if command.is_empty() {
         command.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));

@@ -102,9 +102,15 @@ fn to_json(v: &Volume) -> anyhow::Result<serde_json::Value> {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let store = VolumeStore::open(&crate::paths::storage_root(global))?;
     match args.command {
-        VolumeCommand::Create { label, driver, name } => {
+        VolumeCommand::Create {
+            label,
+            driver,
+            name,
+        } => {
             if driver != "local" {
-                anyhow::bail!("volume driver {driver:?} is not supported: burrow has only \"local\"");
+                anyhow::bail!(
+                    "volume driver {driver:?} is not supported: burrow has only \"local\""
+                );
             }
             let anonymous = name.is_none();
             let name = name.unwrap_or_else(crate::containers::new_id);
@@ -112,7 +118,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             println!("{}", v.name);
             Ok(0)
         }
-        VolumeCommand::Ls { quiet, filter, format } => {
+        VolumeCommand::Ls {
+            quiet,
+            filter,
+            format,
+        } => {
             let used = users(global)?;
             let mut rows = Vec::new();
             for v in store.list()? {
@@ -123,10 +133,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                         "name" => v.name.contains(val),
                         "dangling" => used.contains_key(&v.name) != (val == "true" || val == "1"),
                         "label" => {
-                            let (lk, lv) = val.split_once('=').map_or((val, None), |(a, b)| (a, Some(b)));
-                            v.labels.get(lk).is_some_and(|x| lv.is_none_or(|lv| lv == x))
+                            let (lk, lv) = val
+                                .split_once('=')
+                                .map_or((val, None), |(a, b)| (a, Some(b)));
+                            v.labels
+                                .get(lk)
+                                .is_some_and(|x| lv.is_none_or(|lv| lv == x))
                         }
-                        other => anyhow::bail!("invalid filter {other:?}: use name, label or dangling"),
+                        other => {
+                            anyhow::bail!("invalid filter {other:?}: use name, label or dangling")
+                        }
                     };
                 }
                 if keep {
@@ -190,7 +206,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
         VolumeCommand::Prune { force, all } => {
             if !force {
-                anyhow::bail!("volume prune removes every volume no container uses: confirm with -f");
+                anyhow::bail!(
+                    "volume prune removes every volume no container uses: confirm with -f"
+                );
             }
             let used = users(global)?;
             crate::userns::enter_current()?;

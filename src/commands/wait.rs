@@ -16,7 +16,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         match containers.find(key) {
             Ok(record) => {
                 containers.wait_unlocked(&record.id);
-                let code = containers.load(&record.id).map_or(record.exit_code, |r| r.exit_code);
+                let code = containers
+                    .load(&record.id)
+                    .map_or(record.exit_code, |r| r.exit_code);
                 println!("{code}");
             }
             Err(e) => {

@@ -30,7 +30,10 @@ pub fn now_rfc3339_nanos() -> String {
 
 impl LogWriter {
     pub fn open(path: &Path) -> std::io::Result<LogWriter> {
-        let file = fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(LogWriter {
             file,
             pending: [Vec::new(), Vec::new()],
@@ -117,8 +120,19 @@ mod tests {
         w.write(0, b"o\nthree");
         w.flush();
         let (entries, end) = read_from(&path, 0).unwrap();
-        let got: Vec<(&str, &str)> = entries.iter().map(|e| (e.stream.as_str(), e.log.as_str())).collect();
-        assert_eq!(got, [("stdout", "one\n"), ("stderr", "err\n"), ("stdout", "two\n"), ("stdout", "three")]);
+        let got: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("stdout", "one\n"),
+                ("stderr", "err\n"),
+                ("stdout", "two\n"),
+                ("stdout", "three")
+            ]
+        );
         assert_eq!(end, std::fs::metadata(&path).unwrap().len());
         assert!(entries[0].time.ends_with('Z'));
         let (more, _) = read_from(&path, end).unwrap();

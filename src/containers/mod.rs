@@ -180,10 +180,11 @@ impl ContainerStore {
         let dir = self.dir_of(&record.id);
         let tmp = dir.join(format!(".config.json.{}", std::process::id()));
         let path = dir.join("config.json");
-        let bytes = serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes =
+            serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
         let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&bytes).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -196,8 +197,8 @@ impl ContainerStore {
             std::io::ErrorKind::NotFound => ContainerError::NotFound(id.to_string()),
             _ => io_err(&path)(e),
         })?;
-        let mut record: ContainerRecord =
-            serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })?;
+        let mut record: ContainerRecord = serde_json::from_slice(&bytes)
+            .map_err(|source| ContainerError::Corrupt { path, source })?;
         if matches!(record.status, Status::Running | Status::Paused) && !self.is_locked(id) {
             record.status = Status::Exited;
             record.exit_code = record.exit_code.max(137);
@@ -228,7 +229,11 @@ impl ContainerStore {
     }
 
     /// Rename a container (the new name must be free).
-    pub fn rename(&self, record: &mut ContainerRecord, new_name: &str) -> Result<(), ContainerError> {
+    pub fn rename(
+        &self,
+        record: &mut ContainerRecord,
+        new_name: &str,
+    ) -> Result<(), ContainerError> {
         if !valid_name(new_name) {
             return Err(ContainerError::BadName(new_name.to_string()));
         }
@@ -236,7 +241,9 @@ impl ContainerStore {
         std::os::unix::fs::symlink(&record.id, &link).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => ContainerError::NameInUse(
                 new_name.to_string(),
-                fs::read_link(&link).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+                fs::read_link(&link)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
             ),
             _ => io_err(&link)(e),
         })?;
@@ -359,12 +366,18 @@ mod tests {
         let store = ContainerStore::open(dir.path()).unwrap();
         let a = record("web");
         store.create(&a).unwrap();
-        assert!(matches!(store.create(&record("web")), Err(ContainerError::NameInUse(..))));
+        assert!(matches!(
+            store.create(&record("web")),
+            Err(ContainerError::NameInUse(..))
+        ));
         assert_eq!(store.find("web").unwrap().id, a.id);
         assert_eq!(store.find(&a.id[..12]).unwrap().name, "web");
         store.remove(&a).unwrap();
         store.create(&record("web")).unwrap();
-        assert!(matches!(store.create(&record("bad name")), Err(ContainerError::BadName(_))));
+        assert!(matches!(
+            store.create(&record("bad name")),
+            Err(ContainerError::BadName(_))
+        ));
     }
 
     #[test]

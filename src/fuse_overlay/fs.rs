@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::layout::{self, EntryKind, ListEntry, Probe, Resolved};
@@ -69,6 +69,8 @@ struct Node {
     opens: u32,
     /// An `O_PATH` descriptor kept when the last name of an open file goes away.
     orphan: Option<OwnedFd>,
+    /// Known to have no `security.capability`, which the kernel asks about on every write.
+    no_caps: bool,
 }
 
 #[derive(Default)]
@@ -164,6 +166,7 @@ impl Table {
             lookups: 0,
             opens: 0,
             orphan: None,
+            no_caps: false,
         });
         node.layer = r.top;
         node.dirs = r.dirs.clone();
@@ -336,7 +339,12 @@ fn fh_fd(fh: FileHandle) -> RawFd {
 
 impl OverlayFs {
     /// Open the layers: `lower` lowest first, as [`crate::runtime::rootfs::Layers`] has them.
-    pub fn new(lower: &[PathBuf], upper: &Path, work: &Path, volatile: bool) -> std::io::Result<OverlayFs> {
+    pub fn new(
+        lower: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        volatile: bool,
+    ) -> std::io::Result<OverlayFs> {
         let mut layers = vec![open_dir(upper)?];
         for l in lower.iter().rev() {
             layers.push(open_dir(l)?);
@@ -365,21 +373,26 @@ impl OverlayFs {
             .map_err(std::io::Error::from_raw_os_error)?
             .filter(|(r, _)| r.is_dir && r.top == UPPER)
             .ok_or_else(|| std::io::Error::other("the upper layer's root is not a directory"))?;
-        fs.table.lock().unwrap_or_else(|e| e.into_inner()).nodes.insert(
-            ROOT,
-            Node {
-                parent: ROOT,
-                name: OsString::new(),
-                aliases: Vec::new(),
-                fmt: libc::S_IFDIR,
-                layer: UPPER,
-                dirs: root.0.dirs,
-                file_key: None,
-                lookups: 1,
-                opens: 0,
-                orphan: None,
-            },
-        );
+        fs.table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .nodes
+            .insert(
+                ROOT,
+                Node {
+                    parent: ROOT,
+                    name: OsString::new(),
+                    aliases: Vec::new(),
+                    fmt: libc::S_IFDIR,
+                    layer: UPPER,
+                    dirs: root.0.dirs,
+                    file_key: None,
+                    lookups: 1,
+                    opens: 0,
+                    orphan: None,
+                    no_caps: false,
+                },
+            );
         Ok(fs)
     }
 
@@ -407,7 +420,12 @@ impl OverlayFs {
     }
 
     fn is_opaque(&self, layer: usize, path: &CStr) -> bool {
-        let Ok(fd) = sys::openat(self.fd(layer), path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) else {
+        let Ok(fd) = sys::openat(
+            self.fd(layer),
+            path,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        ) else {
             return false;
         };
         sys::fgetxattr(fd.as_raw_fd(), OPAQUE_XATTR).is_ok_and(|v| v == b"y")
@@ -437,7 +455,7 @@ impl OverlayFs {
             if top.is_none() && p != Probe::Missing {
                 top = st;
             }
-            Ok(p)
+            Ok::<Probe, sys::Errno>(p)
         })?;
         Ok(r.and_then(|r| top.map(|st| (r, st))))
     }
@@ -462,7 +480,11 @@ impl OverlayFs {
 
     /// Find (parent, name): its path, the parent's layers, and what is there.
     #[allow(clippy::type_complexity)]
-    fn find(&self, parent: u64, name: &OsStr) -> R<(Vec<u8>, Vec<usize>, Option<(Resolved, libc::stat)>)> {
+    fn find(
+        &self,
+        parent: u64,
+        name: &OsStr,
+    ) -> R<(Vec<u8>, Vec<usize>, Option<(Resolved, libc::stat)>)> {
         let (ppath, pdirs) = self.dir_info(parent)?;
         let path = join(&ppath, name);
         let found = self.resolve(&pdirs, &path)?;
@@ -470,7 +492,13 @@ impl OverlayFs {
     }
 
     /// The node number of what `find` found, without counting a lookup.
-    fn existing_ino(&self, parent: u64, name: &OsStr, r: &Resolved, st: &libc::stat) -> Option<u64> {
+    fn existing_ino(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        r: &Resolved,
+        st: &libc::stat,
+    ) -> Option<u64> {
         let t = self.table();
         if r.is_dir {
             t.dirs.get(&(parent, name.to_os_string())).copied()
@@ -498,7 +526,8 @@ impl OverlayFs {
 
     fn tmp_name(&self) -> CString {
         let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        CString::new(format!("burrow-copyup-{}-{n}", std::process::id())).unwrap_or_else(|_| c"burrow-copyup".into())
+        CString::new(format!("burrow-copyup-{}-{n}", std::process::id()))
+            .unwrap_or_else(|_| c"burrow-copyup".into())
     }
 
     /// Make `ino` (and its parents) exist in the upper layer. `data`: copy a file's content
@@ -528,8 +557,18 @@ impl OverlayFs {
                 sys::fchownat(up, &cp, st.st_uid, st.st_gid)?;
                 sys::fchmodat(up, &cp, mode)?;
                 if let (Ok(from), Ok(to)) = (
-                    sys::openat(src, &cp, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0),
-                    sys::openat(up, &cp, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0),
+                    sys::openat(
+                        src,
+                        &cp,
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                        0,
+                    ),
+                    sys::openat(
+                        up,
+                        &cp,
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                        0,
+                    ),
                 ) {
                     sys::copy_xattrs(from.as_raw_fd(), to.as_raw_fd());
                 }
@@ -541,7 +580,12 @@ impl OverlayFs {
                 let made = (|| -> R<()> {
                     match fmt {
                         libc::S_IFREG => {
-                            let to = sys::openat(work, &tmp, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o600)?;
+                            let to = sys::openat(
+                                work,
+                                &tmp,
+                                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                                0o600,
+                            )?;
                             let from = sys::openat(src, &cp, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
                             if data {
                                 sys::copy_data(from.as_raw_fd(), to.as_raw_fd())?;
@@ -619,7 +663,14 @@ impl OverlayFs {
     }
 
     /// Give a new entry its owner (the caller; the group of a set-group-ID parent) and mode.
-    fn finish_new(&self, cp: &CStr, req: &Request, pst: &libc::stat, mode: u32, is_dir: bool) -> R<()> {
+    fn finish_new(
+        &self,
+        cp: &CStr,
+        req: &Request,
+        pst: &libc::stat,
+        mode: u32,
+        is_dir: bool,
+    ) -> R<()> {
         let symlink = mode & libc::S_IFMT == libc::S_IFLNK;
         let sgid_parent = pst.st_mode & libc::S_ISGID != 0;
         let gid = if sgid_parent { pst.st_gid } else { req.gid() };
@@ -659,12 +710,21 @@ impl OverlayFs {
         let (path, dirs, parent) = {
             let t = self.table();
             let n = t.node(ino)?;
-            (t.path(ino)?, n.dirs.clone(), if ino == ROOT { ROOT } else { n.parent })
+            (
+                t.path(ino)?,
+                n.dirs.clone(),
+                if ino == ROOT { ROOT } else { n.parent },
+            )
         };
         let cp = cpath(&path);
         let mut listings = Vec::with_capacity(dirs.len());
         for &l in &dirs {
-            let fd = match sys::openat(self.fd(l), &cp, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+            let fd = match sys::openat(
+                self.fd(l),
+                &cp,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            ) {
                 Ok(fd) => fd,
                 Err(libc::ENOENT) | Err(libc::ENOTDIR) => continue,
                 Err(e) => return Err(e),
@@ -723,7 +783,11 @@ impl OverlayFs {
                 EntryKind::Other(fmt) => (t.file_ino((self.layer_dev[l], e.ino)), file_type(fmt)),
                 EntryKind::Whiteout => continue,
             };
-            out.push(DirOut { ino, kind, name: e.name });
+            out.push(DirOut {
+                ino,
+                kind,
+                name: e.name,
+            });
         }
         Ok(out)
     }
@@ -731,7 +795,12 @@ impl OverlayFs {
     /// Empty an upper directory that the merged view shows empty: it holds only whiteouts.
     fn clear_whiteouts(&self, path: &[u8]) -> R<()> {
         let cp = cpath(path);
-        let fd = sys::openat(self.upper(), &cp, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        let fd = sys::openat(
+            self.upper(),
+            &cp,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )?;
         // SAFETY: dup of a valid descriptor.
         let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
         if copy < 0 {
@@ -803,7 +872,12 @@ impl OverlayFs {
             match fh.filter(|h| h.0 & LOWER_FH == 0) {
                 Some(h) => sys::ftruncate(fh_fd(h), s)?,
                 None => {
-                    let f = sys::openat(up, &cp, libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+                    let f = sys::openat(
+                        up,
+                        &cp,
+                        libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+                        0,
+                    )?;
                     sys::ftruncate(f.as_raw_fd(), s)?;
                 }
             }
@@ -830,7 +904,12 @@ impl OverlayFs {
         let fd = make(self.upper(), &cp)?;
         let done = (|| -> R<libc::stat> {
             if is_dir && had_whiteout {
-                let d = sys::openat(self.upper(), &cp, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+                let d = sys::openat(
+                    self.upper(),
+                    &cp,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )?;
                 sys::fsetxattr(d.as_raw_fd(), OPAQUE_XATTR, b"y", 0)?;
             }
             self.finish_new(&cp, req, &pst, mode, is_dir)?;
@@ -839,7 +918,11 @@ impl OverlayFs {
         let st = match done {
             Ok(st) => st,
             Err(e) => {
-                let _ = sys::unlinkat(self.upper(), &cp, if is_dir { libc::AT_REMOVEDIR } else { 0 });
+                let _ = sys::unlinkat(
+                    self.upper(),
+                    &cp,
+                    if is_dir { libc::AT_REMOVEDIR } else { 0 },
+                );
                 if had_whiteout {
                     let _ = sys::mknodat(self.upper(), &cp, libc::S_IFCHR, 0);
                 }
@@ -903,14 +986,23 @@ impl OverlayFs {
                 .get(&ino)
                 .is_some_and(|n| n.opens > 0 && n.aliases.is_empty() && n.orphan.is_none())
         };
-        if needed && let Ok(fd) = sys::openat(self.fd(layer), cp, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+        if needed
+            && let Ok(fd) = sys::openat(self.fd(layer), cp, libc::O_PATH | libc::O_NOFOLLOW, 0)
+        {
             if let Some(n) = self.table().nodes.get_mut(&ino) {
                 n.orphan = Some(fd);
             }
         }
     }
 
-    fn do_rename(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: RenameFlags) -> R<()> {
+    fn do_rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> R<()> {
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
             return Err(libc::EINVAL);
         }
@@ -920,7 +1012,9 @@ impl OverlayFs {
             return Err(libc::ENOENT);
         };
         let (dpath, dpdirs, dfound) = self.find(newparent, newname)?;
-        let sino = self.existing_ino(parent, name, &sr, &sst).ok_or(libc::ESTALE)?;
+        let sino = self
+            .existing_ino(parent, name, &sr, &sst)
+            .ok_or(libc::ESTALE)?;
         let dino = dfound
             .as_ref()
             .and_then(|(r, st)| self.existing_ino(newparent, newname, r, st));
@@ -970,8 +1064,16 @@ impl OverlayFs {
         }
         let dst_in_lower = self.lower_has(&dpdirs, &dpath)?;
         sys::renameat(up, &scp, up, &dcp, 0)?;
-        if sr.is_dir && dst_in_lower {
-            let d = sys::openat(up, &dcp, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+        // As the kernel overlay: a directory moved into a merged directory is made opaque,
+        // so that nothing of the image's layers ever shows through it.
+        let into_merged = dpdirs.iter().any(|&l| l != UPPER);
+        if sr.is_dir && (dst_in_lower || into_merged) {
+            let d = sys::openat(
+                up,
+                &dcp,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )?;
             sys::fsetxattr(d.as_raw_fd(), OPAQUE_XATTR, b"y", 0)?;
         }
         if self.lower_has(&spdirs, &spath)? {
@@ -1033,7 +1135,8 @@ impl OverlayFs {
             let t = self.table();
             (t.node(ino)?.layer, t.path(ino)?)
         };
-        let oflags = (flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_APPEND | libc::O_DIRECT))
+        let oflags = (flags
+            & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_APPEND | libc::O_DIRECT))
             | libc::O_NOFOLLOW;
         let fd = sys::openat(self.fd(layer), &cpath(&path), oflags, 0)?;
         if let Ok(n) = self.table().node_mut(ino) {
@@ -1041,19 +1144,30 @@ impl OverlayFs {
         }
         let raw = fd.as_raw_fd();
         std::mem::forget(fd);
-        Ok(FileHandle(raw as u64 | if layer == UPPER { 0 } else { LOWER_FH }))
+        Ok(FileHandle(
+            raw as u64 | if layer == UPPER { 0 } else { LOWER_FH },
+        ))
     }
 
-    fn do_read(&self, ino: u64, fh: FileHandle, offset: u64, size: u32) -> R<Vec<u8>> {
-        let mut buf = vec![0u8; size as usize];
+    fn do_read(&self, ino: u64, fh: FileHandle, offset: u64, size: u32, reply: ReplyData) {
         // A file opened read-only before it was copied up: read what is current.
         let reopened = if fh.0 & LOWER_FH != 0 {
             let t = self.table();
             match t.nodes.get(&ino) {
                 Some(n) if n.layer == UPPER => {
-                    let path = t.path(ino)?;
+                    let path = t.path(ino);
                     drop(t);
-                    Some(sys::openat(self.upper(), &cpath(&path), libc::O_RDONLY | libc::O_NOFOLLOW, 0)?)
+                    match path.and_then(|p| {
+                        sys::openat(
+                            self.upper(),
+                            &cpath(&p),
+                            libc::O_RDONLY | libc::O_NOFOLLOW,
+                            0,
+                        )
+                    }) {
+                        Ok(fd) => Some(fd),
+                        Err(e) => return reply.error(errno(e)),
+                    }
                 }
                 _ => None,
             }
@@ -1061,9 +1175,19 @@ impl OverlayFs {
             None
         };
         let fd = reopened.as_ref().map_or(fh_fd(fh), |f| f.as_raw_fd());
-        let n = sys::pread_full(fd, &mut buf, offset)?;
-        buf.truncate(n);
-        Ok(buf)
+        thread_local! {
+            // One read buffer per server thread, zeroed once.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with_borrow_mut(|buf| {
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            match sys::pread_full(fd, &mut buf[..size as usize], offset) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 }
 
@@ -1119,7 +1243,8 @@ impl Filesystem for OverlayFs {
             Some(h) if is_file && h.0 & LOWER_FH == 0 => sys::fstat(fh_fd(h)).map(|st| (st, false)),
             _ => self.stat_node(ino.0),
         };
-        reply_or!(reply, res, |(st, merged)| reply.attr(&TTL, &attr(ino.0, &st, merged)));
+        reply_or!(reply, res, |(st, merged)| reply
+            .attr(&TTL, &attr(ino.0, &st, merged)));
     }
 
     fn setattr(
@@ -1155,7 +1280,16 @@ impl Filesystem for OverlayFs {
         reply_or!(reply, res, |v: Vec<u8>| reply.data(&v));
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
         let m = mode & !umask;
         let res = self.do_create_entry(
             req,
@@ -1168,7 +1302,15 @@ impl Filesystem for OverlayFs {
         reply_or!(reply, res, |(a, _)| reply.entry(&TTL, &a, Generation(0)));
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let m = mode & !umask & 0o7777;
         let res = self.do_create_entry(
             req,
@@ -1189,7 +1331,14 @@ impl Filesystem for OverlayFs {
         reply_or!(reply, self.do_unlink(parent.0, name, true), |_| reply.ok());
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let res = CString::new(target.as_os_str().as_bytes())
             .map_err(|_| libc::EINVAL)
             .and_then(|t| {
@@ -1215,15 +1364,28 @@ impl Filesystem for OverlayFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply_or!(reply, self.do_rename(parent.0, name, newparent.0, newname, flags), |_| reply.ok());
+        reply_or!(
+            reply,
+            self.do_rename(parent.0, name, newparent.0, newname, flags),
+            |_| reply.ok()
+        );
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        reply_or!(reply, self.do_link(ino.0, newparent.0, newname), |a| reply.entry(&TTL, &a, Generation(0)));
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply_or!(reply, self.do_link(ino.0, newparent.0, newname), |a| reply
+            .entry(&TTL, &a, Generation(0)));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        reply_or!(reply, self.do_open(ino.0, flags.0), |fh| reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE));
+        reply_or!(reply, self.do_open(ino.0, flags.0), |fh| reply
+            .opened(fh, FopenFlags::FOPEN_KEEP_CACHE));
     }
 
     fn read(
@@ -1237,7 +1399,7 @@ impl Filesystem for OverlayFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        reply_or!(reply, self.do_read(ino.0, fh, offset, size), |v: Vec<u8>| reply.data(&v));
+        self.do_read(ino.0, fh, offset, size, reply);
     }
 
     fn write(
@@ -1255,10 +1417,21 @@ impl Filesystem for OverlayFs {
         if fh.0 & LOWER_FH != 0 {
             return reply.error(Errno::EBADF);
         }
-        reply_or!(reply, sys::pwrite_full(fh_fd(fh), data, offset), |n: usize| reply.written(n as u32));
+        reply_or!(
+            reply,
+            sys::pwrite_full(fh_fd(fh), data, offset),
+            |n: usize| reply.written(n as u32)
+        );
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -1285,7 +1458,14 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         if self.volatile || fh.0 & LOWER_FH != 0 {
             return reply.ok();
         }
@@ -1297,7 +1477,11 @@ impl Filesystem for OverlayFs {
                 libc::fsync(fh_fd(fh))
             }
         };
-        if rc < 0 { reply.error(errno(sys::last())) } else { reply.ok() }
+        if rc < 0 {
+            reply.error(errno(sys::last()))
+        } else {
+            reply.ok()
+        }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1314,7 +1498,14 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let handles = self.dir_handles.lock().unwrap_or_else(|e| e.into_inner());
         let Some(list) = handles.get(&fh.0) else {
             return reply.error(Errno::EBADF);
@@ -1327,7 +1518,14 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.dir_handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1335,7 +1533,14 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
@@ -1375,6 +1580,9 @@ impl Filesystem for OverlayFs {
             let cname = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
             let _ns = self.ns_lock();
             self.copy_up(ino.0, true)?;
+            if let Some(n) = self.table().nodes.get_mut(&ino.0) {
+                n.no_caps = false;
+            }
             let fd = self.open_for_xattr(ino.0, true)?;
             sys::fsetxattr(fd.as_raw_fd(), &cname, value, flags)
         })();
@@ -1385,6 +1593,10 @@ impl Filesystem for OverlayFs {
         if is_private_xattr(name.as_bytes()) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
+        let caps = name.as_bytes() == b"security.capability";
+        if caps && self.table().nodes.get(&ino.0).is_some_and(|n| n.no_caps) {
+            return reply.error(Errno::from_i32(libc::ENODATA));
+        }
         let res = (|| {
             let cname = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
             let fd = match self.open_for_xattr(ino.0, false) {
@@ -1393,6 +1605,12 @@ impl Filesystem for OverlayFs {
             };
             sys::fgetxattr(fd.as_raw_fd(), &cname)
         })();
+        if caps
+            && res == Err(libc::ENODATA)
+            && let Some(n) = self.table().nodes.get_mut(&ino.0)
+        {
+            n.no_caps = true;
+        }
         match res {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
@@ -1433,6 +1651,9 @@ impl Filesystem for OverlayFs {
             let cname = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
             let _ns = self.ns_lock();
             self.copy_up(ino.0, true)?;
+            if let Some(n) = self.table().nodes.get_mut(&ino.0) {
+                n.no_caps = false;
+            }
             let fd = self.open_for_xattr(ino.0, true)?;
             sys::fremovexattr(fd.as_raw_fd(), &cname)
         })();
@@ -1469,7 +1690,13 @@ impl Filesystem for OverlayFs {
                 }
                 let raw = fd.as_raw_fd();
                 std::mem::forget(fd);
-                reply.created(&TTL, &a, Generation(0), FileHandle(raw as u64), FopenFlags::FOPEN_KEEP_CACHE);
+                reply.created(
+                    &TTL,
+                    &a,
+                    Generation(0),
+                    FileHandle(raw as u64),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                );
             }
             Ok((_, None)) => reply.error(Errno::EIO),
             Err(e) => reply.error(errno(e)),
@@ -1490,13 +1717,36 @@ impl Filesystem for OverlayFs {
             return reply.error(Errno::EBADF);
         }
         // SAFETY: plain syscall on our descriptor.
-        let rc = unsafe { libc::fallocate(fh_fd(fh), mode, offset as libc::off_t, length as libc::off_t) };
-        if rc < 0 { reply.error(errno(sys::last())) } else { reply.ok() }
+        let rc = unsafe {
+            libc::fallocate(
+                fh_fd(fh),
+                mode,
+                offset as libc::off_t,
+                length as libc::off_t,
+            )
+        };
+        if rc < 0 {
+            reply.error(errno(sys::last()))
+        } else {
+            reply.ok()
+        }
     }
 
-    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
         // SAFETY: plain syscall on our descriptor.
         let off = unsafe { libc::lseek(fh_fd(fh), offset, whence) };
-        if off < 0 { reply.error(errno(sys::last())) } else { reply.offset(off) }
+        if off < 0 {
+            reply.error(errno(sys::last()))
+        } else {
+            reply.offset(off)
+        }
     }
 }

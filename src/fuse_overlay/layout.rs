@@ -17,7 +17,9 @@ pub enum Probe {
     /// A file, symlink, FIFO, socket or device.
     NonDir,
     /// A directory; an opaque one (`user.overlay.opaque=y`) hides what the layers below hold.
-    Dir { opaque: bool },
+    Dir {
+        opaque: bool,
+    },
 }
 
 /// Where a name of the merged tree lives.
@@ -170,16 +172,31 @@ mod tests {
     #[test]
     fn directories_merge_until_opaque_whiteout_or_file() {
         let rows = [(0, DIR), (1, DIR), (3, DIR)];
-        assert_eq!(resolve(&[0, 1, 2, 3], table(&rows)).unwrap().unwrap().dirs, vec![0, 1, 3]);
+        assert_eq!(
+            resolve(&[0, 1, 2, 3], table(&rows)).unwrap().unwrap().dirs,
+            vec![0, 1, 3]
+        );
         let rows = [(0, DIR), (1, OPAQUE), (2, DIR)];
-        assert_eq!(resolve(&[0, 1, 2], table(&rows)).unwrap().unwrap().dirs, vec![0, 1]);
+        assert_eq!(
+            resolve(&[0, 1, 2], table(&rows)).unwrap().unwrap().dirs,
+            vec![0, 1]
+        );
         let rows = [(0, OPAQUE), (1, DIR)];
-        assert_eq!(resolve(&[0, 1], table(&rows)).unwrap().unwrap().dirs, vec![0]);
+        assert_eq!(
+            resolve(&[0, 1], table(&rows)).unwrap().unwrap().dirs,
+            vec![0]
+        );
         let rows = [(0, DIR), (1, Probe::Whiteout), (2, DIR)];
-        assert_eq!(resolve(&[0, 1, 2], table(&rows)).unwrap().unwrap().dirs, vec![0]);
+        assert_eq!(
+            resolve(&[0, 1, 2], table(&rows)).unwrap().unwrap().dirs,
+            vec![0]
+        );
         // A file below a directory ends the merge: the directory hides it.
         let rows = [(0, DIR), (1, Probe::NonDir), (2, DIR)];
-        assert_eq!(resolve(&[0, 1, 2], table(&rows)).unwrap().unwrap().dirs, vec![0]);
+        assert_eq!(
+            resolve(&[0, 1, 2], table(&rows)).unwrap().unwrap().dirs,
+            vec![0]
+        );
     }
 
     #[test]
@@ -203,7 +220,10 @@ mod tests {
     fn visibility_below_decides_whiteouts() {
         let probe = |rows: &'static [(usize, Probe)]| {
             move |l: usize| -> Result<Probe, ()> {
-                Ok(rows.iter().find(|(k, _)| *k == l).map_or(Probe::Missing, |(_, p)| *p))
+                Ok(rows
+                    .iter()
+                    .find(|(k, _)| *k == l)
+                    .map_or(Probe::Missing, |(_, p)| *p))
             }
         };
         assert!(!visible_in(&[1, 2], probe(&[])).unwrap());
@@ -223,8 +243,18 @@ mod tests {
     fn listing_merges_and_drops_whiteouts() {
         let f = EntryKind::Other(libc::S_IFREG);
         let merged = merge_listing(vec![
-            (0, vec![e("new", f), e("gone", EntryKind::Whiteout), e("both", f)]),
-            (1, vec![e("gone", f), e("both", EntryKind::Dir), e("old", EntryKind::Dir)]),
+            (
+                0,
+                vec![e("new", f), e("gone", EntryKind::Whiteout), e("both", f)],
+            ),
+            (
+                1,
+                vec![
+                    e("gone", f),
+                    e("both", EntryKind::Dir),
+                    e("old", EntryKind::Dir),
+                ],
+            ),
             (2, vec![e("old", f), e("deep", f)]),
         ]);
         let names: Vec<(usize, &str, EntryKind)> = merged

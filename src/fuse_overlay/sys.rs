@@ -62,7 +62,14 @@ pub fn fstat(fd: RawFd) -> R<libc::stat> {
 
 pub fn openat(dir: RawFd, path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> R<OwnedFd> {
     // SAFETY: valid C string.
-    let fd = check(unsafe { libc::openat(dir, path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) })?;
+    let fd = check(unsafe {
+        libc::openat(
+            dir,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })?;
     // SAFETY: openat returned a new descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -100,14 +107,17 @@ pub fn renameat(odir: RawFd, old: &CStr, ndir: RawFd, new: &CStr, flags: libc::c
 pub fn readlinkat(dir: RawFd, path: &CStr) -> R<Vec<u8>> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
     // SAFETY: valid C string and buffer.
-    let n = check_size(unsafe { libc::readlinkat(dir, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    let n = check_size(unsafe {
+        libc::readlinkat(dir, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    })?;
     buf.truncate(n);
     Ok(buf)
 }
 
 pub fn fchownat(dir: RawFd, path: &CStr, uid: u32, gid: u32) -> R<()> {
     // SAFETY: valid C string.
-    check(unsafe { libc::fchownat(dir, path.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+    check(unsafe { libc::fchownat(dir, path.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
 }
 
 pub fn fchmodat(dir: RawFd, path: &CStr, mode: libc::mode_t) -> R<()> {
@@ -127,7 +137,15 @@ pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> R<()> {
 
 pub fn utimensat(dir: RawFd, path: &CStr, times: &[libc::timespec; 2]) -> R<()> {
     // SAFETY: valid C string and two timespecs.
-    check(unsafe { libc::utimensat(dir, path.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+    check(unsafe {
+        libc::utimensat(
+            dir,
+            path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
 }
 
 pub fn ftruncate(fd: RawFd, size: u64) -> R<()> {
@@ -154,7 +172,12 @@ pub fn pread_full(fd: RawFd, buf: &mut [u8], mut off: u64) -> R<usize> {
     while done < buf.len() {
         // SAFETY: the slice is valid for writes of its length.
         let n = unsafe {
-            libc::pread(fd, buf[done..].as_mut_ptr().cast(), buf.len() - done, off as libc::off_t)
+            libc::pread(
+                fd,
+                buf[done..].as_mut_ptr().cast(),
+                buf.len() - done,
+                off as libc::off_t,
+            )
         };
         match n {
             0 => break,
@@ -198,7 +221,14 @@ pub fn copy_data(from: RawFd, to: RawFd) -> R<()> {
     loop {
         // SAFETY: null offsets use and advance the file positions.
         let n = unsafe {
-            libc::copy_file_range(from, std::ptr::null_mut(), to, std::ptr::null_mut(), 1 << 30, 0)
+            libc::copy_file_range(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                1 << 30,
+                0,
+            )
         };
         if n == 0 {
             return Ok(());
@@ -228,10 +258,13 @@ pub fn copy_data(from: RawFd, to: RawFd) -> R<()> {
 pub fn fgetxattr(fd: RawFd, name: &CStr) -> R<Vec<u8>> {
     loop {
         // SAFETY: a null buffer of size 0 asks for the size.
-        let size = check_size(unsafe { libc::fgetxattr(fd, name.as_ptr(), std::ptr::null_mut(), 0) })?;
+        let size =
+            check_size(unsafe { libc::fgetxattr(fd, name.as_ptr(), std::ptr::null_mut(), 0) })?;
         let mut buf = vec![0u8; size];
         // SAFETY: valid buffer.
-        match check_size(unsafe { libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), size) }) {
+        match check_size(unsafe {
+            libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), size)
+        }) {
             Ok(n) => {
                 buf.truncate(n);
                 return Ok(buf);
@@ -261,7 +294,8 @@ pub fn flistxattr(fd: RawFd) -> R<Vec<u8>> {
 
 pub fn fsetxattr(fd: RawFd, name: &CStr, value: &[u8], flags: libc::c_int) -> R<()> {
     // SAFETY: valid C string and buffer.
-    check(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), flags) }).map(drop)
+    check(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), flags) })
+        .map(drop)
 }
 
 pub fn fremovexattr(fd: RawFd, name: &CStr) -> R<()> {
@@ -277,7 +311,9 @@ pub fn copy_xattrs(from: RawFd, to: RawFd) {
         if super::fs::is_private_xattr(name) {
             continue;
         }
-        let Ok(cname) = CString::new(name) else { continue };
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
         if let Ok(value) = fgetxattr(from, &cname) {
             let _ = fsetxattr(to, &cname, &value, 0);
         }
@@ -308,7 +344,11 @@ pub fn read_dir(fd: OwnedFd) -> R<Vec<(Vec<u8>, u8, u64)>> {
         // SAFETY: readdir returned a valid entry with a NUL-terminated name.
         let (name, ty, ino) = unsafe {
             let e = &*ent;
-            (CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(), e.d_type, e.d_ino)
+            (
+                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+                e.d_type,
+                e.d_ino,
+            )
         };
         if name == b"." || name == b".." {
             continue;

@@ -65,6 +65,10 @@ pub fn spawn(
             }
         })?))
         .stderr(Stdio::from(logfile))
+        .env(
+            "BURROW_CONTAINER_DIR",
+            log.parent().unwrap_or(Path::new("/")),
+        )
         .process_group(0);
     assert!(fds.len() <= 4, "at most 4 descriptors");
     let mut pairs = [(-1 as RawFd, -1 as RawFd); 4];
@@ -72,7 +76,8 @@ pub fn spawn(
         pairs[i] = (fd.as_raw_fd(), *target);
     }
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls (prctl, getppid, fcntl, dup2, _exit) between fork
+    // SAFETY: only async-signal-safe calls (prctl, getppid, sigprocmask, signal, fcntl, dup2,
+    // _exit) between fork
     // and exec; burrow is single-threaded here.
     unsafe {
         cmd.pre_exec(move || {
@@ -88,6 +93,20 @@ pub fn spawn(
             }
             if libc::getppid() != parent {
                 libc::_exit(1);
+            }
+            // burrow blocks and ignores the signals it forwards to the container; the helper
+            // starts with the defaults (SIGTERM is how pasta is asked to quit).
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            for sig in [
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(sig, libc::SIG_DFL);
             }
             // Move every source out of the way of every target first, then into place; dup2
             // leaves the copy without FD_CLOEXEC.

@@ -2,8 +2,8 @@
 //! routes into the container and forwards ports itself.
 //!
 //! Started as burrow's child in the foreground (`-f`), root in burrow's user namespace, with
-//! `--netns /proc/PID/ns/net` (which implies `--netns-only`: it is already in the right user
-//! namespace), `--config-net`, and its ports given on the command line. Readiness: pasta writes
+//! `--netns /proc/self/fd/N` (the container's network namespace, opened by burrow; a path
+//! implies `--netns-only`: pasta is already in the right user namespace), `--config-net`, and its ports given on the command line. Readiness: pasta writes
 //! its pid file after the interface is configured and its ports are bound; burrow passes a pipe
 //! as that file. It ends when the attachment is dropped (SIGTERM) or its owner dies
 //! (PR_SET_PDEATHSIG).
@@ -18,6 +18,9 @@ use super::ports::{PortMapping, Proto};
 
 pub const PACKAGE: &str = "passt";
 const PIDFILE_FD: i32 = 3;
+/// The container's network namespace, opened by burrow and passed down: pasta drops its
+/// capabilities early, after which it may not open /proc/PID/ns/net of a process holding more.
+const NETNS_FD: i32 = 4;
 /// The address the container's resolv.conf names when the host's resolver is on loopback;
 /// pasta forwards DNS queries sent to it to the host's first resolver.
 pub const DNS_FORWARD: &str = "169.254.1.1";
@@ -86,11 +89,17 @@ impl Pasta {
             alternatives: "--network slirp4netns, none or host",
         })?;
         let (ready_r, ready_w) = helper::pipe()?;
+        let netns: std::os::fd::OwnedFd = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .map_err(|source| NetError::Sys {
+                what: "cannot open the container's network namespace",
+                source,
+            })?
+            .into();
         let mut cmd = Command::new(program);
         cmd.current_dir(container_dir)
             .args(["-f", "-q", "--config-net", "--runas", "0:0"])
             .arg("--netns")
-            .arg(format!("/proc/{pid}/ns/net"))
+            .arg(format!("/proc/self/fd/{NETNS_FD}"))
             .arg("-P")
             .arg(format!("/proc/self/fd/{PIDFILE_FD}"));
         for (flag, proto) in [("-t", Proto::Tcp), ("-u", Proto::Udp)] {
@@ -123,7 +132,7 @@ impl Pasta {
         let mut helper = helper::spawn(
             "pasta",
             cmd,
-            vec![(ready_w, PIDFILE_FD)],
+            vec![(ready_w, PIDFILE_FD), (netns, NETNS_FD)],
             &container_dir.join("pasta.log"),
             None,
         )?;

@@ -8,12 +8,25 @@ use std::path::Path;
 
 fn copy_times(meta: &fs::Metadata, dst: &Path) {
     let times = [
-        libc::timespec { tv_sec: meta.atime(), tv_nsec: meta.atime_nsec() },
-        libc::timespec { tv_sec: meta.mtime(), tv_nsec: meta.mtime_nsec() },
+        libc::timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        libc::timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
     ];
     if let Ok(c) = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes()) {
         // SAFETY: valid path and two timespecs.
-        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+        unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
     }
 }
 
@@ -74,7 +87,13 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
         copy_tree(src.path(), dst.path()).unwrap();
         assert_eq!(fs::read_to_string(dst.path().join("d/f")).unwrap(), "x");
-        assert_eq!(fs::metadata(dst.path().join("d/f")).unwrap().mode() & 0o777, 0o640);
-        assert_eq!(fs::read_link(dst.path().join("link")).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(
+            fs::metadata(dst.path().join("d/f")).unwrap().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            fs::read_link(dst.path().join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
     }
 }

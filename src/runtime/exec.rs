@@ -86,8 +86,14 @@ mod tests {
         let path = format!("/nonexistent:{}", dir.path().display());
         assert_eq!(look_path("tool", &path).unwrap(), exe);
         assert_eq!(look_path("plain", &path).unwrap_err().code, NOT_FOUND);
-        assert_eq!(look_path("./rel/x", &path).unwrap(), PathBuf::from("./rel/x"));
+        assert_eq!(
+            look_path("./rel/x", &path).unwrap(),
+            PathBuf::from("./rel/x")
+        );
         let e = look_path("nope", &path).unwrap_err();
-        assert_eq!(e.message, "exec: \"nope\": executable file not found in $PATH");
+        assert_eq!(
+            e.message,
+            "exec: \"nope\": executable file not found in $PATH"
+        );
     }
 }

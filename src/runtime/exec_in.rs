@@ -23,8 +23,7 @@ pub struct ExecSpec {
 /// Join the namespaces of the container whose first process is `container_pid`, start the
 /// process there, and (unless detached) relay it until it exits.
 pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> {
-    join::enter_all_of(container_pid)
-        .map_err(|e| ExitError::new(BURROW_ERROR, e.to_string()))?;
+    join::enter_all_of(container_pid).map_err(|e| ExitError::new(BURROW_ERROR, e.to_string()))?;
     let mut signals = SigSet::empty();
     for s in FORWARDED {
         signals.add(*s);
@@ -93,7 +92,10 @@ fn child(spec: &ExecSpec, chan: &super::sync::Channel) -> super::init::Failure {
             Ok(p) => p,
             Err(e) => return fail(format!("open pty: {e}")),
         };
-        if let Err(e) = chan.send(&ChildMessage::PtyMaster, Some(std::os::fd::AsRawFd::as_raw_fd(&master))) {
+        if let Err(e) = chan.send(
+            &ChildMessage::PtyMaster,
+            Some(std::os::fd::AsRawFd::as_raw_fd(&master)),
+        ) {
             return fail(format!("send pty: {e}"));
         }
         drop(master);
@@ -117,4 +119,3 @@ fn child(spec: &ExecSpec, chan: &super::sync::Channel) -> super::init::Failure {
     }
     become_process(&spec.process, &who, spec.can_setgroups)
 }
-

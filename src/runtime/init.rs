@@ -46,8 +46,14 @@ pub fn container_main(spec: &ContainerSpec, chan: &Channel) -> ! {
 fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failure> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(fail_on("make mounts private"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(fail_on("make mounts private"))?;
     spec.rootfs_driver
         .mount(&spec.layers(), &spec.merged)
         .map_err(fail_on("root filesystem"))?;
@@ -66,8 +72,11 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
 
     if spec.tty {
         let (master, slave) = pty::open_container_pty().map_err(fail_on("open pty"))?;
-        chan.send(&ChildMessage::PtyMaster, Some(std::os::fd::AsRawFd::as_raw_fd(&master)))
-            .map_err(fail_on("send pty"))?;
+        chan.send(
+            &ChildMessage::PtyMaster,
+            Some(std::os::fd::AsRawFd::as_raw_fd(&master)),
+        )
+        .map_err(fail_on("send pty"))?;
         drop(master);
         pty::become_terminal_owner(slave).map_err(fail_on("set up terminal"))?;
     } else {
@@ -81,12 +90,15 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
             .map_err(fail_on(&format!("chown {}", m.target.display())))?;
     }
     if !Path::new(&spec.process.cwd).is_dir() {
-        std::fs::create_dir_all(&spec.process.cwd)
-            .map_err(fail_on(&format!("create working directory {}", spec.process.cwd)))?;
+        std::fs::create_dir_all(&spec.process.cwd).map_err(fail_on(&format!(
+            "create working directory {}",
+            spec.process.cwd
+        )))?;
     }
     caps::limit_bounding_set().map_err(fail_on("capabilities"))?;
 
-    chan.send(&ChildMessage::Ready, None).map_err(fail_on("sync"))?;
+    chan.send(&ChildMessage::Ready, None)
+        .map_err(fail_on("sync"))?;
     match chan.recv::<ParentMessage>().map_err(fail_on("sync"))? {
         Some((ParentMessage::Start, _)) => {}
         None => return Err(fail("start")("burrow exited".into())),
@@ -95,7 +107,10 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
 }
 
 /// The container user, resolved against the container's own /etc/passwd and /etc/group.
-pub(super) fn resolve_user(process: &ProcessConfig, group_add: &[String]) -> Result<user::ResolvedUser, Failure> {
+pub(super) fn resolve_user(
+    process: &ProcessConfig,
+    group_add: &[String],
+) -> Result<user::ResolvedUser, Failure> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     user::resolve(&process.user, &passwd, &group, group_add).map_err(|e| Failure {
@@ -106,7 +121,11 @@ pub(super) fn resolve_user(process: &ProcessConfig, group_add: &[String]) -> Res
 
 /// Switch to the container user with docker's privileges and exec the command: the last step
 /// of both a container's first process and `exec`. Returns only on failure.
-pub(super) fn become_process(process: &ProcessConfig, who: &user::ResolvedUser, can_setgroups: bool) -> Failure {
+pub(super) fn become_process(
+    process: &ProcessConfig,
+    who: &user::ResolvedUser,
+    can_setgroups: bool,
+) -> Failure {
     match switch_user_and_exec(process, who, can_setgroups) {
         Ok(f) | Err(f) => f,
     }
@@ -118,7 +137,11 @@ fn switch_user_and_exec(
     can_setgroups: bool,
 ) -> Result<Failure, Failure> {
     if can_setgroups {
-        let groups: Vec<Gid> = who.additional_gids.iter().map(|&g| Gid::from_raw(g)).collect();
+        let groups: Vec<Gid> = who
+            .additional_gids
+            .iter()
+            .map(|&g| Gid::from_raw(g))
+            .collect();
         setgroups(&groups).map_err(fail_on("setgroups"))?;
     }
     let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
@@ -195,7 +218,12 @@ pub(super) fn setup_stdio(stdio: &Stdio, interactive: bool) -> std::io::Result<(
         }
         Ok(())
     };
-    if let Stdio::Fds { stdin, stdout, stderr } = stdio {
+    if let Stdio::Fds {
+        stdin,
+        stdout,
+        stderr,
+    } = stdio
+    {
         if let Some(fd) = stdin {
             dup(fd.as_raw_fd(), 0)?;
         }

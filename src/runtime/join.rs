@@ -11,7 +11,10 @@ pub enum JoinError {
     #[error("container process {pid} is gone: {source}")]
     Gone { pid: i32, source: std::io::Error },
     #[error("cannot join the container's {ns} namespace: {source}")]
-    Setns { ns: &'static str, source: nix::Error },
+    Setns {
+        ns: &'static str,
+        source: nix::Error,
+    },
 }
 
 fn open_ns(pid: Pid, ns: &'static str) -> Result<OwnedFd, JoinError> {

@@ -156,7 +156,11 @@ pub fn plan(input: &MountPlanInput) -> Vec<Step> {
             Some(source) => Step::Bind {
                 source: source.clone(),
                 target: m.target.clone(),
-                create: if source.is_dir() { Create::Dir } else { Create::File },
+                create: if source.is_dir() {
+                    Create::Dir
+                } else {
+                    Create::File
+                },
                 recursive: true,
                 readonly: m.readonly,
             },
@@ -165,8 +169,16 @@ pub fn plan(input: &MountPlanInput) -> Vec<Step> {
                 target: m.target.clone(),
                 flags: MsFlags::MS_NOSUID
                     | MsFlags::MS_NODEV
-                    | if m.readonly { MsFlags::MS_RDONLY } else { MsFlags::empty() },
-                data: Some(m.tmpfs_options.clone().unwrap_or_else(|| "mode=1777".into())),
+                    | if m.readonly {
+                        MsFlags::MS_RDONLY
+                    } else {
+                        MsFlags::empty()
+                    },
+                data: Some(
+                    m.tmpfs_options
+                        .clone()
+                        .unwrap_or_else(|| "mode=1777".into()),
+                ),
             },
         });
     }
@@ -193,11 +205,17 @@ pub fn seed_volumes(rootfs: &Path, mounts: &[super::ExtraMount]) -> Result<(), M
         .into();
     for m in mounts.iter().filter(|m| m.seed) {
         let Some(source) = &m.source else { continue };
-        let empty = std::fs::read_dir(source).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(source)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if !empty {
             continue;
         }
-        let Ok(fd) = crate::safe_open::open_in_root(root.as_fd(), &m.target, libc::O_PATH | libc::O_DIRECTORY) else {
+        let Ok(fd) = crate::safe_open::open_in_root(
+            root.as_fd(),
+            &m.target,
+            libc::O_PATH | libc::O_DIRECTORY,
+        ) else {
             continue;
         };
         super::copy::copy_tree(&fd_path(&fd), source).map_err(|e| MountError::Target {
@@ -259,12 +277,18 @@ pub fn apply(rootfs: &Path, steps: &[Step]) -> Result<(), MountError> {
                 data,
             } => {
                 let fd = target_fd(&root, target, Create::Dir)?;
-                mount(Some(*fstype), &fd_path(&fd), Some(*fstype), *flags, data.as_deref())
-                    .map_err(|source| MountError::Mount {
-                        what: fstype.to_string(),
-                        path: target.clone(),
-                        source,
-                    })?;
+                mount(
+                    Some(*fstype),
+                    &fd_path(&fd),
+                    Some(*fstype),
+                    *flags,
+                    data.as_deref(),
+                )
+                .map_err(|source| MountError::Mount {
+                    what: fstype.to_string(),
+                    path: target.clone(),
+                    source,
+                })?;
             }
             Step::Bind {
                 source,
@@ -279,13 +303,18 @@ pub fn apply(rootfs: &Path, steps: &[Step]) -> Result<(), MountError> {
                     flags |= MsFlags::MS_REC;
                 }
                 let at = fd_path(&fd);
-                mount(Some(source.as_path()), &at, None::<&str>, flags, None::<&str>).map_err(
-                    |e| MountError::Mount {
-                        what: source.display().to_string(),
-                        path: target.clone(),
-                        source: e,
-                    },
-                )?;
+                mount(
+                    Some(source.as_path()),
+                    &at,
+                    None::<&str>,
+                    flags,
+                    None::<&str>,
+                )
+                .map_err(|e| MountError::Mount {
+                    what: source.display().to_string(),
+                    path: target.clone(),
+                    source: e,
+                })?;
                 if *readonly {
                     // The fd still names the directory under the new mount; reopen to reach it.
                     let fd = target_fd(&root, target, Create::Nothing)?;
@@ -381,13 +410,19 @@ pub fn protect_kernel_paths() -> Result<(), MountError> {
         if std::fs::symlink_metadata(p).is_err() {
             continue;
         }
-        mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .and_then(|()| remount_readonly(p))
-            .map_err(|source| MountError::Mount {
-                what: "read-only bind".into(),
-                path: p.to_path_buf(),
-                source,
-            })?;
+        mount(
+            Some(p),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .and_then(|()| remount_readonly(p))
+        .map_err(|source| MountError::Mount {
+            what: "read-only bind".into(),
+            path: p.to_path_buf(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -416,7 +451,12 @@ mod tests {
     fn proc_first_and_dev_before_its_children() {
         let steps = plan(&input(false, true));
         assert_eq!(target(&steps[0]), Path::new("/proc"));
-        let pos = |p: &str| steps.iter().position(|s| target(s) == Path::new(p)).unwrap();
+        let pos = |p: &str| {
+            steps
+                .iter()
+                .position(|s| target(s) == Path::new(p))
+                .unwrap()
+        };
         assert!(pos("/dev") < pos("/dev/null"));
         assert!(pos("/dev") < pos("/dev/pts"));
         assert!(pos("/dev") < pos("/dev/ptmx"));
@@ -437,7 +477,12 @@ mod tests {
             volume: None,
         }];
         let steps = plan(&inp);
-        let pos = |p: &str| steps.iter().position(|s| target(s) == Path::new(p)).unwrap();
+        let pos = |p: &str| {
+            steps
+                .iter()
+                .position(|s| target(s) == Path::new(p))
+                .unwrap()
+        };
         assert!(pos("/etc") < pos("/etc/hosts"));
     }
 
@@ -466,8 +511,12 @@ mod tests {
         ];
         let steps = plan(&inp);
         let n = steps.len() - 1;
-        assert!(matches!(&steps[n - 2], Step::Bind { target, readonly: true, create: Create::Dir, .. } if target == Path::new("/data")));
-        assert!(matches!(&steps[n - 1], Step::Mount { fstype: "tmpfs", data: Some(d), .. } if d == "size=1m"));
+        assert!(
+            matches!(&steps[n - 2], Step::Bind { target, readonly: true, create: Create::Dir, .. } if target == Path::new("/data"))
+        );
+        assert!(
+            matches!(&steps[n - 1], Step::Mount { fstype: "tmpfs", data: Some(d), .. } if d == "size=1m")
+        );
     }
 
     #[test]
@@ -476,14 +525,24 @@ mod tests {
         assert!(own.iter().any(|s| matches!(s, Step::Mount { fstype: "sysfs", flags, .. } if flags.contains(MsFlags::MS_RDONLY))));
         let host = plan(&input(true, true));
         assert!(host.iter().any(|s| matches!(s, Step::Bind { target, recursive: true, readonly: true, .. } if target == Path::new("/sys"))));
-        assert!(!host.iter().any(|s| matches!(s, Step::Mount { fstype: "sysfs", .. })));
+        assert!(!host.iter().any(|s| matches!(
+            s,
+            Step::Mount {
+                fstype: "sysfs",
+                ..
+            }
+        )));
     }
 
     #[test]
     fn devpts_gid_only_when_mapped() {
         let data = |steps: Vec<Step>| {
             steps.into_iter().find_map(|s| match s {
-                Step::Mount { fstype: "devpts", data, .. } => data,
+                Step::Mount {
+                    fstype: "devpts",
+                    data,
+                    ..
+                } => data,
                 _ => None,
             })
         };
@@ -493,7 +552,12 @@ mod tests {
 
     #[test]
     fn kernel_paths_match_docker_defaults() {
-        for p in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"] {
+        for p in [
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/sys/firmware",
+        ] {
             assert!(MASKED_PATHS.contains(&p), "{p}");
         }
         for p in ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"] {

@@ -8,7 +8,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no command specified: the image has no Entrypoint or Cmd; give a command after the image name")]
+    #[error(
+        "no command specified: the image has no Entrypoint or Cmd; give a command after the image name"
+    )]
     NoCommand,
     #[error("cannot read env file {path}: {source}")]
     EnvFile {
@@ -70,9 +72,11 @@ pub struct ProcessConfig {
 
 impl ProcessConfig {
     pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.env
-            .iter()
-            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+        self.env.iter().find_map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        })
     }
 }
 
@@ -243,7 +247,10 @@ mod tests {
     fn image_defaults() {
         let p = merge(&image(), &ProcessOverrides::default(), "h1", &no_env).unwrap();
         assert_eq!(p.args, strings(&["/entry", "-x", "default"]));
-        assert_eq!(p.env, strings(&["PATH=/img/bin", "HOSTNAME=h1", "A=image", "B=image"]));
+        assert_eq!(
+            p.env,
+            strings(&["PATH=/img/bin", "HOSTNAME=h1", "A=image", "B=image"])
+        );
         assert_eq!(p.cwd, "/app");
         assert_eq!(p.user, "app");
     }
@@ -264,18 +271,27 @@ mod tests {
             entrypoint: Some("/bin/sh".into()),
             ..Default::default()
         };
-        assert_eq!(merge(&image(), &o, "h", &no_env).unwrap().args, strings(&["/bin/sh"]));
+        assert_eq!(
+            merge(&image(), &o, "h", &no_env).unwrap().args,
+            strings(&["/bin/sh"])
+        );
         let o = ProcessOverrides {
             entrypoint: Some(String::new()),
             command: strings(&["ls"]),
             ..Default::default()
         };
-        assert_eq!(merge(&image(), &o, "h", &no_env).unwrap().args, strings(&["ls"]));
+        assert_eq!(
+            merge(&image(), &o, "h", &no_env).unwrap().args,
+            strings(&["ls"])
+        );
         let o = ProcessOverrides {
             entrypoint: Some(String::new()),
             ..Default::default()
         };
-        assert!(matches!(merge(&image(), &o, "h", &no_env), Err(ConfigError::NoCommand)));
+        assert!(matches!(
+            merge(&image(), &o, "h", &no_env),
+            Err(ConfigError::NoCommand)
+        ));
     }
 
     #[test]
@@ -316,7 +332,16 @@ mod tests {
         };
         let p = merge(&image(), &o, "h", &no_env).unwrap();
         assert_eq!((p.cwd.as_str(), p.user.as_str()), ("/w", "0:0"));
-        let p = merge(&ImageProcess::default(), &ProcessOverrides { command: strings(&["x"]), ..Default::default() }, "h", &no_env).unwrap();
+        let p = merge(
+            &ImageProcess::default(),
+            &ProcessOverrides {
+                command: strings(&["x"]),
+                ..Default::default()
+            },
+            "h",
+            &no_env,
+        )
+        .unwrap();
         assert_eq!((p.cwd.as_str(), p.user.as_str()), ("/", ""));
         assert_eq!(p.env_value("PATH"), Some(DEFAULT_PATH));
     }

@@ -18,7 +18,11 @@ pub fn open_container_pty() -> nix::Result<(OwnedFd, OwnedFd)> {
         if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) != 0 {
             return Err(nix::Error::last());
         }
-        let slave = libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        let slave = libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY,
+        );
         if slave < 0 {
             return Err(nix::Error::last());
         }

@@ -12,6 +12,11 @@ pub enum RootfsError {
         target: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot mount the FUSE overlay root filesystem on {target}: {source}")]
+    Fuse {
+        target: PathBuf,
+        source: std::io::Error,
+    },
     #[error("image has no layers")]
     NoLayers,
 }
@@ -46,7 +51,8 @@ const FSMOUNT_CLOEXEC: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 fn cstr(s: &str) -> std::io::Result<CString> {
-    CString::new(s).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))
+    CString::new(s)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))
 }
 
 fn check(rc: libc::c_long) -> std::io::Result<libc::c_long> {
@@ -57,7 +63,12 @@ fn check(rc: libc::c_long) -> std::io::Result<libc::c_long> {
     }
 }
 
-fn fsconfig(fd: &OwnedFd, cmd: libc::c_uint, key: Option<&str>, value: Option<&str>) -> std::io::Result<()> {
+fn fsconfig(
+    fd: &OwnedFd,
+    cmd: libc::c_uint,
+    key: Option<&str>,
+    value: Option<&str>,
+) -> std::io::Result<()> {
     let key = key.map(cstr).transpose()?;
     let value = value.map(cstr).transpose()?;
     // SAFETY: fd is an fs context; key/value are NUL-terminated or null as the command needs.
@@ -84,17 +95,34 @@ impl KernelOverlay {
         // SAFETY: fsopen returned a new descriptor.
         let ctx = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         for lower in layers.lower.iter().rev() {
-            fsconfig(&ctx, FSCONFIG_SET_STRING, Some("lowerdir+"), Some(&lower.to_string_lossy()))?;
+            fsconfig(
+                &ctx,
+                FSCONFIG_SET_STRING,
+                Some("lowerdir+"),
+                Some(&lower.to_string_lossy()),
+            )?;
         }
-        fsconfig(&ctx, FSCONFIG_SET_STRING, Some("upperdir"), Some(&layers.upper.to_string_lossy()))?;
-        fsconfig(&ctx, FSCONFIG_SET_STRING, Some("workdir"), Some(&layers.work.to_string_lossy()))?;
+        fsconfig(
+            &ctx,
+            FSCONFIG_SET_STRING,
+            Some("upperdir"),
+            Some(&layers.upper.to_string_lossy()),
+        )?;
+        fsconfig(
+            &ctx,
+            FSCONFIG_SET_STRING,
+            Some("workdir"),
+            Some(&layers.work.to_string_lossy()),
+        )?;
         fsconfig(&ctx, FSCONFIG_SET_FLAG, Some("userxattr"), None)?;
         if layers.volatile {
             fsconfig(&ctx, FSCONFIG_SET_FLAG, Some("volatile"), None)?;
         }
         fsconfig(&ctx, FSCONFIG_CMD_CREATE, None, None)?;
         // SAFETY: ctx is a created fs context.
-        let mfd = check(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
+        let mfd = check(unsafe {
+            libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, 0)
+        })?;
         // SAFETY: fsmount returned a new descriptor.
         let mnt = unsafe { OwnedFd::from_raw_fd(mfd as i32) };
         let empty = cstr("")?;

@@ -41,7 +41,16 @@ pub(super) const FORWARDED: &[Signal] = &[
 fn clone_container(flags: libc::c_int) -> std::io::Result<libc::pid_t> {
     // SAFETY: with no stack argument, clone behaves as fork does; burrow is single-threaded
     // here (the user namespace was entered, which checks).
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
     if pid < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -110,7 +119,8 @@ pub fn start(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<Started, Run
     let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
 
     let (ours, theirs) = channel_pair()?;
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network != Network::Host {
         flags |= libc::CLONE_NEWNET;
     }

@@ -74,7 +74,9 @@ impl Channel {
 
     /// The next message, or `None` once the other end is closed (for the container, that means
     /// exec succeeded: the channel is close-on-exec).
-    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<(T, Option<OwnedFd>)>, SyncError> {
+    pub fn recv<T: for<'de> Deserialize<'de>>(
+        &self,
+    ) -> Result<Option<(T, Option<OwnedFd>)>, SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut cmsg = cmsg_space!([RawFd; 1]);
         let (len, fd) = loop {
@@ -117,13 +119,27 @@ mod tests {
     fn messages_and_descriptors_cross() {
         let (a, b) = channel_pair().unwrap();
         let file = std::fs::File::open("/dev/null").unwrap();
-        a.send(&ChildMessage::PtyMaster, Some(file.as_raw_fd())).unwrap();
-        a.send(&ChildMessage::Failed { code: 127, message: "x".into() }, None).unwrap();
+        a.send(&ChildMessage::PtyMaster, Some(file.as_raw_fd()))
+            .unwrap();
+        a.send(
+            &ChildMessage::Failed {
+                code: 127,
+                message: "x".into(),
+            },
+            None,
+        )
+        .unwrap();
         let (m, fd) = b.recv::<ChildMessage>().unwrap().unwrap();
         assert_eq!(m, ChildMessage::PtyMaster);
         assert!(fd.is_some());
         let (m, fd) = b.recv::<ChildMessage>().unwrap().unwrap();
-        assert_eq!(m, ChildMessage::Failed { code: 127, message: "x".into() });
+        assert_eq!(
+            m,
+            ChildMessage::Failed {
+                code: 127,
+                message: "x".into()
+            }
+        );
         assert!(fd.is_none());
         drop(a);
         assert!(b.recv::<ChildMessage>().unwrap().is_none());

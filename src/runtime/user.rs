@@ -78,10 +78,12 @@ pub fn resolve(
         None => (spec, None),
     };
     let user_part = if user_part.is_empty() { "0" } else { user_part };
-    let entry = passwd_entries(passwd).find(|e| e.name == user_part).or_else(|| {
-        let uid: u32 = user_part.parse().ok()?;
-        passwd_entries(passwd).find(|e| e.uid == uid)
-    });
+    let entry = passwd_entries(passwd)
+        .find(|e| e.name == user_part)
+        .or_else(|| {
+            let uid: u32 = user_part.parse().ok()?;
+            passwd_entries(passwd).find(|e| e.uid == uid)
+        });
     let (uid, mut gid, home, name) = match (&entry, user_part.parse::<u32>()) {
         (Some(e), _) => (e.uid, e.gid, e.home.to_string(), Some(e.name)),
         (None, Ok(uid)) => (uid, 0, "/".to_string(), None),
@@ -123,7 +125,12 @@ mod tests {
         let u = resolve("app", PASSWD, GROUP, &[]).unwrap();
         assert_eq!(
             u,
-            ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![2000], home: "/home/app".into() }
+            ResolvedUser {
+                uid: 1000,
+                gid: 1000,
+                additional_gids: vec![2000],
+                home: "/home/app".into()
+            }
         );
     }
 
@@ -145,7 +152,13 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors() {
-        assert_eq!(resolve("nobody", PASSWD, GROUP, &[]), Err(UserError::NoUser("nobody".into())));
-        assert_eq!(resolve("app:nogroup", PASSWD, GROUP, &[]), Err(UserError::NoGroup("nogroup".into())));
+        assert_eq!(
+            resolve("nobody", PASSWD, GROUP, &[]),
+            Err(UserError::NoUser("nobody".into()))
+        );
+        assert_eq!(
+            resolve("app:nogroup", PASSWD, GROUP, &[]),
+            Err(UserError::NoGroup("nogroup".into()))
+        );
     }
 }

@@ -87,7 +87,8 @@ impl Store {
             let Ok(bytes) = self.read_blob(&config) else {
                 continue;
             };
-            if let Ok(diff_ids) = ConfigDoc::parse(&bytes, &config).and_then(|c| c.diff_ids(&config))
+            if let Ok(diff_ids) =
+                ConfigDoc::parse(&bytes, &config).and_then(|c| c.diff_ids(&config))
             {
                 out.chains.extend(chain_ids(&diff_ids));
             }
@@ -106,7 +107,9 @@ impl Store {
             match &writers {
                 Some(_) => self.remove_blobs(&reachable, &mut report)?,
                 None => {
-                    log::info!("other burrow processes are writing images: blobs are left for later");
+                    log::info!(
+                        "other burrow processes are writing images: blobs are left for later"
+                    );
                     report.blobs_skipped = true;
                 }
             }
@@ -291,19 +294,28 @@ mod tests {
         assert_eq!(blobs_before, 7);
         assert_eq!(store.unpacked_layers().len(), 3);
 
-        store.remove_manifests(&[a.manifest_digest.clone()]).unwrap();
+        store
+            .remove_manifests(std::slice::from_ref(&a.manifest_digest))
+            .unwrap();
         let report = store.gc(&[]).unwrap();
         assert_eq!(report.blobs.len(), 3, "{report:?}");
         assert_eq!(report.layers, [chain_ids(&a.diff_ids)[1].clone()]);
         assert!(store.has_blob(&b.id));
         let dirs = store.ensure_unpacked(&b, OPTS).unwrap();
         assert_eq!(fs::read(dirs[0].join("base")).unwrap(), b"shared");
-        assert_eq!(store.layers_unpacked.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(
+            store
+                .layers_unpacked
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
         store.release_layers();
 
         // Nothing more to collect while b is there; then everything goes.
         assert!(store.gc(&[]).unwrap().blobs.is_empty());
-        store.remove_manifests(&[b.manifest_digest.clone()]).unwrap();
+        store
+            .remove_manifests(std::slice::from_ref(&b.manifest_digest))
+            .unwrap();
         let report = store.gc(&[]).unwrap();
         assert_eq!(report.layers.len(), 2);
         assert!(store.all_blobs().is_empty());
@@ -323,7 +335,9 @@ mod tests {
         store.ensure_unpacked(&a, OPTS).unwrap();
         store.release_layers();
         store.finish_writes();
-        store.remove_manifests(&[a.manifest_digest.clone()]).unwrap();
+        store
+            .remove_manifests(std::slice::from_ref(&a.manifest_digest))
+            .unwrap();
         let report = store.gc(std::slice::from_ref(&a.id)).unwrap();
         // The manifest and the compressed layers go; config and unpacked layers stay.
         assert_eq!(report.blobs.len(), 3, "{report:?}");
@@ -343,7 +357,9 @@ mod tests {
         user.finish_writes();
         user.ensure_unpacked(&a, OPTS).unwrap();
         let collector = Store::open(dir.path()).unwrap();
-        collector.remove_manifests(&[a.manifest_digest.clone()]).unwrap();
+        collector
+            .remove_manifests(std::slice::from_ref(&a.manifest_digest))
+            .unwrap();
         let report = collector.gc(&[]).unwrap();
         assert!(report.layers.is_empty());
         assert_eq!(user.unpacked_layers().len(), 1);

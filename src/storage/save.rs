@@ -183,12 +183,13 @@ impl Store {
                 "Layers": layers,
             }));
         }
-        let bytes = serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
         sink.file("manifest.json", bytes.len() as u64, &mut &bytes[..])
             .map_err(|e| write_err("manifest.json", e))?;
         if !repositories.is_empty() {
-            let bytes =
-                serde_json::to_vec(&repositories).map_err(|e| StorageError::Other(e.to_string()))?;
+            let bytes = serde_json::to_vec(&repositories)
+                .map_err(|e| StorageError::Other(e.to_string()))?;
             sink.file("repositories", bytes.len() as u64, &mut &bytes[..])
                 .map_err(|e| write_err("repositories", e))?;
         }
@@ -378,7 +379,7 @@ mod tests {
         let plain = TarBuilder::new().file("base", b"base", 0o644).finish();
         let zipped = gzip(&TarBuilder::new().file("top", b"top", 0o644).finish());
         let a = add_image(&store, &[plain.clone(), zipped], "a", &["x/a:1", "x/a:2"]);
-        let b = add_image(&store, &[plain.clone()], "b", &["b"]);
+        let b = add_image(&store, std::slice::from_ref(&plain), "b", &["b"]);
         let items = vec![
             (a.clone(), a.names.clone()),
             (b.clone(), vec!["docker.io/library/b:latest".to_string()]),

@@ -115,17 +115,18 @@ pub(crate) fn sprintf(format: &str, args: &[Option<&Value>]) -> String {
         }
         // Explicit argument index: %[2]d.
         let parse_index = |i: &mut usize, argi: &mut usize, reordered: &mut bool| {
-            if *i < chars.len() && chars[*i] == '[' {
-                if let Some(close) = chars[*i..].iter().position(|&c| c == ']') {
-                    let inner: String = chars[*i + 1..*i + close].iter().collect();
-                    if let Ok(n) = inner.parse::<usize>() {
-                        if n >= 1 {
-                            *argi = n - 1;
-                            *reordered = true;
-                        }
-                    }
-                    *i += close + 1;
+            if *i < chars.len()
+                && chars[*i] == '['
+                && let Some(close) = chars[*i..].iter().position(|&c| c == ']')
+            {
+                let inner: String = chars[*i + 1..*i + close].iter().collect();
+                if let Ok(n) = inner.parse::<usize>()
+                    && n >= 1
+                {
+                    *argi = n - 1;
+                    *reordered = true;
                 }
+                *i += close + 1;
             }
         };
         parse_index(&mut i, &mut argi, &mut reordered);
@@ -378,21 +379,27 @@ fn truncate_prec(s: &str, prec: Option<usize>) -> &str {
 fn fmt_integer(i: i128, verb: char, spec: &Spec, out: &mut String) {
     match verb {
         'c' => {
-            let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{FFFD}');
+            let c = u32::try_from(i)
+                .ok()
+                .and_then(char::from_u32)
+                .unwrap_or('\u{FFFD}');
             pad(out, &c.to_string(), spec);
             return;
         }
         'q' => {
-            let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{FFFD}');
+            let c = u32::try_from(i)
+                .ok()
+                .and_then(char::from_u32)
+                .unwrap_or('\u{FFFD}');
             pad(out, &quote_rune(c), spec);
             return;
         }
         'U' => {
             let mut s = format!("U+{:04X}", i.unsigned_abs());
-            if spec.sharp {
-                if let Some(c) = u32::try_from(i).ok().and_then(char::from_u32) {
-                    s.push_str(&format!(" '{c}'"));
-                }
+            if spec.sharp
+                && let Some(c) = u32::try_from(i).ok().and_then(char::from_u32)
+            {
+                s.push_str(&format!(" '{c}'"));
             }
             pad(out, &s, spec);
             return;
@@ -416,21 +423,22 @@ fn fmt_integer(i: i128, verb: char, spec: &Spec, out: &mut String) {
         while digits.len() < p {
             digits.insert(0, '0');
         }
-    } else if spec.zero && !spec.minus {
-        if let Some(w) = spec.width {
-            let mut w = w;
-            if neg || spec.plus || spec.space {
-                w = w.saturating_sub(1);
-            }
-            let prefix_len = match verb {
-                'x' | 'X' | 'b' if spec.sharp => 2,
-                'O' => 2,
-                _ => 0,
-            };
-            w = w.saturating_sub(prefix_len);
-            while digits.len() < w {
-                digits.insert(0, '0');
-            }
+    } else if spec.zero
+        && !spec.minus
+        && let Some(w) = spec.width
+    {
+        let mut w = w;
+        if neg || spec.plus || spec.space {
+            w = w.saturating_sub(1);
+        }
+        let prefix_len = match verb {
+            'x' | 'X' | 'b' if spec.sharp => 2,
+            'O' => 2,
+            _ => 0,
+        };
+        w = w.saturating_sub(prefix_len);
+        while digits.len() < w {
+            digits.insert(0, '0');
         }
     }
     let prefix = match verb {
@@ -455,10 +463,10 @@ fn fmt_integer(i: i128, verb: char, spec: &Spec, out: &mut String) {
 }
 
 fn fmt_float(f: f64, verb: char, spec: &Spec, out: &mut String) {
-    let (verb, prec) = if verb == 'v' {
-        ('g', None)
-    } else {
-        (verb, spec.prec)
+    let (verb, prec) = match verb {
+        'v' => ('g', None),
+        'e' | 'E' | 'f' | 'F' => (verb, Some(spec.prec.unwrap_or(6))),
+        _ => (verb, spec.prec),
     };
     let mut num = format_float(f, verb, prec);
     if !num.starts_with('-') && !num.starts_with('+') {
@@ -570,7 +578,11 @@ pub(crate) fn format_float(f: f64, verb: char, prec: Option<usize>) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let neg = f.is_sign_negative();
     let upper = verb.is_ascii_uppercase();
@@ -597,7 +609,7 @@ pub(crate) fn format_float(f: f64, verb: char, prec: Option<usize>) -> String {
             let (d, dp) = shortest_digits(f);
             let zero = d.iter().all(|&x| x == b'0');
             let exp = if zero { 0 } else { dp - 1 };
-            if !zero && (exp < -4 || exp >= 6) {
+            if !zero && !(-4..6).contains(&exp) {
                 fmt_e(neg, &d, dp, d.len().saturating_sub(1), upper)
             } else {
                 let nd = if zero { 0 } else { d.len() as i32 };
@@ -629,6 +641,7 @@ pub(crate) fn format_float(f: f64, verb: char, prec: Option<usize>) -> String {
 }
 
 /// %v of a float64, as Go prints it.
+#[cfg(test)]
 pub(crate) fn go_float(f: f64) -> String {
     format_float(f, 'g', None)
 }
@@ -789,21 +802,30 @@ mod tests {
     fn printf_verbs() {
         assert_eq!(f("%s:%d", &[json!("a"), json!(5)]), "a:5");
         assert_eq!(f("%5s|%-5s|", &[json!("ab"), json!("cd")]), "   ab|cd   |");
-        assert_eq!(f("%.2f", &[json!(3.14159)]), "3.14");
-        assert_eq!(f("%8.3f|", &[json!(-3.14159)]), "  -3.142|");
-        assert_eq!(f("%08.3f|", &[json!(-3.14159)]), "-003.142|");
+        assert_eq!(f("%.2f", &[json!(1.23456)]), "1.23");
+        assert_eq!(f("%8.3f|", &[json!(-1.23456)]), "  -1.235|");
+        assert_eq!(f("%08.3f|", &[json!(-1.23456)]), "-001.235|");
         assert_eq!(f("%f", &[json!(2.5)]), "2.500000");
         assert_eq!(f("%e", &[json!(123456.789)]), "1.234568e+05");
         assert_eq!(f("%g", &[json!(0.5)]), "0.5");
         assert_eq!(f("%.3g", &[json!(1234.5678)]), "1.23e+03");
         assert_eq!(f("%.3g", &[json!(1.0)]), "1");
-        assert_eq!(f("%x %X %o %b", &[json!(255), json!(255), json!(8), json!(5)]), "ff FF 10 101");
+        assert_eq!(
+            f("%x %X %o %b", &[json!(255), json!(255), json!(8), json!(5)]),
+            "ff FF 10 101"
+        );
         assert_eq!(f("%#x", &[json!(255)]), "0xff");
-        assert_eq!(f("%05d|%-5d|%+d", &[json!(42), json!(42), json!(42)]), "00042|42   |+42");
+        assert_eq!(
+            f("%05d|%-5d|%+d", &[json!(42), json!(42), json!(42)]),
+            "00042|42   |+42"
+        );
         assert_eq!(f("%x", &[json!("hi")]), "6869");
         assert_eq!(f("%q", &[json!("a\"b\n")]), "\"a\\\"b\\n\"");
         assert_eq!(f("%t %v", &[json!(true), json!(false)]), "true false");
-        assert_eq!(f("%v", &[json!({"b": 1, "a": [1, "x"]})]), "map[a:[1 x] b:1]");
+        assert_eq!(
+            f("%v", &[json!({"b": 1, "a": [1, "x"]})]),
+            "map[a:[1 x] b:1]"
+        );
         assert_eq!(f("%d", &[json!("x")]), "%!d(string=x)");
         assert_eq!(f("%s", &[json!(5)]), "%!s(int=5)");
         assert_eq!(f("%d %d", &[json!(1)]), "1 %!d(MISSING)");
@@ -823,7 +845,10 @@ mod tests {
         let one = json!(1);
         let two = json!(2);
         assert_eq!(sprint(&[Some(&one), Some(&two)]), "1 2");
-        assert_eq!(sprint(&[Some(&a), Some(&one), Some(&two), Some(&a)]), "a1 2a");
+        assert_eq!(
+            sprint(&[Some(&a), Some(&one), Some(&two), Some(&a)]),
+            "a1 2a"
+        );
         assert_eq!(sprintln(&[Some(&a), Some(&one)]), "a 1\n");
     }
 
@@ -834,6 +859,9 @@ mod tests {
             Some(&json!({"a": "<x>&\u{2028}\n", "b": 1.5, "c": null, "d": [1e21, 1e-7, 100.0]})),
             &mut s,
         );
-        assert_eq!(s, r#"{"a":"<x>&\u2028\n","b":1.5,"c":null,"d":[1e+21,1e-7,100]}"#);
+        assert_eq!(
+            s,
+            r#"{"a":"<x>&\u2028\n","b":1.5,"c":null,"d":[1e+21,1e-7,100]}"#
+        );
     }
 }

@@ -118,7 +118,10 @@ impl VolumeStore {
 
     pub fn list(&self) -> Result<Vec<Volume>, VolumeError> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))?.flatten() {
+        for entry in fs::read_dir(&self.dir)
+            .map_err(io_err(&self.dir))?
+            .flatten()
+        {
             if let Ok(v) = self.get(&entry.file_name().to_string_lossy()) {
                 out.push(v);
             }
@@ -147,7 +150,9 @@ mod tests {
     fn create_is_idempotent_and_remove_cleans_up() {
         let root = tempfile::tempdir().unwrap();
         let store = VolumeStore::open(root.path()).unwrap();
-        let (v, new) = store.create("data", BTreeMap::from([("a".into(), "b".into())]), false).unwrap();
+        let (v, new) = store
+            .create("data", BTreeMap::from([("a".into(), "b".into())]), false)
+            .unwrap();
         assert!(new);
         assert!(v.mountpoint.ends_with("volumes/data/_data"));
         assert!(v.mountpoint.is_dir());
@@ -157,6 +162,9 @@ mod tests {
         assert_eq!(store.get("data").unwrap().labels["a"], "b");
         store.remove("data").unwrap();
         assert!(matches!(store.get("data"), Err(VolumeError::NotFound(_))));
-        assert!(matches!(store.create("bad/name", BTreeMap::new(), false), Err(VolumeError::BadName(_))));
+        assert!(matches!(
+            store.create("bad/name", BTreeMap::new(), false),
+            Err(VolumeError::BadName(_))
+        ));
     }
 }

@@ -75,7 +75,10 @@ fn rmi_one_tag_untags_last_tag_deletes() {
 
     let out = t.burrow(["rmi", "no/such:image"]).output();
     out.assert_code(1);
-    assert!(out.stderr.contains("No such image: no/such:image"), "{out:?}");
+    assert!(
+        out.stderr.contains("No such image: no/such:image"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -84,7 +87,10 @@ fn rmi_keeps_layers_shared_with_other_images() {
     let p = fixtures::write_docker_archive(
         &t,
         "two.tar",
-        &[two_layer_image(&t, "test/a:1", "a"), two_layer_image(&t, "test/b:1", "b")],
+        &[
+            two_layer_image(&t, "test/a:1", "a"),
+            two_layer_image(&t, "test/b:1", "b"),
+        ],
     );
     t.load(&p);
     assert_eq!(layer_dirs(&t).len(), 3);
@@ -115,10 +121,19 @@ fn rmi_refused_while_a_container_uses_the_image() {
         "{out:?}"
     );
     assert_eq!(image_names(&t), [BASE]);
-    let id = t.burrow(["images", "-q"]).output().stdout.trim().to_string();
+    let id = t
+        .burrow(["images", "-q"])
+        .output()
+        .stdout
+        .trim()
+        .to_string();
     let out = t.burrow(["rmi", &id]).output();
     out.assert_code(1);
-    assert!(out.stderr.contains("image is being used by stopped container"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("image is being used by stopped container"),
+        "{out:?}"
+    );
 
     t.burrow(["rm", "x"]).output().assert_ok();
     t.burrow(["rmi", BASE]).output().assert_ok();
@@ -140,7 +155,9 @@ fn rmi_force_keeps_what_a_stopped_container_uses() {
     assert!(image_names(&t).is_empty());
     // The container's layers stay while it exists.
     assert_eq!(layer_dirs(&t), layers);
-    t.burrow(["image", "prune", "-a", "-f"]).output().assert_ok();
+    t.burrow(["image", "prune", "-a", "-f"])
+        .output()
+        .assert_ok();
     assert_eq!(layer_dirs(&t), layers);
     t.burrow(["rm", "x"]).output().assert_ok();
     t.burrow(["image", "prune", "-f"]).output().assert_ok();
@@ -193,12 +210,17 @@ fn images_filters_and_columns() {
     let t = ctx!();
     fixtures::load_base(&t);
     fixtures::load_image(&t, two_layer_image(&t, "other/x:2", "x"));
-    let out = t.burrow(["images", "--filter", "reference=test/*"]).output();
+    let out = t
+        .burrow(["images", "--filter", "reference=test/*"])
+        .output();
     out.assert_ok();
     assert_eq!(out.lines().len(), 2, "{out:?}");
     assert!(out.stdout.contains("test/base"), "{out:?}");
     let out = t.burrow(["images", "other/x"]).output();
-    assert!(out.stdout.contains("other/x") && !out.stdout.contains("test/base"), "{out:?}");
+    assert!(
+        out.stdout.contains("other/x") && !out.stdout.contains("test/base"),
+        "{out:?}"
+    );
     let out = t.burrow(["images", "-f", "dangling=false", "-q"]).output();
     assert_eq!(out.lines().len(), 2, "{out:?}");
     let out = t.burrow(["images", "-f", "label=nope"]).output();
@@ -218,13 +240,26 @@ fn history_lists_the_config_history() {
     let out = t.burrow(["history", "test/h:1"]).output();
     out.assert_ok();
     let lines = out.lines();
-    assert!(lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"), "{out:?}");
+    assert!(
+        lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"),
+        "{out:?}"
+    );
     assert_eq!(lines.len(), 3, "{out:?}");
-    assert!(lines[1].contains("burrow tests") && lines[2].contains("<missing>"), "{out:?}");
-    let id = t.burrow(["images", "-q"]).output().stdout.trim().to_string();
+    assert!(
+        lines[1].contains("burrow tests") && lines[2].contains("<missing>"),
+        "{out:?}"
+    );
+    let id = t
+        .burrow(["images", "-q"])
+        .output()
+        .stdout
+        .trim()
+        .to_string();
     let q = t.burrow(["image", "history", "-q", "test/h:1"]).output();
     assert_eq!(q.lines(), [id.as_str(), "<missing>"], "{q:?}");
-    let full = t.burrow(["history", "--no-trunc", "-q", "test/h:1"]).output();
+    let full = t
+        .burrow(["history", "--no-trunc", "-q", "test/h:1"])
+        .output();
     assert!(full.lines()[0].starts_with("sha256:") && full.lines()[0].len() == 71);
 }
 
@@ -249,16 +284,29 @@ fn image_inspect_is_docker_shaped() {
     assert_eq!(doc["Created"], "2024-01-01T00:00:00Z");
     assert_eq!(doc["Config"]["WorkingDir"], "/srv");
     assert_eq!(doc["Config"]["User"], "app");
-    assert_eq!(doc["Config"]["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(
+        doc["Config"]["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c"])
+    );
     assert_eq!(doc["Config"]["Cmd"], serde_json::json!(["sh"]));
-    assert!(doc["Config"]["Env"][0].as_str().unwrap().starts_with("PATH="));
+    assert!(
+        doc["Config"]["Env"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("PATH=")
+    );
     assert_eq!(doc["RootFS"]["Type"], "layers");
     assert_eq!(doc["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert!(doc["Size"].as_u64().unwrap() > 0);
     // Four-space indentation, as docker prints it.
-    assert!(out.stdout.starts_with("[\n    {\n        \"Id\""), "{out:?}");
+    assert!(
+        out.stdout.starts_with("[\n    {\n        \"Id\""),
+        "{out:?}"
+    );
 
-    let out = t.burrow(["image", "inspect", "test/cfg:1", "no/such:1"]).output();
+    let out = t
+        .burrow(["image", "inspect", "test/cfg:1", "no/such:1"])
+        .output();
     out.assert_code(1);
     assert!(out.stderr.contains("No such image: no/such:1"), "{out:?}");
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -269,10 +317,20 @@ fn image_inspect_is_docker_shaped() {
 fn save_rmi_load(t: &TestCtx, format: &str, file: &str) {
     let p = t.path(file);
     let out = t
-        .burrow(["save", "--format", format, "-o", p.to_str().unwrap(), "test/a:1", "test/b:1"])
+        .burrow([
+            "save",
+            "--format",
+            format,
+            "-o",
+            p.to_str().unwrap(),
+            "test/a:1",
+            "test/b:1",
+        ])
         .output();
     out.assert_ok();
-    t.burrow(["rmi", "test/a:1", "test/b:1"]).output().assert_ok();
+    t.burrow(["rmi", "test/a:1", "test/b:1"])
+        .output()
+        .assert_ok();
     assert!(image_names(&t).is_empty());
     assert!(blobs(t).is_empty(), "{:?}", blobs(t));
     let out = t.load(&p);
@@ -290,7 +348,10 @@ fn save_load_round_trip_docker_and_oci() {
     let p = fixtures::write_docker_archive(
         &t,
         "two.tar",
-        &[two_layer_image(&t, "test/a:1", "a"), two_layer_image(&t, "test/b:1", "b")],
+        &[
+            two_layer_image(&t, "test/a:1", "a"),
+            two_layer_image(&t, "test/b:1", "b"),
+        ],
     );
     t.load(&p);
     let sorted_ids = |t: &TestCtx| {
@@ -310,7 +371,10 @@ fn save_load_round_trip_docker_and_oci() {
     let archive = fs::read(t.path("saved-docker.tar")).unwrap();
     let members = tar_members(&archive);
     assert!(members.iter().any(|m| m == "manifest.json"), "{members:?}");
-    assert!(members.iter().filter(|m| m.ends_with("/layer.tar")).count() == 3, "{members:?}");
+    assert!(
+        members.iter().filter(|m| m.ends_with("/layer.tar")).count() == 3,
+        "{members:?}"
+    );
     assert_eq!(sorted_ids(&t), ids);
 
     save_rmi_load(&t, "oci-archive", "saved-oci.tar");
@@ -328,10 +392,21 @@ fn save_load_round_trip_docker_and_oci() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(tar_members(&fs::read(t.path("stdout.tar")).unwrap()).contains(&"manifest.json".to_string()));
+    assert!(
+        tar_members(&fs::read(t.path("stdout.tar")).unwrap())
+            .contains(&"manifest.json".to_string())
+    );
     let dir = t.user_dir("layout");
     let out = t
-        .burrow(["image", "save", "--format", "oci-dir", "-o", dir.join("x").to_str().unwrap(), "test/a:1"])
+        .burrow([
+            "image",
+            "save",
+            "--format",
+            "oci-dir",
+            "-o",
+            dir.join("x").to_str().unwrap(),
+            "test/a:1",
+        ])
         .output();
     out.assert_ok();
     assert!(dir.join("x/index.json").is_file() && dir.join("x/oci-layout").is_file());
@@ -350,7 +425,10 @@ fn tar_members(data: &[u8]) -> Vec<String> {
         let prefix_end = h[345..500].iter().position(|&b| b == 0).unwrap_or(155);
         let mut name = String::from_utf8_lossy(&h[..name_end]).into_owned();
         if prefix_end > 0 {
-            name = format!("{}/{name}", String::from_utf8_lossy(&h[345..345 + prefix_end]));
+            name = format!(
+                "{}/{name}",
+                String::from_utf8_lossy(&h[345..345 + prefix_end])
+            );
         }
         let size_str = String::from_utf8_lossy(&h[124..136]);
         let size = u64::from_str_radix(size_str.trim_matches(|c: char| c == '\0' || c == ' '), 8)
@@ -361,13 +439,14 @@ fn tar_members(data: &[u8]) -> Vec<String> {
     out
 }
 
-/// podman with its own storage in the test dir (as root: save/load need no runtime).
-fn podman(t: &TestCtx, args: &[&str]) -> std::process::Output {
+/// podman with its own storage (as root: save/load need no runtime). Its run root must be a
+/// short path.
+fn podman(t: &TestCtx, run: &Path, args: &[&str]) -> std::process::Output {
     let mut c = Command::new("podman");
     c.arg("--root")
         .arg(t.path("podman/root"))
         .arg("--runroot")
-        .arg(t.path("podman/run"))
+        .arg(run)
         .arg("--storage-driver")
         .arg("vfs")
         .args(args)
@@ -405,10 +484,21 @@ fn archives_round_trip_through_podman() {
     let p = fixtures::write_docker_archive(
         &t,
         "two.tar",
-        &[two_layer_image(&t, "test/a:1", "a"), two_layer_image(&t, "test/b:1", "b")],
+        &[
+            two_layer_image(&t, "test/a:1", "a"),
+            two_layer_image(&t, "test/b:1", "b"),
+        ],
     );
     t.load(&p);
-    for (format, podman_format) in [("docker-archive", "docker-archive"), ("oci-archive", "oci-archive")] {
+    let run = tempfile::Builder::new()
+        .prefix("bp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let podman = |args: &[&str]| podman(&t, run.path(), args);
+    for (format, podman_format) in [
+        ("docker-archive", "docker-archive"),
+        ("oci-archive", "oci-archive"),
+    ] {
         // burrow save → podman load → podman save → burrow load. podman 4 reads and writes
         // one image per OCI archive.
         let images: &[&str] = if format == "oci-archive" {
@@ -420,32 +510,52 @@ fn archives_round_trip_through_podman() {
         let mut save = vec!["save", "--format", format, "-o", ours.to_str().unwrap()];
         save.extend(images);
         t.burrow(save).output().assert_ok();
-        let loaded = podman(&t, &["load", "-i", ours.to_str().unwrap()]);
+        let loaded = podman(&["load", "-i", ours.to_str().unwrap()]);
         let text = String::from_utf8_lossy(&loaded.stdout);
         for image in images {
             assert!(text.contains(image), "podman load: {text}");
         }
         let theirs = t.path(&format!("podman-{format}.tar"));
         let _ = fs::remove_file(&theirs);
-        let mut args = vec!["save", "--format", podman_format, "-o", theirs.to_str().unwrap()];
+        let mut args = vec![
+            "save",
+            "--format",
+            podman_format,
+            "-o",
+            theirs.to_str().unwrap(),
+        ];
         if images.len() > 1 {
             args.insert(1, "-m");
         }
         args.extend(images);
-        podman(&t, &args);
+        podman(&args);
         fs::set_permissions(&theirs, fs::Permissions::from_mode(0o644)).unwrap();
-        podman(&t, &["rmi", "-a", "-f"]);
+        podman(&["rmi", "-a", "-f"]);
 
-        t.burrow(["rmi", "test/a:1", "test/b:1"]).output().assert_ok();
+        t.burrow(["rmi", "test/a:1", "test/b:1"])
+            .output()
+            .assert_ok();
         assert!(image_names(&t).is_empty());
         t.load(&theirs);
-        t.burrow(["run", "--rm", "test/a:1", "cat", "/a"])
+        // podman qualifies the short names of a docker-archive with localhost/; an OCI
+        // archive carries full names.
+        let mut names = image_names(&t);
+        names.sort();
+        let prefix = if format == "docker-archive" {
+            "localhost/"
+        } else {
+            ""
+        };
+        let want: Vec<String> = images.iter().map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(names, want, "after {format}");
+        t.burrow(["run", "--rm", &want[0], "cat", "/a"])
             .output()
             .assert_ok()
             .assert_stdout("test/a:1\n");
-        if podman_format == "oci-archive" {
-            t.load(&p);
-        }
+        let mut rmi = vec!["rmi".to_string()];
+        rmi.extend(want);
+        t.burrow(rmi).output().assert_ok();
+        t.load(&p);
         let mut names = image_names(&t);
         names.sort();
         assert_eq!(names, ["test/a:1", "test/b:1"], "after {format}");
@@ -463,10 +573,16 @@ fn system_df_counts_images_and_containers() {
     let out = t.burrow(["system", "df"]).output();
     out.assert_ok();
     let lines = out.lines();
-    assert!(lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"), "{out:?}");
+    assert!(
+        lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"),
+        "{out:?}"
+    );
     let row = |name: &str| -> Vec<String> {
         let line = lines.iter().find(|l| l.starts_with(name)).unwrap();
-        line[name.len()..].split_whitespace().map(String::from).collect()
+        line[name.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect()
     };
     assert_eq!(row("Images")[..2], ["2", "1"], "{out:?}");
     assert_eq!(row("Containers")[..2], ["1", "0"], "{out:?}");
@@ -483,7 +599,9 @@ fn system_prune_removes_stopped_containers_and_unused_images() {
     let t = ctx!();
     fixtures::load_base(&t);
     fixtures::load_image(&t, two_layer_image(&t, "test/a:1", "a"));
-    t.burrow(["run", "--name", "x", BASE, "true"]).output().assert_ok();
+    t.burrow(["run", "--name", "x", BASE, "true"])
+        .output()
+        .assert_ok();
     let out = t.burrow(["system", "prune"]).output();
     out.assert_code(1);
     assert!(out.stderr.contains("use -f"), "{out:?}");
@@ -500,7 +618,10 @@ fn system_prune_removes_stopped_containers_and_unused_images() {
 fn system_reset_removes_files_of_subordinate_ids() {
     let t = ctx!();
     if t.subuid().is_none() {
-        skip("system_reset_removes_files_of_subordinate_ids", "no subordinate ids");
+        skip(
+            "system_reset_removes_files_of_subordinate_ids",
+            "no subordinate ids",
+        );
         return;
     }
     let mut img = images::base_image(&t.busybox, "test/owned:1");
@@ -522,10 +643,15 @@ fn system_reset_removes_files_of_subordinate_ids() {
     let out = t.burrow(["system", "reset"]).output();
     out.assert_code(1);
     t.burrow(["system", "reset", "-f"]).output().assert_ok();
-    assert!(!t.root.exists() || list_dir(&t.root).is_empty(), "{:?}", list_dir(&t.root));
-    t.burrow(["images"]).output().assert_ok().assert_stdout(
-        "REPOSITORY   TAG   IMAGE ID   CREATED   SIZE\n",
+    assert!(
+        !t.root.exists() || list_dir(&t.root).is_empty(),
+        "{:?}",
+        list_dir(&t.root)
     );
+    t.burrow(["images"])
+        .output()
+        .assert_ok()
+        .assert_stdout("REPOSITORY   TAG   IMAGE ID   CREATED   SIZE\n");
 }
 
 #[test]
@@ -570,13 +696,18 @@ fn killed_prune_is_repaired_by_the_next_one() {
         "{:?}",
         list_dir(&t.root.join("overlay"))
     );
-    t.burrow(["run", "--rm", "test/keep:1", "true"]).output().assert_ok();
+    t.burrow(["run", "--rm", "test/keep:1", "true"])
+        .output()
+        .assert_ok();
 
     // The next prune collects everything left over.
     t.burrow(["image", "prune", "-f"]).output().assert_ok();
     assert_eq!(layer_dirs(&t).len(), 2, "{:?}", layer_dirs(&t));
     let overlay = list_dir(&t.root.join("overlay"));
-    assert!(!overlay.iter().any(|n| n.starts_with(".tmp")), "{overlay:?}");
+    assert!(
+        !overlay.iter().any(|n| n.starts_with(".tmp")),
+        "{overlay:?}"
+    );
     // manifest, config, two layers of the image kept.
     assert_eq!(blobs(&t).len(), 4, "{:?}", blobs(&t));
     assert!(Path::new(&t.root.join("index.json")).is_file());

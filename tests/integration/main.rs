@@ -10,6 +10,7 @@ pub mod harness;
 pub mod fixtures;
 pub mod images;
 
+mod fs_semantics;
 mod images_cmds;
 mod load;
 mod network;

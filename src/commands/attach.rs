@@ -1,0 +1,136 @@
+//! `burrow attach`: connect the terminal to a detached container's terminal or output, through
+//! its monitor. ctrl-p ctrl-q (or `--detach-keys`) detaches and leaves it running.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::cli::GlobalArgs;
+use crate::containers::Status;
+use crate::runtime::pty;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Key sequence for detaching, e.g. "ctrl-p,ctrl-q" or "ctrl-a,d"
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
+}
+
+/// docker's detach-keys syntax: `ctrl-<c>` or a single character, comma separated.
+pub fn parse_detach_keys(s: &str) -> anyhow::Result<Vec<u8>> {
+    s.split(',')
+        .map(|k| {
+            if let Some(c) = k.strip_prefix("ctrl-") {
+                let b = match c.as_bytes() {
+                    [b @ b'a'..=b'z'] => b - b'a' + 1,
+                    [b'@'] => 0,
+                    [b'['] => 27,
+                    [b'\\'] => 28,
+                    [b']'] => 29,
+                    [b'^'] => 30,
+                    [b'_'] => 31,
+                    _ => anyhow::bail!("invalid detach key {k:?}"),
+                };
+                Ok(b)
+            } else if k.len() == 1 {
+                Ok(k.as_bytes()[0])
+            } else {
+                anyhow::bail!("invalid detach key {k:?}: use ctrl-<letter> or a single character")
+            }
+        })
+        .collect()
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let keys = parse_detach_keys(&args.detach_keys)?;
+    let containers = super::open_containers(global)?;
+    let record = containers.find(&args.container)?;
+    if record.status != Status::Running {
+        anyhow::bail!("you cannot attach to a stopped container, start it first");
+    }
+    let (_dir, socket) = super::monitor::attach_socket(&containers.dir_of(&record.id))?;
+    let mut stream = UnixStream::connect(&socket).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot attach to {}: {e} (only detached containers can be attached)",
+            record.name
+        )
+    })?;
+    let tty = super::lifecycle::create_args_of(&record)?.tty;
+    let _raw = (tty && !args.no_stdin && pty::is_terminal(0)).then(|| pty::RawMode::enable(0).ok());
+    let stdin = std::io::stdin();
+    let mut stdin_open = !args.no_stdin;
+    let mut matched = 0usize;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = std::io::stdout();
+    loop {
+        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.write_all(&buf[..n])?;
+                    out.flush()?;
+                }
+            }
+        }
+        if ready.get(1).copied().unwrap_or(false) {
+            let n = nix::unistd::read(&stdin, &mut buf).unwrap_or(0);
+            if n == 0 {
+                stdin_open = false;
+                continue;
+            }
+            for &b in &buf[..n] {
+                if b == keys[matched] {
+                    matched += 1;
+                    if matched == keys.len() {
+                        drop(_raw);
+                        eprintln!("\r\nread escape sequence");
+                        return Ok(0);
+                    }
+                    continue;
+                }
+                // A partial sequence that did not complete is the user's input after all.
+                let pending: Vec<u8> = keys[..matched].to_vec();
+                matched = usize::from(b == keys[0]);
+                stream.write_all(&pending)?;
+                if matched == 0 {
+                    stream.write_all(&[b])?;
+                }
+            }
+        }
+    }
+    // The container exited: report its exit code once the monitor has recorded it.
+    containers.wait_unlocked(&record.id);
+    Ok(containers.load(&record.id).map_or(0, |r| r.exit_code as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_key_syntax() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-a,d").unwrap(), vec![1, b'd']);
+        assert!(parse_detach_keys("ctrl-pp").is_err());
+    }
+}

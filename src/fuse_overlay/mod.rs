@@ -1,0 +1,249 @@
+//! burrow's own overlay filesystem in userspace, for where the kernel refuses an overlay mount
+//! in a user namespace. Same on-disk format as the kernel overlay with `userxattr` (whiteouts
+//! are 0:0 character devices, opaque directories carry `user.overlay.opaque=y`), so a
+//! container's upper directory is valid for either driver.
+//!
+//! # Mounting without libfuse or fusermount
+//! burrow is root in its own user namespace, where the kernel lets it mount FUSE itself: open
+//! `/dev/fuse`, `mount("burrow-overlay", target, "fuse", 0, "fd=N,rootmode=40000,...")`, then
+//! serve the descriptor with fuser's `Session::from_fd` (fuser is built without its libfuse
+//! feature and never runs a helper). `allow_other` lets every uid of the container in, and
+//! `default_permissions` leaves permission checks to the kernel, against the modes and owners
+//! we report.
+//!
+//! # Where the server lives
+//! [`RootfsDriver::mount`] runs in the container's first process after clone, in the new mount
+//! and pid namespaces, before `pivot_root`; that process then execs the container's command, so
+//! it cannot serve the mount itself. It forks the server (it is single-threaded there; the
+//! server starts its threads after the fork), which is therefore a process of the container's
+//! pid namespace, the child of its pid 1:
+//! * when the container's pid 1 exits, the kernel kills every process of the namespace, the
+//!   server too; the mount namespace, the only place the mount exists, dies with them, so
+//!   nothing outlives the container and `--rm` finds no server or mount to clean up. Nothing
+//!   in the container can still need the filesystem at that point.
+//! * if the filesystem is unmounted first, reading `/dev/fuse` fails with `ENODEV` and the
+//!   server exits (its parent, the container's pid 1, reaps it or, after exec, ignores it).
+//! * the server is visible to `ps` in the container and its root could kill it (the
+//!   filesystem then fails with `ENOTCONN`): it detaches from the terminal's session and
+//!   ignores job-control and termination signals so that nothing does so by accident.
+//!
+//! The server never resolves an absolute path: `pivot_root` makes the overlay its root too.
+//! It works on descriptors of the layer directories opened before the fork, keeps only those,
+//! `/dev/fuse` and `/dev/null` open, and never touches burrow's sync channel or the
+//! container's stdio. Moving the server into burrow's own process (or a detached container's
+//! monitor) only needs the descriptor passed out: [`serve`] takes the `/dev/fuse` descriptor
+//! and the filesystem and runs anywhere.
+//!
+//! # Semantics
+//! As the kernel overlay's (see `fs` for the details): copy-up of data, mode, owner, xattrs
+//! and times on any change, parents first, through the work directory and a rename, so a
+//! crash never leaves a half-copied file in the upper layer; whiteouts for deleted lower
+//! entries; opaque directories over whiteouts; renaming a directory that has content in the
+//! image's layers fails with `EXDEV` as the kernel overlay's does without `redirect_dir`
+//! (`mv` then copies). Known differences: hard links between files of the image's layers are
+//! broken by copy-up (so is the kernel's without `index=on`); xattrs of symlinks and device
+//! files are not read or copied; the kernel caches names and attributes for a second.
+
+mod fs;
+pub mod layout;
+mod sys;
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+pub use fs::OverlayFs;
+
+use crate::runtime::rootfs::{Layers, RootfsDriver, RootfsError};
+
+/// Worker threads of a server.
+const THREADS: usize = 4;
+
+/// The FUSE overlay as a root filesystem driver.
+pub struct FuseOverlay;
+
+fn open_dev(path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    sys::openat(libc::AT_FDCWD, &c, flags, 0).map_err(io::Error::from_raw_os_error)
+}
+
+/// Mount a FUSE filesystem served through `dev` at `target`.
+fn mount_fuse(dev: &OwnedFd, target: &Path) -> io::Result<()> {
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let opts = format!(
+        "fd={},rootmode=40000,user_id={uid},group_id={gid},allow_other,default_permissions,subtype=burrow-overlay",
+        dev.as_raw_fd()
+    );
+    let target_c = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let opts_c = CString::new(opts).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid C strings.
+    let rc = unsafe {
+        libc::mount(
+            c"burrow-overlay".as_ptr(),
+            target_c.as_ptr(),
+            c"fuse".as_ptr(),
+            0,
+            opts_c.as_ptr().cast(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Serve a mounted filesystem until it is unmounted.
+pub fn serve(fs: OverlayFs, dev: OwnedFd, threads: usize) -> io::Result<()> {
+    let mut config = fuser::Config::default();
+    config.acl = fuser::SessionACL::All;
+    config.n_threads = Some(threads.max(1));
+    // clone_fd would open /dev/fuse by path, which after pivot_root is the container's.
+    config.clone_fd = false;
+    let session = fuser::Session::from_fd(fs, dev, fuser::SessionACL::All, config)?;
+    session.run()
+}
+
+/// Close every descriptor of this process but `keep`.
+fn close_all_but(keep: &mut [RawFd]) {
+    keep.sort_unstable();
+    let mut from: u32 = 0;
+    for &fd in keep.iter() {
+        let fd = fd as u32;
+        if fd > from {
+            // SAFETY: closing descriptors nothing of ours uses any more.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
+}
+
+/// The forked server process. Never returns.
+fn server_main(fs: OverlayFs, dev: OwnedFd, null: OwnedFd, keep_stderr: bool) -> ! {
+    // SAFETY: this process is a fresh fork of a single-threaded one; only plain syscalls on
+    // our own descriptors until the session starts its threads.
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_NAME, c"burrow-fuse".as_ptr(), 0, 0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGPIPE,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(null.as_raw_fd(), 1);
+        if !keep_stderr {
+            libc::dup2(null.as_raw_fd(), 2);
+        }
+        libc::umask(0);
+    }
+    let mut keep = fs.fds();
+    keep.extend([0, 1, 2, dev.as_raw_fd()]);
+    drop(null);
+    close_all_but(&mut keep);
+    let code = match serve(fs, dev, THREADS) {
+        Ok(()) => 0,
+        Err(e) => {
+            if keep_stderr {
+                eprintln!("burrow-fuse: {e}");
+            }
+            1
+        }
+    };
+    // SAFETY: leave without running destructors of the parent's state copied into us.
+    unsafe { libc::_exit(code) }
+}
+
+impl RootfsDriver for FuseOverlay {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+        if layers.lower.is_empty() {
+            return Err(RootfsError::NoLayers);
+        }
+        let err = |source: io::Error| RootfsError::Fuse {
+            target: target.to_path_buf(),
+            source,
+        };
+        let fs = OverlayFs::new(layers.lower, layers.upper, layers.work, layers.volatile)
+            .map_err(err)?;
+        let dev = open_dev("/dev/fuse", libc::O_RDWR).map_err(err)?;
+        let null = open_dev("/dev/null", libc::O_RDWR).map_err(err)?;
+        let keep_stderr = std::env::var_os("BURROW_FUSE_DEBUG").is_some();
+        mount_fuse(&dev, target).map_err(err)?;
+        // SAFETY: the caller is single-threaded (the container's first process); the child
+        // only runs server_main, which never returns.
+        match unsafe { libc::fork() } {
+            -1 => {
+                let e = io::Error::last_os_error();
+                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+                Err(err(e))
+            }
+            0 => server_main(fs, dev, null, keep_stderr),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A FUSE overlay served by threads of this process, unmounted on drop.
+pub struct Mounted {
+    target: PathBuf,
+    server: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// Mount the overlay at `target` and serve it from threads of this process (tests, tools).
+/// Needs the right to mount FUSE: root, or root in a user namespace that owns the caller's
+/// mount namespace.
+pub fn mount_in_process(layers: &Layers<'_>, target: &Path) -> io::Result<Mounted> {
+    let fs = OverlayFs::new(layers.lower, layers.upper, layers.work, layers.volatile)?;
+    let dev = open_dev("/dev/fuse", libc::O_RDWR)?;
+    mount_fuse(&dev, target)?;
+    let server = std::thread::Builder::new()
+        .name("burrow-fuse".into())
+        .spawn(move || serve(fs, dev, 2))?;
+    Ok(Mounted {
+        target: target.to_path_buf(),
+        server: Some(server),
+    })
+}
+
+impl Mounted {
+    /// Unmount and wait for the server to finish.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let Some(server) = self.server.take() else {
+            return Ok(());
+        };
+        nix::mount::umount2(&self.target, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(io::Error::from)?;
+        server
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("FUSE server panicked")))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests;
