@@ -74,10 +74,15 @@ measure() {
     out=""
     for _ in $(seq "$ROUNDS"); do
         port=$(free_port)
-        # shellcheck disable=SC2086
-        as_user $run -p "$port:5001" "$image" sh -c "$SINK" >/dev/null 2>&1 &
+        # Not through a shell function: $! must be the engine itself (it forwards SIGTERM).
+        # shellcheck disable=SC2046,SC2086
+        $(user_prefix) $run -p "$port:5001" "$image" sh -c "$SINK" >/dev/null 2>&1 &
         bg=$!
-        out+="$($nb send "$port" "$MIB")"$'\n'
+        if ! out+="$($nb send "$port" "$MIB")"$'\n'; then
+            kill -TERM "$bg" 2>/dev/null || true
+            wait "$bg" 2>/dev/null || true
+            return 1
+        fi
         kill -TERM "$bg" 2>/dev/null || true
         wait "$bg" 2>/dev/null || true
         bg=""
@@ -90,16 +95,18 @@ measure() {
         port=$(free_port)
         # shellcheck disable=SC2086
         out+="$($nb recv "$port" "$MIB" $(user_prefix) $run "$image" sh -c \
-            "head -c $((MIB * 1048576)) /dev/zero | nc host.containers.internal $port")"$'\n'
+            "head -c $((MIB * 1048576)) /dev/zero | nc host.containers.internal $port" \
+            2>>"$work/recv.err")"$'\n' || true
     done
-    c2h=$(printf '%s' "$out" | best)
+    c2h=$(printf '%s' "$out" | grep . | best || true)
+    [ -n "$c2h" ] || c2h="-"
     # connection latency
     run=$(engine_cmd "$engine" "$net")
     port=$(free_port)
-    # shellcheck disable=SC2086
-    as_user $run -p "$port:80" "$image" sh -c "$HTTPD" >/dev/null 2>&1 &
+    # shellcheck disable=SC2046,SC2086
+    $(user_prefix) $run -p "$port:80" "$image" sh -c "$HTTPD" >/dev/null 2>&1 &
     bg=$!
-    lat=$($nb latency "$port" 200)
+    lat=$($nb latency "$port" 200) || lat="-"
     kill -TERM "$bg" 2>/dev/null || true
     wait "$bg" 2>/dev/null || true
     bg=""

@@ -104,6 +104,8 @@ pub enum Command {
     Volume(commands::volume::Args),
     /// Attach to a running container's terminal or output
     Attach(commands::attach::Args),
+    /// Display a live stream of containers' resource usage
+    Stats(commands::stats::Args),
     /// Load images from a docker-archive or OCI archive
     Load(commands::load::Args),
     /// Create an image from a rootfs tarball
@@ -180,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Container(a) => commands::container::run(&cli.global, a),
         Command::Volume(a) => commands::volume::run(&cli.global, a),
         Command::Attach(a) => commands::attach::run(&cli.global, a),
+        Command::Stats(a) => commands::stats::run(&cli.global, a),
         Command::Load(a) => commands::load::run(&cli.global, a),
         Command::Import(a) => commands::import::run(&cli.global, a),
         Command::Images(a) => commands::images::run(&cli.global, a),

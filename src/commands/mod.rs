@@ -32,6 +32,7 @@ pub mod run;
 pub mod save;
 pub mod search;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod storage_driver;
 pub mod system;

@@ -30,10 +30,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let root = crate::paths::storage_root(global);
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    // Entered before any download thread exists: each layer is then unpacked (which needs
+    // the namespace) as soon as it has arrived, while later ones still download.
+    let mapping = crate::userns::enter_current()?;
     let opts = PullOptions {
         client: args.registry.client_options(),
         platform: args.platform.clone(),
         jobs: args.jobs,
+        unpack: Some(crate::storage::UnpackOptions {
+            ignore_chown_errors: mapping.kind == crate::userns::MappingKind::SingleId,
+        }),
     };
     let progress = Progress::new(args.quiet);
     let pulled = pull(&store, &args.image, &opts, &progress)?;

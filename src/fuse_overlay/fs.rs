@@ -988,10 +988,9 @@ impl OverlayFs {
         };
         if needed
             && let Ok(fd) = sys::openat(self.fd(layer), cp, libc::O_PATH | libc::O_NOFOLLOW, 0)
+            && let Some(n) = self.table().nodes.get_mut(&ino)
         {
-            if let Some(n) = self.table().nodes.get_mut(&ino) {
-                n.orphan = Some(fd);
-            }
+            n.orphan = Some(fd);
         }
     }
 

@@ -5,7 +5,6 @@
 //! pulls of the same blob do the work once.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -45,6 +44,9 @@ pub struct PullOptions {
     pub platform: Option<String>,
     /// Parallel downloads (0: the default).
     pub jobs: usize,
+    /// Unpack each layer as soon as it and the layers below it have arrived (the caller is in
+    /// burrow's user namespace); `None` leaves unpacking to `run`.
+    pub unpack: Option<crate::storage::UnpackOptions>,
 }
 
 /// What a pull did.
@@ -222,17 +224,10 @@ fn has_blob(store: &Store, digest: &str) -> Result<bool> {
     Ok(store.has_blob(&store_digest(digest)?))
 }
 
-/// Where per-digest download locks live (outside the store, per user).
-fn lock_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("burrow/locks"),
-        None => std::env::temp_dir().join(format!("burrow-{}/locks", nix::unistd::getuid())),
-    }
-}
-
-/// Hold an exclusive lock on a digest while it is being fetched.
-fn lock_digest(digest: &str) -> Option<nix::fcntl::Flock<std::fs::File>> {
-    let dir = lock_dir();
+/// Hold an exclusive lock on a digest while it is being fetched into `store`, so concurrent
+/// pulls of the same image fetch each blob once.
+fn lock_digest(store: &Store, digest: &str) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    let dir = store.root().join("locks");
     std::fs::create_dir_all(&dir).ok()?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -256,7 +251,7 @@ pub fn download_blob(
     cancel: &AtomicBool,
 ) -> Result<()> {
     check_digest_str(&desc.digest)?;
-    let _lock = lock_digest(&desc.digest);
+    let _lock = lock_digest(store, &desc.digest);
     if has_blob(store, &desc.digest)? {
         progress.finish(row, "Already exists");
         return Ok(());
@@ -327,7 +322,12 @@ pub fn download_blob(
     Ok(())
 }
 
+/// Called with each blob's index, in order, once it and every blob before it are stored.
+pub type InOrder<'a> = dyn FnMut(usize, &Descriptor) -> Result<()> + 'a;
+
 /// Fetch `blobs` in parallel (at most `jobs` at once); the first error cancels the rest.
+/// `in_order` (unpacking, for a pull) runs on the calling thread while later blobs are still
+/// downloading.
 pub fn download_all(
     client: &RegistryClient,
     store: &Store,
@@ -336,6 +336,7 @@ pub fn download_all(
     scopes: &[String],
     progress: &Progress,
     jobs: usize,
+    mut in_order: Option<&mut InOrder<'_>>,
 ) -> Result<usize> {
     let mut todo: Vec<(usize, &Descriptor)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -352,12 +353,20 @@ pub fn download_all(
         todo.push((row, d));
     }
     if todo.is_empty() {
+        if let Some(f) = in_order.as_mut() {
+            for (i, d) in blobs.iter().enumerate() {
+                f(i, d)?;
+            }
+        }
         return Ok(0);
     }
     let jobs = jobs.clamp(1, todo.len());
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
+    // Digests downloaded so far, and a wake-up for the in-order consumer.
+    let arrived: Mutex<std::collections::HashSet<String>> = Mutex::new(Default::default());
+    let wake = std::sync::Condvar::new();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -376,10 +385,36 @@ pub fn download_all(
                         if !cancel.swap(true, Ordering::SeqCst) {
                             *slot = Some(e);
                         }
+                        drop(slot);
+                        wake.notify_all();
+                        return;
+                    }
+                    arrived.lock().unwrap().insert(desc.digest.clone());
+                    wake.notify_all();
+                }
+            });
+        }
+        if let Some(f) = in_order.as_mut() {
+            let pending: std::collections::HashSet<&str> =
+                todo.iter().map(|(_, d)| d.digest.as_str()).collect();
+            for (i, d) in blobs.iter().enumerate() {
+                if pending.contains(d.digest.as_str()) {
+                    let mut got = arrived.lock().unwrap();
+                    while !got.contains(&d.digest) && !cancel.load(Ordering::SeqCst) {
+                        got = wake.wait(got).unwrap();
+                    }
+                    if cancel.load(Ordering::SeqCst) {
                         return;
                     }
                 }
-            });
+                if let Err(e) = f(i, d) {
+                    let mut slot = first_error.lock().unwrap();
+                    if !cancel.swap(true, Ordering::SeqCst) {
+                        *slot = Some(e);
+                    }
+                    return;
+                }
+            }
         }
     });
     match first_error.into_inner().unwrap() {
@@ -440,6 +475,17 @@ fn pull_from(
     };
     // The config is small: fetch it first, alone, so the layer rows show only layers.
     let config_fetched = download_config(&client, store, repository, &image.config, &scopes)?;
+    let diff_ids = match opts.unpack {
+        Some(_) => config_diff_ids(store, &image.config)?,
+        None => Vec::new(),
+    };
+    let mut unpack = |i: usize, d: &Descriptor| -> Result<()> {
+        let (Some(unpack_opts), Some(_)) = (opts.unpack, diff_ids.get(i)) else {
+            return Ok(());
+        };
+        store.unpack_layer_at(&diff_ids, i, &store_digest(&d.digest)?, unpack_opts)?;
+        Ok(())
+    };
     let fetched_layers = download_all(
         &client,
         store,
@@ -448,6 +494,7 @@ fn pull_from(
         &scopes,
         progress,
         jobs,
+        opts.unpack.is_some().then_some(&mut unpack as &mut InOrder<'_>),
     )?;
     progress.close();
     drop(client);
@@ -468,6 +515,22 @@ fn pull_from(
         repo_digest: top_digest,
         downloaded: config_fetched || fetched_layers > 0 || !manifest_present,
     })
+}
+
+/// The diff ids of a stored image config, lowest layer first.
+fn config_diff_ids(store: &Store, config: &Descriptor) -> Result<Vec<crate::storage::Digest>> {
+    let bytes = store.read_blob(&store_digest(&config.digest)?)?;
+    let parsed: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
+            context: config.digest.clone(),
+            message: format!("unreadable image config: {e}"),
+        })?;
+    parsed
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| store_digest(d))
+        .collect()
 }
 
 fn download_config(

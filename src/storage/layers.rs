@@ -37,17 +37,7 @@ impl Store {
         let mut manifest: Option<ManifestDoc> = None;
         let mut cleaned = false;
         for (i, chain) in chains.iter().enumerate() {
-            let mut attempts = 0u32;
-            loop {
-                let lease = FileLock::acquire(&self.layer_lock_path(chain), LockKind::Shared)?;
-                if dirs[i].is_dir() {
-                    self.layer_leases
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(lease);
-                    break;
-                }
-                drop(lease);
+            let lease = self.unpack_chain(chain, &image.diff_ids[i], opts, &mut || {
                 if manifest.is_none() {
                     manifest = Some(self.image_manifest(image)?);
                 }
@@ -55,24 +45,62 @@ impl Store {
                     self.clean_stale_layer_temps();
                     cleaned = true;
                 }
-                let layers = &manifest.as_ref().expect("just set").layers;
-                let blob = layers[i].digest()?;
-                if !self.unpack_once(chain, &image.diff_ids[i], &blob, opts)? {
-                    attempts += 1;
-                    if attempts > 6000 {
-                        return Err(StorageError::Other(format!(
-                            "layer {}: still locked by another process after 2 minutes",
-                            image.diff_ids[i]
-                        )));
-                    }
-                    // Someone else holds the lock: wait for them, then look again.
-                    std::thread::sleep(std::time::Duration::from_millis(
-                        5 + rand::random::<u64>() % 20,
-                    ));
-                }
-            }
+                manifest.as_ref().expect("just set").layers[i].digest()
+            })?;
+            self.layer_leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(lease);
         }
         Ok(dirs)
+    }
+
+    /// Unpack layer `index` of an image whose layers have `diff_ids`, from `blob`, unless it is
+    /// unpacked already (the layers below it must be). Used by `pull` to unpack each layer as
+    /// soon as it has arrived. Must be called inside burrow's user namespace.
+    pub fn unpack_layer_at(
+        &self,
+        diff_ids: &[Digest],
+        index: usize,
+        blob: &Digest,
+        opts: UnpackOptions,
+    ) -> Result<PathBuf, StorageError> {
+        let chain = chain_ids(&diff_ids[..=index]).pop().expect("at least one layer");
+        drop(self.unpack_chain(&chain, &diff_ids[index], opts, &mut || Ok(blob.clone()))?);
+        Ok(self.layer_dir(&chain))
+    }
+
+    /// Make sure the layer `chain` is unpacked and return its lock held shared (a lease that
+    /// keeps garbage collection away). `blob` names the layer's blob when it must be unpacked.
+    fn unpack_chain(
+        &self,
+        chain: &Digest,
+        diff_id: &Digest,
+        opts: UnpackOptions,
+        blob: &mut dyn FnMut() -> Result<Digest, StorageError>,
+    ) -> Result<FileLock, StorageError> {
+        let dir = self.layer_dir(chain);
+        let mut attempts = 0u32;
+        loop {
+            let lease = FileLock::acquire(&self.layer_lock_path(chain), LockKind::Shared)?;
+            if dir.is_dir() {
+                return Ok(lease);
+            }
+            drop(lease);
+            let blob = blob()?;
+            if !self.unpack_once(chain, diff_id, &blob, opts)? {
+                attempts += 1;
+                if attempts > 6000 {
+                    return Err(StorageError::Other(format!(
+                        "layer {diff_id}: still locked by another process after 2 minutes"
+                    )));
+                }
+                // Someone else holds the lock: wait for them, then look again.
+                std::thread::sleep(std::time::Duration::from_millis(
+                    5 + rand::random::<u64>() % 20,
+                ));
+            }
+        }
     }
 
     pub(super) fn image_manifest(&self, image: &ImageRecord) -> Result<ManifestDoc, StorageError> {

@@ -12,9 +12,11 @@ pub mod images;
 
 mod fs_semantics;
 mod images_cmds;
+mod lifecycle;
 mod load;
 mod network;
 mod registry;
 mod run;
 mod tty;
 mod userns;
+mod volumes;

@@ -579,6 +579,12 @@ fn push_pull_round_trip() {
         );
     }
     assert!(has_blob(&t2, &digest));
+    // pull unpacks the layers as they arrive: a run needs no unpacking afterwards.
+    let unpacked: Vec<String> = harness::list_dir(&t2.root.join("overlay"))
+        .into_iter()
+        .filter(|n| n.len() == 64 && t2.root.join("overlay").join(n).join("diff").is_dir())
+        .collect();
+    assert!(!unpacked.is_empty(), "pull left no unpacked layer in {}", t2.root.display());
     let images = t2.burrow(["images"]).output();
     images.assert_ok();
     assert!(

@@ -1,0 +1,1619 @@
+//! Detached containers and their lifecycle: create/start/stop/kill/restart/
+//! rm/wait, the per-container monitor, logs, exec, attach, ps and inspect
+//! (filters and `--format` templates), restart policies.
+//!
+//! Nothing here sleeps for correctness: every wait is a bounded poll on
+//! output or state, the bound only limits how long a failure takes.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::fixtures::load_base;
+use crate::harness::{Output, Stream, TIMEOUT, TestCtx, status_code};
+
+// ------------------------------------------------------------------- helpers
+
+/// Upper bound for a state to be reached (failure latency only).
+pub(crate) const POLL_BOUND: Duration = Duration::from_secs(60);
+
+/// Poll `f` until it returns Ok, panicking with its last error after
+/// [`POLL_BOUND`].
+#[track_caller]
+pub(crate) fn poll<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + POLL_BOUND;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => {
+                if Instant::now() >= deadline {
+                    panic!("timed out waiting for {what}; last observation:\n{e}");
+                }
+            }
+        }
+        // Polling interval: latency only.
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes every container of the test (running ones included) when the
+/// test ends, so no monitor outlives its storage root. Declare it after the
+/// `TestCtx` so it is dropped first.
+pub(crate) struct Cleanup<'a>(pub &'a TestCtx);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if std::env::var_os("BURROW_TEST_KEEP").is_some() {
+            return;
+        }
+        let _ = self
+            .0
+            .burrow(["rm", "-f", "--all"])
+            .timeout(Duration::from_secs(60))
+            .try_output();
+    }
+}
+
+/// `burrow ARGS`, asserting exit 0.
+#[track_caller]
+pub(crate) fn ok(t: &TestCtx, args: &[&str]) -> Output {
+    let out = t.burrow(args.iter().copied()).output();
+    out.assert_ok();
+    out
+}
+
+/// `burrow run -d ARGS`; returns the full id (asserted to be 64 hex).
+#[track_caller]
+pub(crate) fn run_d(t: &TestCtx, args: &[&str]) -> String {
+    let mut v = vec!["run", "-d"];
+    v.extend_from_slice(args);
+    let out = ok(t, &v);
+    let id = out.stdout.trim().to_string();
+    if !is_hex(&id, 64) {
+        out.fail("run -d did not print a 64-hex id");
+    }
+    id
+}
+
+pub(crate) fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `burrow inspect -f FORMAT NAME`, trimmed; asserts success.
+#[track_caller]
+pub(crate) fn inspect_f(t: &TestCtx, format: &str, name: &str) -> String {
+    ok(t, &["inspect", "-f", format, name])
+        .stdout
+        .trim_end()
+        .to_string()
+}
+
+/// `inspect -f FORMAT NAME` as a Result for polling.
+pub(crate) fn try_inspect(t: &TestCtx, format: &str, name: &str) -> Result<String, String> {
+    let out = t.burrow(["inspect", "-f", format, name]).output();
+    if out.code != 0 {
+        return Err(format!("{out:?}"));
+    }
+    Ok(out.stdout.trim_end().to_string())
+}
+
+/// Wait until `inspect -f FORMAT` prints `want`.
+#[track_caller]
+pub(crate) fn wait_inspect(t: &TestCtx, name: &str, format: &str, want: &str) {
+    poll(&format!("{name}: {format} == {want:?}"), || {
+        let got = try_inspect(t, format, name)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("got {got:?}"))
+        }
+    })
+}
+
+/// Wait until the container's logs (stdout+stderr) contain `needle`.
+#[track_caller]
+pub(crate) fn wait_logs(t: &TestCtx, name: &str, needle: &str) -> String {
+    poll(&format!("logs of {name} to show {needle:?}"), || {
+        let out = t.burrow(["logs", name]).output();
+        let all = format!("{}{}", out.stdout, out.stderr);
+        if out.code == 0 && all.contains(needle) {
+            Ok(all)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    })
+}
+
+/// Full id of a container.
+pub(crate) fn full_id(t: &TestCtx, name: &str) -> String {
+    inspect_f(t, "{{.Id}}", name)
+}
+
+/// The container's record, ROOT/containers/ID/config.json.
+fn record(t: &TestCtx, id: &str) -> serde_json::Value {
+    let p = t.root.join("containers").join(id).join("config.json");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn monitor_pid(t: &TestCtx, id: &str) -> Option<i32> {
+    record(t, id)["monitor_pid"]
+        .as_i64()
+        .filter(|&p| p > 0)
+        .map(|p| p as i32)
+}
+
+/// A process that exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // state is the field after the ")" closing the command name
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+#[track_caller]
+fn wait_dead(pid: i32, what: &str) {
+    poll(&format!("{what} (pid {pid}) to exit"), || {
+        if alive(pid) {
+            Err(std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .replace('\0', " "))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// Names listed by `ps ARGS --format {{.Names}}`, sorted.
+#[track_caller]
+fn ps_names(t: &TestCtx, args: &[&str]) -> Vec<String> {
+    let mut v = vec!["ps"];
+    v.extend_from_slice(args);
+    v.extend(["--format", "{{.Names}}"]);
+    let mut names: Vec<String> = ok(t, &v).lines().iter().map(|s| s.to_string()).collect();
+    names.sort();
+    names
+}
+
+fn svec(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A shell loop that keeps pid 1 (a shell) interruptible by trapped signals:
+/// `wait` returns when a trapped signal arrives.
+const IDLE: &str = "while :; do sleep 1000 & wait $!; done";
+
+// ------------------------------------------------------------------ pty
+
+struct PtySession {
+    cmdline: String,
+    child: std::process::Child,
+    master: File,
+    output: Stream,
+}
+
+impl PtySession {
+    /// Spawn `burrow ARGS` in a new session whose controlling terminal (and
+    /// stdin/stdout/stderr) is a fresh pty's slave.
+    fn spawn(t: &TestCtx, args: &[&str]) -> PtySession {
+        let (mut m, mut s) = (-1, -1);
+        let ws = libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: out-pointers are valid; name/termios may be null.
+        let r =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty returned two fresh fds we now own.
+        let (master, slave) = unsafe { (File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let cmd = t.burrow(args.iter().copied());
+        let cmdline = cmd.cmdline();
+        let mut c = cmd.command();
+        c.env("TERM", "xterm");
+        c.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {cmdline}: {e}"));
+        drop(slave);
+        let output = Stream::collect(master.try_clone().unwrap());
+        PtySession {
+            cmdline,
+            child,
+            master,
+            output,
+        }
+    }
+
+    #[track_caller]
+    fn wait_for(&mut self, needle: &str) {
+        if !self.output.wait_for(needle, TIMEOUT) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "pty output never showed {needle:?}\ncommand: {}\n--- output ---\n{}",
+                self.cmdline,
+                self.output.text()
+            );
+        }
+    }
+
+    fn type_(&mut self, s: &str) {
+        self.master.write_all(s.as_bytes()).unwrap();
+    }
+
+    /// Wait for exit (bounded); (exit code, all output).
+    fn finish(mut self) -> (i32, String) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                self.output.wait_eof(Duration::from_secs(30));
+                return (status_code(st), self.output.text());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "timed out: {}\n--- output ---\n{}",
+                    self.cmdline,
+                    self.output.text()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+// ------------------------------------------------------------- state matrix
+
+#[test]
+fn lifecycle_state_matrix() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let script = format!("trap 'echo got-term; exit 7' TERM; echo ready; {IDLE}");
+
+    // created
+    let out = ok(&t, &["create", "--name", "m", img, "sh", "-c", &script]);
+    let id = out.stdout.trim().to_string();
+    assert!(is_hex(&id, 64), "create prints a 64-hex id: {out:?}");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "m"), "created");
+    assert_eq!(ps_names(&t, &["-a", "-f", "status=created"]), svec(&["m"]));
+    assert!(ps_names(&t, &[]).is_empty(), "created is not running");
+    let out = t.burrow(["kill", "m"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("is not running"), "{out:?}");
+
+    // running
+    ok(&t, &["start", "m"]).assert_stdout("m\n");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "m"), "running");
+    wait_logs(&t, "m", "ready");
+    // start of a running container: a no-op printing its name
+    let pid = inspect_f(&t, "{{.State.Pid}}", "m");
+    ok(&t, &["start", "m"]).assert_stdout("m\n");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Pid}}", "m"),
+        pid,
+        "start restarted it"
+    );
+    // rm without -f refused with docker's message
+    let out = t.burrow(["rm", "m"]).output();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("container is running")
+            && out
+                .stderr
+                .contains("stop the container before removing or force remove"),
+        "docker's message expected: {out:?}"
+    );
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "m"), "running");
+
+    // exited: stop runs the trap, its exit code is recorded
+    ok(&t, &["stop", "m"]).assert_stdout("m\n");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.ExitCode}}", "m"),
+        "exited 7"
+    );
+    ok(&t, &["wait", "m"]).assert_stdout("7\n");
+    // stop of a stopped container: prints the name, exit 0
+    ok(&t, &["stop", "m"]).assert_stdout("m\n");
+    let out = t.burrow(["kill", "m"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("is not running"), "{out:?}");
+    let out = t.burrow(["exec", "m", "true"]).output();
+    assert_ne!(out.code, 0, "exec into a stopped container: {out:?}");
+    assert!(out.stderr.contains("is not running"), "{out:?}");
+    assert_eq!(ps_names(&t, &["-a", "-f", "status=exited"]), svec(&["m"]));
+
+    // restart from exited, then again while running
+    ok(&t, &["restart", "m"]).assert_stdout("m\n");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "m"), "running");
+    let pid1 = inspect_f(&t, "{{.State.Pid}}", "m");
+    wait_inspect(&t, "m", "{{.State.Running}}", "true");
+    poll("second ready line", || {
+        let out = t.burrow(["logs", "m"]).output();
+        if out.stdout.matches("ready").count() >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    ok(&t, &["restart", "m"]).assert_stdout("m\n");
+    let pid2 = inspect_f(&t, "{{.State.Pid}}", "m");
+    assert_ne!(
+        pid1, pid2,
+        "restart of a running container starts a new process"
+    );
+
+    // removed
+    ok(&t, &["rm", "-f", "m"]).assert_stdout("m\n");
+    let out = t.burrow(["inspect", "m"]).output();
+    out.assert_code(1);
+    assert!(
+        out.stderr.to_lowercase().contains("no such"),
+        "inspect of a removed container: {out:?}"
+    );
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+    assert!(
+        !t.root.join("containers").join(&id).exists(),
+        "container directory left behind"
+    );
+    for cmd in ["start", "stop", "rm", "wait"] {
+        let out = t.burrow([cmd, "m"]).output();
+        assert_ne!(out.code, 0, "{cmd} of a removed container: {out:?}");
+        out.assert_stderr_nonempty();
+    }
+}
+
+#[test]
+fn lifecycle_rm_created_and_several_at_once() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    ok(&t, &["create", "--name", "c1", img, "true"]);
+    ok(&t, &["create", "--name", "c2", img, "true"]);
+    ok(&t, &["run", "--name", "c3", img, "true"]);
+    ok(&t, &["rm", "c1", "c2", "c3"]).assert_stdout("c1\nc2\nc3\n");
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+    ok(&t, &["create", "--name", "c4", img, "true"]);
+    run_d(&t, &["--name", "c5", img, "sleep", "1000"]);
+    ok(&t, &["rm", "-f", "--all"]);
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+}
+
+#[test]
+fn lifecycle_wait_prints_exit_code() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["--name", "w", img, "sh", "-c", "exit 42"]);
+    ok(&t, &["wait", "w"]).assert_stdout("42\n");
+    // several containers: one line each, in order
+    run_d(&t, &["--name", "w2", img, "sh", "-c", "exit 3"]);
+    ok(&t, &["wait", "w", "w2"]).assert_stdout("42\n3\n");
+}
+
+// ----------------------------------------------------------- ids and names
+
+#[test]
+fn lifecycle_ids_prefixes_and_names() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &[img, "sleep", "1000"]);
+    let ps = ok(&t, &["ps", "--format", "{{.ID}} {{.Names}}"]);
+    let line = ps.stdout.trim();
+    let (short, name) = line.split_once(' ').unwrap_or_else(|| ps.fail("ps line"));
+    assert_eq!(short, &id[..12], "ps shows a 12-char id: {ps:?}");
+    // default ps table shows the short id too
+    ok(&t, &["ps"]).assert_stdout_contains(&id[..12]);
+    ok(&t, &["ps", "--no-trunc"]).assert_stdout_contains(&id);
+    assert!(
+        generated_name_ok(name),
+        "generated name {name:?} is not adjective_name"
+    );
+    // unique prefixes, the short id, the full id and the name all work
+    for r in [&id[..5], &id[..12], id.as_str(), name] {
+        assert_eq!(inspect_f(&t, "{{.Id}}", r), id, "reference {r}");
+    }
+    assert_eq!(inspect_f(&t, "{{.Name}}", &id[..6]), format!("/{name}"));
+    // names are unique
+    run_d(&t, &["--name", "uniq", img, "sleep", "1000"]);
+    let out = t
+        .burrow(["run", "-d", "--name", "uniq", img, "true"])
+        .output();
+    out.assert_code(125);
+    assert!(out.stderr.contains("already in use"), "{out:?}");
+    let out = t.burrow(["inspect", "nosuchcontainer"]).output();
+    out.assert_code(1);
+}
+
+/// `^[a-z]+_[a-z]+\d*$`
+fn generated_name_ok(name: &str) -> bool {
+    let Some((a, b)) = name.split_once('_') else {
+        return false;
+    };
+    let letters = b.trim_end_matches(|c: char| c.is_ascii_digit());
+    !a.is_empty()
+        && a.bytes().all(|c| c.is_ascii_lowercase())
+        && !letters.is_empty()
+        && letters.bytes().all(|c| c.is_ascii_lowercase())
+}
+
+#[test]
+fn lifecycle_generated_names_differ() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    for _ in 0..10 {
+        ok(&t, &["create", img, "true"]);
+    }
+    let names = ps_names(&t, &["-a"]);
+    assert_eq!(names.len(), 10);
+    let set: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(set.len(), 10, "duplicate generated names: {names:?}");
+    for n in &names {
+        assert!(generated_name_ok(n), "generated name {n:?}");
+    }
+}
+
+// ---------------------------------------------------------------------- logs
+
+#[test]
+fn logs_follow_while_container_writes() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let ctl = t.user_dir("ctl");
+    let vol = format!("{}:/ctl", ctl.display());
+    // Each line is written only once the test has created /ctl/goN, i.e.
+    // while `logs -f` is already following.
+    let script = "for i in 1 2 3 4 5; do while [ ! -e /ctl/go$i ]; do sleep 0.05; done; \
+                  echo line$i; done; echo to-stderr >&2; exit 3";
+    run_d(&t, &["--name", "lf", "-v", &vol, img, "sh", "-c", script]);
+    let mut follow = t.burrow(["logs", "-f", "lf"]).spawn();
+    for i in 1..=5 {
+        std::fs::write(ctl.join(format!("go{i}")), "").unwrap();
+        follow.wait_stdout(&format!("line{i}\n"));
+    }
+    let out = follow.wait();
+    out.assert_ok()
+        .assert_stdout("line1\nline2\nline3\nline4\nline5\n");
+    assert_eq!(out.stderr, "to-stderr\n", "{out:?}");
+    assert_eq!(inspect_f(&t, "{{.State.ExitCode}}", "lf"), "3");
+}
+
+#[test]
+fn logs_follow_of_exited_container_returns() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["--name", "done", img, "echo", "hello"]);
+    ok(&t, &["wait", "done"]);
+    ok(&t, &["logs", "-f", "done"]).assert_stdout("hello\n");
+}
+
+#[test]
+fn logs_tail_timestamps_since_until() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(
+        &t,
+        &[
+            "--name",
+            "lg",
+            img,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo line$i; done",
+        ],
+    );
+    ok(&t, &["wait", "lg"]).assert_stdout("0\n");
+    ok(&t, &["logs", "lg"]).assert_stdout("line1\nline2\nline3\nline4\nline5\n");
+    ok(&t, &["logs", "--tail", "2", "lg"]).assert_stdout("line4\nline5\n");
+    ok(&t, &["logs", "--tail", "0", "lg"]).assert_stdout("");
+    ok(&t, &["logs", "--tail", "all", "lg"]).assert_stdout("line1\nline2\nline3\nline4\nline5\n");
+    ok(&t, &["logs", "-n", "1", "lg"]).assert_stdout("line5\n");
+    let out = ok(&t, &["logs", "-t", "lg"]);
+    let lines = out.lines();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    for (i, l) in lines.iter().enumerate() {
+        let (ts, rest) = l
+            .split_once(' ')
+            .unwrap_or_else(|| out.fail("no timestamp"));
+        assert_eq!(rest, format!("line{}", i + 1), "{out:?}");
+        assert!(
+            rfc3339_nano(ts),
+            "timestamp {ts:?} is not RFC 3339: {out:?}"
+        );
+    }
+    ok(&t, &["logs", "--since", "1h", "lg"]).assert_stdout("line1\nline2\nline3\nline4\nline5\n");
+    ok(&t, &["logs", "--until", "1h", "lg"]).assert_stdout("");
+    ok(
+        &t,
+        &[
+            "logs",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--tail",
+            "1",
+            "lg",
+        ],
+    )
+    .assert_stdout("line5\n");
+}
+
+/// `2024-01-02T03:04:05.123456789Z`
+fn rfc3339_nano(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 20 || !s.ends_with('Z') {
+        return false;
+    }
+    let pattern = b"dddd-dd-ddTdd:dd:dd";
+    let head_ok = pattern.iter().zip(b).all(|(p, c)| match p {
+        b'd' => c.is_ascii_digit(),
+        _ => p == c,
+    });
+    let frac = &s[19..s.len() - 1];
+    head_ok
+        && (frac.is_empty()
+            || (frac.starts_with('.') && frac[1..].bytes().all(|c| c.is_ascii_digit())))
+}
+
+#[test]
+fn logs_json_file_written_by_monitor() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &[img, "sh", "-c", "echo out; echo err >&2"]);
+    ok(&t, &["wait", &id]);
+    let p = t.root.join("containers").join(&id).join("ctr.log");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(recs.len(), 2, "{text}");
+    let find = |stream: &str| {
+        recs.iter()
+            .find(|r| r["stream"] == stream)
+            .unwrap_or_else(|| panic!("no {stream} record: {text}"))
+    };
+    assert_eq!(find("stdout")["log"], "out\n");
+    assert_eq!(find("stderr")["log"], "err\n");
+    for r in &recs {
+        assert!(
+            r["time"].as_str().is_some_and(rfc3339_nano),
+            "time field: {text}"
+        );
+    }
+    assert_eq!(inspect_f(&t, "{{.LogPath}}", &id), p.display().to_string());
+}
+
+// ---------------------------------------------------------------------- exec
+
+#[test]
+fn exec_env_user_workdir_and_codes() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(
+        &t,
+        &[
+            "--name", "ex", "-e", "FOO=ctr", "-e", "KEEP=1", img, "sleep", "1000",
+        ],
+    );
+    // env of the container
+    let out = ok(&t, &["exec", "ex", "sh", "-c", "echo $FOO $KEEP $PATH"]);
+    out.assert_stdout("ctr 1 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+    ok(
+        &t,
+        &[
+            "exec",
+            "-e",
+            "FOO=cli",
+            "-e",
+            "NEW=n",
+            "ex",
+            "sh",
+            "-c",
+            "echo $FOO $KEEP $NEW",
+        ],
+    )
+    .assert_stdout("cli 1 n\n");
+    // user
+    ok(&t, &["exec", "ex", "id", "-u"]).assert_stdout("0\n");
+    let out = ok(&t, &["exec", "-u", "app", "ex", "id"]);
+    assert!(
+        out.stdout.starts_with("uid=1000(app) gid=1000(app)") && out.stdout.contains("2000(extra)"),
+        "{out:?}"
+    );
+    ok(&t, &["exec", "-u", "app", "ex", "sh", "-c", "echo $HOME"]).assert_stdout("/home/app\n");
+    ok(&t, &["exec", "-u", "1000:2000", "ex", "id", "-g"]).assert_stdout("2000\n");
+    // workdir
+    ok(&t, &["exec", "ex", "pwd"]).assert_stdout("/\n");
+    ok(&t, &["exec", "-w", "/tmp", "ex", "pwd"]).assert_stdout("/tmp\n");
+    // exit codes
+    t.burrow(["exec", "ex", "sh", "-c", "echo o; echo e >&2; exit 42"])
+        .output()
+        .assert_code(42)
+        .assert_stdout("o\n");
+    t.burrow(["exec", "ex", "no-such-command"])
+        .output()
+        .assert_code(127)
+        .assert_stderr_nonempty();
+    t.burrow(["exec", "ex", "/etc/passwd"])
+        .output()
+        .assert_code(126)
+        .assert_stderr_nonempty();
+    // same namespaces: the container's hostname and pid 1
+    let host = ok(&t, &["exec", "ex", "hostname"]).stdout;
+    assert_eq!(host.trim(), &full_id(&t, "ex")[..12]);
+    ok(&t, &["exec", "ex", "cat", "/proc/1/cmdline"]).assert_stdout("sleep\u{0}1000\u{0}");
+    // -i: stdin
+    t.burrow(["exec", "-i", "ex", "sh", "-c", "read a; echo got:$a"])
+        .stdin("piped\n")
+        .output()
+        .assert_ok()
+        .assert_stdout("got:piped\n");
+    // -d: detached
+    ok(
+        &t,
+        &["exec", "-d", "ex", "sh", "-c", "echo bg > /tmp/exec-d"],
+    )
+    .assert_stdout("");
+    poll("exec -d to write /tmp/exec-d", || {
+        let out = t.burrow(["exec", "ex", "cat", "/tmp/exec-d"]).output();
+        if out.stdout == "bg\n" {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+}
+
+#[test]
+fn exec_tty_through_pty() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["--name", "et", img, "sleep", "1000"]);
+    let mut s = PtySession::spawn(&t, &["exec", "-it", "-e", "PS1=EXEC> ", "et", "sh"]);
+    s.wait_for("EXEC> ");
+    s.type_("tty; echo $((6*7)); exit 5\n");
+    let cmdline = s.cmdline.clone();
+    let (code, out) = s.finish();
+    let ctx = format!("command: {cmdline}\n--- output ---\n{out}");
+    assert!(out.contains("/dev/pts/"), "no pty in exec -t\n{ctx}");
+    assert!(out.contains("42"), "{ctx}");
+    assert_eq!(code, 5, "exit code\n{ctx}");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "et"), "running");
+}
+
+// ------------------------------------------------------------ stop and kill
+
+#[test]
+fn stop_runs_trap_and_records_its_code() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let script = format!("trap 'echo got-term; exit 42' TERM; echo ready; {IDLE}");
+    run_d(&t, &["--name", "st", img, "sh", "-c", &script]);
+    wait_logs(&t, "st", "ready");
+    let started = Instant::now();
+    ok(&t, &["stop", "st"]).assert_stdout("st\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "stop waited for the timeout although the trap exits"
+    );
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}",
+            "st"
+        ),
+        "exited 42 false"
+    );
+    wait_logs(&t, "st", "got-term");
+}
+
+#[test]
+fn stop_timeout_kills_container_ignoring_term() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    // pid 1 without a TERM handler ignores TERM.
+    run_d(
+        &t,
+        &[
+            "--name",
+            "ig",
+            img,
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; sleep 1000",
+        ],
+    );
+    wait_logs(&t, "ig", "ready");
+    ok(&t, &["stop", "-t", "1", "ig"]).assert_stdout("ig\n");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.ExitCode}}", "ig"),
+        "exited 137"
+    );
+    ok(&t, &["wait", "ig"]).assert_stdout("137\n");
+}
+
+#[test]
+fn stop_signal_option() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let script = format!("trap 'exit 11' USR1; trap '' TERM; echo ready; {IDLE}");
+    run_d(
+        &t,
+        &[
+            "--name",
+            "ss",
+            "--stop-signal",
+            "USR1",
+            img,
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    wait_logs(&t, "ss", "ready");
+    assert_eq!(inspect_f(&t, "{{.Config.StopSignal}}", "ss"), "SIGUSR1");
+    ok(&t, &["stop", "ss"]).assert_stdout("ss\n");
+    assert_eq!(inspect_f(&t, "{{.State.ExitCode}}", "ss"), "11");
+}
+
+#[test]
+fn kill_signal_reaches_trap() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let script = format!("trap 'echo got-usr1' USR1; echo ready; {IDLE}");
+    run_d(&t, &["--name", "ks", img, "sh", "-c", &script]);
+    wait_logs(&t, "ks", "ready");
+    ok(&t, &["kill", "-s", "USR1", "ks"]).assert_stdout("ks\n");
+    wait_logs(&t, "ks", "got-usr1");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "ks"), "running");
+    ok(&t, &["kill", "--signal", "SIGUSR1", "ks"]);
+    poll("second got-usr1", || {
+        let out = t.burrow(["logs", "ks"]).output();
+        if out.stdout.matches("got-usr1").count() >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    // default signal: KILL
+    ok(&t, &["kill", "ks"]).assert_stdout("ks\n");
+    wait_inspect(
+        &t,
+        "ks",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "exited 137",
+    );
+    let out = t.burrow(["kill", "ks"]).output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("is not running"), "{out:?}");
+}
+
+#[test]
+fn rm_force_running_detached_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &["--name", "rf", img, "sleep", "1000"]);
+    let ctr_pid: i32 = inspect_f(&t, "{{.State.Pid}}", "rf").parse().unwrap();
+    let mon = monitor_pid(&t, &id).expect("monitor_pid in the record");
+    assert!(alive(ctr_pid) && alive(mon));
+    ok(&t, &["rm", "-f", "rf"]).assert_stdout("rf\n");
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+    assert!(!t.root.join("containers").join(&id).exists());
+    wait_dead(ctr_pid, "container process");
+    wait_dead(mon, "monitor");
+}
+
+// ------------------------------------------------------------------ monitor
+
+#[test]
+fn monitor_runs_as_container_monitor_process() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &[img, "sleep", "1000"]);
+    let mon = monitor_pid(&t, &id).expect("monitor_pid in the record");
+    let cmdline = std::fs::read_to_string(format!("/proc/{mon}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ");
+    assert!(
+        cmdline.contains(&format!("container-monitor {id}")),
+        "monitor cmdline: {cmdline:?}"
+    );
+}
+
+#[test]
+fn monitor_sigkill_shows_exited_and_rm_f_works() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &["--name", "mk", img, "sleep", "1000"]);
+    let mon = monitor_pid(&t, &id).expect("monitor_pid in the record");
+    assert!(alive(mon));
+    // SAFETY: plain kill(2) of the monitor we just started.
+    assert_eq!(unsafe { libc::kill(mon, libc::SIGKILL) }, 0);
+    wait_dead(mon, "killed monitor");
+    // Never a stuck "running": ps answers and reports it exited.
+    poll("ps -a to show the container exited", || {
+        let out = t
+            .burrow(["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+            .timeout(Duration::from_secs(30))
+            .output();
+        if out.code == 0 && out.stdout == "mk exited\n" {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    assert!(ps_names(&t, &[]).is_empty(), "still listed as running");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.Running}}", "mk"),
+        "exited false"
+    );
+    ok(&t, &["wait", "mk"]);
+    ok(&t, &["rm", "-f", "mk"]).assert_stdout("mk\n");
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+}
+
+#[test]
+fn monitor_sigkill_then_start_again() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &["--name", "mk2", img, "sleep", "1000"]);
+    let mon = monitor_pid(&t, &id).expect("monitor_pid in the record");
+    // SAFETY: plain kill(2) of the monitor we just started.
+    assert_eq!(unsafe { libc::kill(mon, libc::SIGKILL) }, 0);
+    wait_dead(mon, "killed monitor");
+    wait_inspect(&t, "mk2", "{{.State.Status}}", "exited");
+    ok(&t, &["start", "mk2"]).assert_stdout("mk2\n");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "mk2"), "running");
+    ok(&t, &["exec", "mk2", "true"]);
+}
+
+// ---------------------------------------------------------- restart policies
+
+#[test]
+fn restart_on_failure_max_retries() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(
+        &t,
+        &[
+            "--name",
+            "rof",
+            "--restart",
+            "on-failure:2",
+            img,
+            "sh",
+            "-c",
+            "echo try; exit 5",
+        ],
+    );
+    wait_inspect(
+        &t,
+        "rof",
+        "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+        "2 exited 5",
+    );
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "rof"
+        ),
+        "on-failure 2"
+    );
+    if let Some(mon) = monitor_pid(&t, &id) {
+        wait_dead(mon, "monitor after the last retry");
+    }
+    // no further restarts
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+            "rof"
+        ),
+        "2 exited 5"
+    );
+    let logs = ok(&t, &["logs", "rof"]);
+    assert_eq!(
+        logs.stdout, "try\ntry\ntry\n",
+        "1 run + 2 restarts: {logs:?}"
+    );
+    ok(&t, &["wait", "rof"]).assert_stdout("5\n");
+}
+
+#[test]
+fn restart_on_failure_not_after_success() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(
+        &t,
+        &[
+            "--name",
+            "ros",
+            "--restart",
+            "on-failure",
+            img,
+            "echo",
+            "once",
+        ],
+    );
+    ok(&t, &["wait", "ros"]).assert_stdout("0\n");
+    if let Some(mon) = monitor_pid(&t, &id) {
+        wait_dead(mon, "monitor");
+    }
+    assert_eq!(
+        inspect_f(&t, "{{.RestartCount}} {{.State.Status}}", "ros"),
+        "0 exited"
+    );
+    ok(&t, &["logs", "ros"]).assert_stdout("once\n");
+}
+
+#[test]
+fn restart_always_until_stop() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(
+        &t,
+        &[
+            "--name",
+            "ra",
+            "--restart",
+            "always",
+            img,
+            "sh",
+            "-c",
+            "echo run",
+        ],
+    );
+    // restarted after normal exits
+    poll("RestartCount >= 2", || {
+        let n: u32 = try_inspect(&t, "{{.RestartCount}}", "ra")?
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        if n >= 2 {
+            Ok(())
+        } else {
+            Err(format!("RestartCount {n}"))
+        }
+    });
+    // stop ends the policy, also when it lands between two runs
+    ok(&t, &["stop", "ra"]).assert_stdout("ra\n");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "ra"), "exited");
+    if let Some(mon) = monitor_pid(&t, &id) {
+        // The monitor lives as long as the policy may restart the container.
+        wait_dead(mon, "monitor after stop of a --restart always container");
+    }
+    let count = inspect_f(&t, "{{.RestartCount}}", "ra");
+    let runs = ok(&t, &["logs", "ra"]).stdout.matches("run").count();
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.RestartCount}}", "ra"),
+        format!("exited {count}"),
+        "restarted after stop"
+    );
+    assert_eq!(
+        ok(&t, &["logs", "ra"]).stdout.matches("run").count(),
+        runs,
+        "ran again after stop"
+    );
+    assert!(ps_names(&t, &[]).is_empty());
+}
+
+// -------------------------------------------------------------- parallelism
+
+#[test]
+fn run_d_twenty_in_parallel() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let outs: Vec<Output> = thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| t.burrow(["run", "-d", img, "sleep", "1000"]).output()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ids = BTreeSet::new();
+    for o in &outs {
+        o.assert_ok();
+        let id = o.stdout.trim().to_string();
+        assert!(is_hex(&id, 64), "{o:?}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 20, "distinct ids");
+    let ps = ok(
+        &t,
+        &[
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}} {{.State}}",
+        ],
+    );
+    let lines = ps.lines();
+    assert_eq!(lines.len(), 20, "{ps:?}");
+    let mut names = BTreeSet::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert_eq!(f.len(), 3, "{ps:?}");
+        assert!(ids.contains(f[0]), "{ps:?}");
+        assert_eq!(f[2], "running", "{ps:?}");
+        names.insert(f[1].to_string());
+    }
+    assert_eq!(names.len(), 20, "distinct names: {ps:?}");
+    ok(&t, &["rm", "-f", "--all"]);
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+}
+
+#[test]
+fn ps_with_200_containers() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    for i in 0..200 {
+        let name = format!("c{i:03}");
+        ok(&t, &["create", "--name", &name, img, "true"]);
+    }
+    let ps = ok(&t, &["ps", "-a"]);
+    assert_eq!(ps.lines().len(), 201, "header + 200 rows");
+    let q = ok(&t, &["ps", "-aq"]);
+    let ids: BTreeSet<&str> = q.lines().into_iter().collect();
+    assert_eq!(ids.len(), 200);
+    assert!(ids.iter().all(|i| is_hex(i, 12)));
+    assert_eq!(ok(&t, &["ps"]).lines().len(), 1, "nothing running");
+    assert_eq!(ps_names(&t, &["-a", "-f", "status=created"]).len(), 200);
+    // newest first
+    ok(&t, &["ps", "-a", "-n", "2", "--format", "{{.Names}}"]).assert_stdout("c199\nc198\n");
+}
+
+// ----------------------------------------------------------- ps and filters
+
+#[test]
+fn ps_filters_and_flags() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    ok(&t, &["run", "--name", "flt-zero", img, "true"]);
+    ok(
+        &t,
+        &[
+            "run",
+            "--name",
+            "flt-three",
+            "--label",
+            "k=w",
+            img,
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    let id_run = run_d(
+        &t,
+        &[
+            "--name",
+            "other-run",
+            "--label",
+            "k=v",
+            "--label",
+            "solo",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    ok(&t, &["create", "--name", "other-created", img, "true"]);
+
+    assert_eq!(ps_names(&t, &[]), svec(&["other-run"]));
+    assert_eq!(
+        ps_names(&t, &["-a"]),
+        svec(&["flt-three", "flt-zero", "other-created", "other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "status=exited"]),
+        svec(&["flt-three", "flt-zero"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "status=running"]),
+        svec(&["other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "status=created"]),
+        svec(&["other-created"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "name=flt"]),
+        svec(&["flt-three", "flt-zero"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "name=other-run"]),
+        svec(&["other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "label=k=v"]),
+        svec(&["other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "label=k"]),
+        svec(&["flt-three", "other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "label=solo"]),
+        svec(&["other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "exited=3"]),
+        svec(&["flt-three"])
+    );
+    assert_eq!(ps_names(&t, &["-a", "-f", "exited=0"]), svec(&["flt-zero"]));
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", &format!("id={}", &id_run[..8])]),
+        svec(&["other-run"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", &format!("ancestor={img}")]).len(),
+        4
+    );
+    // several filters: different keys AND, same key OR
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "name=flt", "-f", "exited=3"]),
+        svec(&["flt-three"])
+    );
+    assert_eq!(
+        ps_names(&t, &["-a", "-f", "status=running", "-f", "status=created"]),
+        svec(&["other-created", "other-run"])
+    );
+
+    // -q: short ids only; -l / -n: newest first
+    let q = ok(&t, &["ps", "-q"]);
+    q.assert_stdout(&format!("{}\n", &id_run[..12]));
+    assert_eq!(ok(&t, &["ps", "-aq"]).lines().len(), 4);
+    ok(
+        &t,
+        &["ps", "-a", "--no-trunc", "-q", "-f", "status=running"],
+    )
+    .assert_stdout(&format!("{id_run}\n"));
+    ok(&t, &["ps", "-l", "--format", "{{.Names}}"]).assert_stdout("other-created\n");
+    ok(&t, &["ps", "-n", "2", "--format", "{{.Names}}"])
+        .assert_stdout("other-created\nother-run\n");
+    // default table
+    let ps = ok(&t, &["ps", "-a"]);
+    let header: Vec<&str> = ps.lines()[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "CONTAINER",
+            "ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ],
+        "{ps:?}"
+    );
+    assert!(ps.stdout.contains("Exited (3)"), "{ps:?}");
+    assert!(ps.stdout.contains("Created"), "{ps:?}");
+    assert!(ps.stdout.contains(" Up "), "{ps:?}");
+    // -s adds a SIZE column
+    let ps = ok(&t, &["ps", "-s"]);
+    assert!(ps.lines()[0].contains("SIZE"), "{ps:?}");
+}
+
+// --------------------------------------------------------- --format templates
+
+#[test]
+fn ps_format_templates() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(
+        &t,
+        &["--name", "fmt", "--label", "k=v", img, "sleep", "1000"],
+    );
+    let out = ok(&t, &["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(out.stdout.starts_with("fmt Up "), "{out:?}");
+    let out = ok(&t, &["ps", "--format", "table {{.ID}}\t{{.Names}}"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec!["CONTAINER", "ID", "NAMES"], vec![&id[..12], "fmt"]],
+        "{out:?}"
+    );
+    let out = ok(&t, &["ps", "--format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| out.fail(&format!("json: {e}")));
+    assert_eq!(v["ID"], &id[..12]);
+    assert_eq!(v["Names"], "fmt");
+    assert_eq!(v["State"], "running");
+    assert_eq!(v["Image"], img);
+    ok(&t, &["ps", "--format", "{{.Label \"k\"}} {{.Labels}}"]).assert_stdout("v k=v\n");
+    ok(
+        &t,
+        &[
+            "ps",
+            "--format",
+            "{{upper .Names}} {{printf \"%.3s\" .ID}} {{.Image}}",
+        ],
+    )
+    .assert_stdout(&format!("FMT {} {img}\n", &id[..3]));
+    ok(&t, &["ps", "--format", "{{.Command}}"]).assert_stdout("\"sleep 1000\"\n");
+    let out = t.burrow(["ps", "--format", "{{.Nope}}"]).output();
+    assert_ne!(out.code, 0, "unknown field: {out:?}");
+    out.assert_stderr_nonempty();
+}
+
+#[test]
+fn inspect_format_templates() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(
+        &t,
+        &[
+            "--name", "insp", "-e", "FOO=bar", "--label", "a=b", img, "sleep", "1000",
+        ],
+    );
+    let out = inspect_f(&t, "{{.State.Pid}} {{.State.Status}}", "insp");
+    let (pid, status) = out.split_once(' ').unwrap();
+    assert!(pid.parse::<i32>().is_ok_and(|p| p > 0), "{out}");
+    assert_eq!(status, "running");
+    let env: Vec<String> =
+        serde_json::from_str(&inspect_f(&t, "{{json .Config.Env}}", "insp")).unwrap();
+    assert!(env.contains(&"FOO=bar".to_string()), "{env:?}");
+    assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    assert_eq!(inspect_f(&t, "{{.Name}}", "insp"), "/insp");
+    assert_eq!(inspect_f(&t, "{{.Id}}", "insp"), id);
+    assert_eq!(inspect_f(&t, "{{.Config.Image}}", "insp"), img);
+    assert_eq!(inspect_f(&t, "{{index .Config.Labels \"a\"}}", "insp"), "b");
+    assert_eq!(inspect_f(&t, "{{.Config.Labels.a}}", "insp"), "b");
+    assert_eq!(
+        inspect_f(&t, "{{index .Config.Cmd 0}} {{len .Config.Cmd}}", "insp"),
+        "sleep 2"
+    );
+    assert_eq!(
+        inspect_f(&t, "{{join .Config.Cmd \",\"}}", "insp"),
+        "sleep,1000"
+    );
+    assert_eq!(
+        inspect_f(&t, "{{if .State.Running}}up{{else}}down{{end}}", "insp"),
+        "up"
+    );
+    assert_eq!(
+        inspect_f(&t, "{{range .Config.Cmd}}<{{.}}>{{end}}", "insp"),
+        "<sleep><1000>"
+    );
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{end}}",
+            "insp"
+        ),
+        "a=b"
+    );
+    let vol = t.user_dir("bind");
+    ok(
+        &t,
+        &[
+            "create",
+            "--name",
+            "mnt",
+            "-v",
+            &format!("{}:/b:ro", vol.display()),
+            "-v",
+            "named:/n",
+            img,
+            "true",
+        ],
+    );
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}};{{end}}",
+            "mnt"
+        ),
+        "bind:/b:false;volume:/n:true;"
+    );
+    // JSON shape, docker's keys
+    let out = ok(&t, &["inspect", "insp"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let c = &v[0];
+    for k in [
+        "Id",
+        "Created",
+        "Name",
+        "State",
+        "Config",
+        "HostConfig",
+        "Mounts",
+        "NetworkSettings",
+        "Image",
+        "RestartCount",
+    ] {
+        assert!(!c[k].is_null(), "inspect lacks {k}: {out:?}");
+    }
+    for k in [
+        "Status",
+        "Running",
+        "Paused",
+        "Pid",
+        "ExitCode",
+        "StartedAt",
+        "FinishedAt",
+    ] {
+        assert!(!c["State"][k].is_null(), "inspect lacks State.{k}: {out:?}");
+    }
+    assert_eq!(c["State"]["Running"], true);
+    // --type
+    assert_eq!(
+        ok(
+            &t,
+            &["inspect", "--type", "container", "-f", "{{.Name}}", "insp"]
+        )
+        .stdout,
+        "/insp\n"
+    );
+    let out = t.burrow(["inspect", "--type", "image", "insp"]).output();
+    assert_ne!(out.code, 0, "insp is no image: {out:?}");
+    // several at once
+    ok(&t, &["inspect", "-f", "{{.Name}}", "insp", "mnt"]).assert_stdout("/insp\n/mnt\n");
+}
+
+// -------------------------------------------------------------------- attach
+
+#[test]
+fn attach_tty_and_detach_keys() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["-it", "--name", "at", "-e", "PS1=AT> ", img, "sh"]);
+    let mut s = PtySession::spawn(&t, &["attach", "at"]);
+    s.type_("echo $((6*7))x\n");
+    s.wait_for("42x");
+    s.type_("\x10\x11"); // ctrl-p ctrl-q
+    let cmdline = s.cmdline.clone();
+    let (code, out) = s.finish();
+    assert_eq!(code, 0, "attach after detach\ncommand: {cmdline}\n{out}");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "at"), "running");
+    // attach again: the same shell is still there
+    let mut s = PtySession::spawn(&t, &["attach", "--detach-keys", "ctrl-x", "at"]);
+    s.type_("echo $((7*7))y\n");
+    s.wait_for("49y");
+    s.type_("\x18");
+    let (code, out) = s.finish();
+    assert_eq!(code, 0, "attach --detach-keys ctrl-x\n{out}");
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "at"), "running");
+    // exiting the shell ends attach with its code
+    let mut s = PtySession::spawn(&t, &["attach", "at"]);
+    s.type_("exit 6\n");
+    let (code, out) = s.finish();
+    assert_eq!(code, 6, "{out}");
+    wait_inspect(
+        &t,
+        "at",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "exited 6",
+    );
+}
+
+#[test]
+fn attach_piped_stdin_exit_code() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(
+        &t,
+        &[
+            "-i",
+            "--name",
+            "ai",
+            img,
+            "sh",
+            "-c",
+            "read a; read b; echo got $a $b; exit 4",
+        ],
+    );
+    t.burrow(["attach", "ai"])
+        .stdin("one\ntwo\n")
+        .output()
+        .assert_code(4)
+        .assert_stdout("got one two\n");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.ExitCode}}", "ai"),
+        "exited 4"
+    );
+}
+
+#[test]
+fn start_attach_and_interactive() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    ok(
+        &t,
+        &[
+            "create",
+            "--name",
+            "sa",
+            img,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 2",
+        ],
+    );
+    let out = t.burrow(["start", "-a", "sa"]).output();
+    out.assert_code(2).assert_stdout("out\n");
+    assert!(out.stderr.contains("err"), "{out:?}");
+    ok(
+        &t,
+        &[
+            "create",
+            "-i",
+            "--name",
+            "si",
+            img,
+            "sh",
+            "-c",
+            "read a; echo in=$a",
+        ],
+    );
+    t.burrow(["start", "-a", "-i", "si"])
+        .stdin("hello\n")
+        .output()
+        .assert_ok()
+        .assert_stdout("in=hello\n");
+}
+
+// ---------------------------------------------------------------- the rest
+
+#[test]
+fn rename_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(&t, &["--name", "old", img, "sleep", "1000"]);
+    ok(&t, &["create", "--name", "taken", img, "true"]);
+    ok(&t, &["rename", "old", "new"]).assert_stdout("");
+    assert_eq!(inspect_f(&t, "{{.Name}}", &id), "/new");
+    assert_eq!(full_id(&t, "new"), id);
+    t.burrow(["inspect", "old"]).output().assert_code(1);
+    assert_eq!(ps_names(&t, &[]), svec(&["new"]));
+    let out = t.burrow(["rename", "new", "taken"]).output();
+    assert_ne!(out.code, 0, "rename onto a used name: {out:?}");
+    assert!(out.stderr.contains("already in use"), "{out:?}");
+    // the old name is free again
+    ok(&t, &["create", "--name", "old", img, "true"]);
+    ok(&t, &["exec", "new", "true"]);
+}
+
+#[test]
+fn container_prune_removes_stopped_only() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let gone1 = run_d(&t, &["--name", "p1", img, "true"]);
+    ok(&t, &["wait", "p1"]);
+    let gone2 = ok(&t, &["create", "--name", "p2", img, "true"])
+        .stdout
+        .trim()
+        .to_string();
+    run_d(&t, &["--name", "keep", img, "sleep", "1000"]);
+    let out = ok(&t, &["container", "prune", "-f"]);
+    assert!(
+        out.stdout.contains(&gone1) && out.stdout.contains(&gone2),
+        "{out:?}"
+    );
+    assert_eq!(ps_names(&t, &["-a"]), svec(&["keep"]));
+    assert_eq!(
+        ok(&t, &["container", "ls", "--format", "{{.Names}}"]).stdout,
+        "keep\n"
+    );
+    ok(&t, &["container", "rm", "-f", "keep"]);
+    assert!(ok(&t, &["container", "ls", "-aq"]).stdout.is_empty());
+}
+
+#[test]
+fn pause_is_clear_about_cgroups() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["--name", "pz", img, "sleep", "1000"]);
+    let out = t.burrow(["pause", "pz"]).output();
+    if out.code == 0 {
+        // a delegated cgroup v2 freezer
+        assert_eq!(
+            inspect_f(&t, "{{.State.Status}} {{.State.Paused}}", "pz"),
+            "paused true"
+        );
+        ok(&t, &["unpause", "pz"]);
+        assert_eq!(inspect_f(&t, "{{.State.Status}}", "pz"), "running");
+    } else {
+        assert!(
+            out.stderr.to_lowercase().contains("cgroup"),
+            "pause error should mention cgroups: {out:?}"
+        );
+        assert_eq!(
+            inspect_f(&t, "{{.State.Status}} {{.State.Paused}}", "pz"),
+            "running false"
+        );
+        let out = t.burrow(["unpause", "pz"]).output();
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains("cgroup"), "{out:?}");
+    }
+}
+
+#[test]
+fn top_lists_container_processes() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["--name", "tp", img, "sleep", "1000"]);
+    let out = ok(&t, &["top", "tp"]);
+    let header: Vec<&str> = out.lines()[0].split_whitespace().collect();
+    assert!(
+        header.contains(&"PID") && header.contains(&"CMD"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("sleep 1000"), "{out:?}");
+    let pid = inspect_f(&t, "{{.State.Pid}}", "tp");
+    assert!(
+        out.lines()[1..]
+            .iter()
+            .any(|l| l.split_whitespace().any(|f| f == pid)),
+        "top shows the host pid {pid}: {out:?}"
+    );
+    ok(&t, &["stop", "-t", "0", "tp"]);
+    let out = t.burrow(["top", "tp"]).output();
+    assert_ne!(out.code, 0, "top of a stopped container: {out:?}");
+    assert!(out.stderr.contains("is not running"), "{out:?}");
+}
