@@ -106,6 +106,14 @@ pub enum Command {
     Attach(commands::attach::Args),
     /// Display a live stream of containers' resource usage
     Stats(commands::stats::Args),
+    /// Create a new image from a container's changes
+    Commit(commands::commit::Args),
+    /// Copy files between a container and the host
+    Cp(commands::cp::Args),
+    /// Show the changes to a container's filesystem
+    Diff(commands::diff::Args),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::export::Args),
     /// Load images from a docker-archive or OCI archive
     Load(commands::load::Args),
     /// Create an image from a rootfs tarball
@@ -183,6 +191,10 @@ pub fn main() -> ExitCode {
         Command::Volume(a) => commands::volume::run(&cli.global, a),
         Command::Attach(a) => commands::attach::run(&cli.global, a),
         Command::Stats(a) => commands::stats::run(&cli.global, a),
+        Command::Commit(a) => commands::commit::run(&cli.global, a),
+        Command::Cp(a) => commands::cp::run(&cli.global, a),
+        Command::Diff(a) => commands::diff::run(&cli.global, a),
+        Command::Export(a) => commands::export::run(&cli.global, a),
         Command::Load(a) => commands::load::run(&cli.global, a),
         Command::Import(a) => commands::import::run(&cli.global, a),
         Command::Images(a) => commands::images::run(&cli.global, a),

@@ -1,10 +1,15 @@
 //! One module per command; each has clap `Args` and `run(global, args) -> exit code`.
 
 pub mod attach;
+pub mod commit;
 pub mod container;
+pub mod container_fs;
+pub mod cp;
 pub mod create;
 pub mod create_args;
+pub mod diff;
 pub mod exec;
+pub mod export;
 pub mod format;
 pub mod history;
 pub mod image;

@@ -19,12 +19,14 @@
 
 mod archive;
 mod blobs;
+mod commit;
 mod compression;
 mod crash;
 pub mod digest;
 mod gc;
 mod images;
 mod import;
+pub mod layer_tar;
 mod layers;
 mod lock;
 mod manifest;
@@ -40,6 +42,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
 pub use blobs::BlobWriter;
+pub use commit::CommitInfo;
 pub use crash::point as crash_point;
 pub use digest::Digest;
 pub use gc::GcReport;

@@ -1,0 +1,53 @@
+//! `burrow commit`: a new image from a container's changes (its upper directory turned back
+//! into an OCI layer, whiteouts included).
+
+use crate::cli::GlobalArgs;
+use crate::reference::Reference;
+use crate::storage::CommitInfo;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Author (e.g. "Jane Doe <jane@example.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instructions (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)
+    #[arg(short, long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause the container during the commit (needs a cgroup freezer; ignored without one)
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    pub container: String,
+    /// Name for the new image, REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let name = args.reference.as_deref().map(Reference::parse).transpose()?;
+    let changes = super::import::parse_changes(&args.change)?;
+    let containers = super::open_containers(global)?;
+    let record = containers.find(&args.container)?;
+    let store = super::open_store(global)?;
+    let base = store.find_image(&record.image_id)?;
+    // The upper directory holds files of the container's ids: read it in the namespace.
+    crate::userns::enter_current()?;
+    let upper = super::container_fs::upper_dir(&containers, &record);
+    std::fs::create_dir_all(&upper)?;
+    // The layer is built in a pipe by a thread while the store hashes it; no fork follows.
+    let (reader, writer) = std::io::pipe()?;
+    let producer = std::thread::spawn(move || crate::storage::layer_tar::write_layer_tar(&upper, writer));
+    let info = CommitInfo {
+        author: args.author.clone(),
+        message: args.message.clone(),
+        created_by: format!("burrow commit {}", record.command.join(" ")),
+    };
+    let committed = store.commit_image(&base, reader, &changes, &info, name.as_slice());
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the layer writer panicked"))??;
+    let image = committed?;
+    println!("{}", image.id);
+    Ok(0)
+}

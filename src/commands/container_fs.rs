@@ -1,0 +1,74 @@
+//! Reaching a container's files from burrow: the running container's root through its first
+//! process, or, for a stopped one, its layers mounted in a private mount namespace.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::cli::GlobalArgs;
+use crate::containers::{ContainerRecord, ContainerStore, Status};
+use crate::runtime::rootfs::Layers;
+use crate::storage::UnpackOptions;
+use crate::userns::MappingKind;
+
+/// Enter the right user namespace and return a path at which the container's root filesystem
+/// is visible (burrow must be single-threaded; this changes its namespaces).
+pub fn open_rootfs(global: &GlobalArgs, containers: &ContainerStore, record: &ContainerRecord) -> anyhow::Result<PathBuf> {
+    if matches!(record.status, Status::Running | Status::Paused) {
+        let pid = nix::unistd::Pid::from_raw(record.pid);
+        crate::runtime::join::enter_userns_of(pid)?;
+        return Ok(PathBuf::from(format!("/proc/{pid}/root")));
+    }
+    let mapping = crate::userns::enter_current()?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    let lower = lower_dirs(global, record, mapping.kind)?;
+    let dir = containers.dir_of(&record.id);
+    for sub in ["upper", "work", "merged"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    super::storage_driver::driver(global).mount(
+        &Layers {
+            lower: &lower,
+            upper: &upper,
+            work: &work,
+            volatile: false,
+        },
+        &merged,
+    )?;
+    Ok(merged)
+}
+
+/// The container's image layers, unpacked, lowest first.
+pub fn lower_dirs(global: &GlobalArgs, record: &ContainerRecord, kind: MappingKind) -> anyhow::Result<Vec<PathBuf>> {
+    let store = super::open_store(global)?;
+    let image = store
+        .find_image(&record.image_id)
+        .with_context(|| format!("the image of container {} is gone", record.name))?;
+    Ok(store.ensure_unpacked(
+        &image,
+        UnpackOptions {
+            ignore_chown_errors: kind == MappingKind::SingleId,
+        },
+    )?)
+}
+
+pub fn upper_dir(containers: &ContainerStore, record: &ContainerRecord) -> PathBuf {
+    containers.dir_of(&record.id).join("upper")
+}
+
+/// `CONTAINER:PATH` → (container, path); anything else is a host path.
+pub fn split_container_path(arg: &str) -> Option<(&str, &Path)> {
+    if arg.starts_with('/') || arg.starts_with('.') || arg == "-" {
+        return None;
+    }
+    let (c, p) = arg.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then(|| (c, Path::new(p)))
+}
