@@ -30,21 +30,20 @@ pub struct GlobalArgs {
     /// Log level: error, warn, info, debug or trace
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub log_level: LogLevel,
-    /// How container root filesystems are built from image layers
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "overlay",
-        env = "BURROW_STORAGE_DRIVER"
-    )]
-    pub storage_driver: StorageDriverName,
+    /// How container root filesystems are built from image layers (default: the
+    /// `driver` in $XDG_CONFIG_HOME/burrow/storage.conf, else overlay)
+    #[arg(long, global = true, value_enum, env = "BURROW_STORAGE_DRIVER")]
+    pub storage_driver: Option<StorageDriverName>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StorageDriverName {
-    /// The kernel's overlayfs, mounted in burrow's user namespace
+    /// The kernel's overlayfs in burrow's user namespace; burrow's FUSE overlay where the
+    /// kernel refuses
     Overlay,
+    /// burrow's own FUSE overlay (same on-disk format as the kernel's)
+    FuseOverlay,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -57,6 +57,8 @@ pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
         .arg(crate::paths::storage_root(global))
         .arg("--log-level")
         .arg(format!("{:?}", global.log_level).to_lowercase())
+        .arg("--storage-driver")
+        .arg(super::storage_driver::flag_value(super::storage_driver::name(global)))
         .arg("container-monitor")
         .arg(id)
         .stdin(std::process::Stdio::null())

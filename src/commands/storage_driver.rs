@@ -1,10 +1,86 @@
-//! `--storage-driver`: which filesystem builds a container's root from its layers.
+//! `--storage-driver`: which filesystem builds a container's root from its layers. The flag
+//! (or `BURROW_STORAGE_DRIVER`) wins over `driver = "..."` in
+//! `$XDG_CONFIG_HOME/burrow/storage.conf`; the default is the kernel overlay, with burrow's
+//! FUSE overlay taking over where the kernel refuses to mount one.
+
+use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, StorageDriverName};
-use crate::runtime::rootfs::{KernelOverlay, RootfsDriver};
+use crate::fuse_overlay::FuseOverlay;
+use crate::runtime::rootfs::{KernelOverlay, Layers, RootfsDriver, RootfsError};
+
+#[derive(Debug, serde::Deserialize)]
+struct StorageConf {
+    driver: Option<StorageDriverName>,
+}
+
+fn config_path() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.config_dir().join("burrow/storage.conf"))
+}
+
+fn from_config(path: &Path) -> Option<StorageDriverName> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match toml::from_str::<StorageConf>(&text) {
+        Ok(conf) => conf.driver,
+        Err(e) => {
+            log::warn!("ignoring {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// The driver in effect for this invocation.
+pub fn name(global: &GlobalArgs) -> StorageDriverName {
+    global
+        .storage_driver
+        .or_else(|| config_path().as_deref().and_then(from_config))
+        .unwrap_or(StorageDriverName::Overlay)
+}
+
+pub fn flag_value(name: StorageDriverName) -> &'static str {
+    match name {
+        StorageDriverName::Overlay => "overlay",
+        StorageDriverName::FuseOverlay => "fuse-overlay",
+    }
+}
 
 pub fn driver(global: &GlobalArgs) -> Box<dyn RootfsDriver> {
-    match global.storage_driver {
-        StorageDriverName::Overlay => Box::new(KernelOverlay),
+    match name(global) {
+        StorageDriverName::Overlay => Box::new(KernelThenFuse),
+        StorageDriverName::FuseOverlay => Box::new(FuseOverlay),
+    }
+}
+
+/// The kernel overlay, and the FUSE overlay where the kernel does not allow an overlay mount
+/// in a user namespace (older kernels, some hardened or nested setups).
+struct KernelThenFuse;
+
+impl RootfsDriver for KernelThenFuse {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+        match KernelOverlay.mount(layers, target) {
+            Err(RootfsError::Overlay { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EINVAL | libc::ENODEV)) =>
+            {
+                log::info!("the kernel refused an overlay mount ({source}); using burrow's FUSE overlay");
+                FuseOverlay.mount(layers, target)
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_names_the_driver() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("storage.conf");
+        std::fs::write(&path, "driver = \"fuse-overlay\"\n").unwrap();
+        assert_eq!(from_config(&path), Some(StorageDriverName::FuseOverlay));
+        std::fs::write(&path, "driver = \"zfs\"\n").unwrap();
+        assert_eq!(from_config(&path), None);
+        assert_eq!(from_config(&dir.path().join("missing")), None);
     }
 }
