@@ -80,7 +80,12 @@ pub fn ensure_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> io::
 /// Symlinks followed while creating, as the kernel's own limit.
 const MAX_LINKS: u32 = 40;
 
-fn ensure_with_depth(root: BorrowedFd<'_>, path: &Path, create: Create, depth: u32) -> io::Result<OwnedFd> {
+fn ensure_with_depth(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    create: Create,
+    depth: u32,
+) -> io::Result<OwnedFd> {
     if depth > MAX_LINKS {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
@@ -125,8 +130,14 @@ fn ensure_with_depth(root: BorrowedFd<'_>, path: &Path, create: Create, depth: u
         if let Err(e) = open_in_root(root, &rel, libc::O_PATH)
             && e.raw_os_error() == Some(libc::ENOENT)
         {
-            let target = std::fs::read_link(fd_path(&dir).join(Path::new(name.to_str().unwrap_or_default())))?;
-            let resolved = if target.is_absolute() { target } else { parent.join(target) };
+            let target = std::fs::read_link(
+                fd_path(&dir).join(Path::new(name.to_str().unwrap_or_default())),
+            )?;
+            let resolved = if target.is_absolute() {
+                target
+            } else {
+                parent.join(target)
+            };
             ensure_with_depth(root, &resolved, create, depth + 1)?;
         }
     }

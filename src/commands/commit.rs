@@ -25,7 +25,11 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    let name = args.reference.as_deref().map(Reference::parse).transpose()?;
+    let name = args
+        .reference
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()?;
     let changes = super::import::parse_changes(&args.change)?;
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
@@ -37,7 +41,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&upper)?;
     // The layer is built in a pipe by a thread while the store hashes it; no fork follows.
     let (reader, writer) = std::io::pipe()?;
-    let producer = std::thread::spawn(move || crate::storage::layer_tar::write_layer_tar(&upper, writer));
+    let producer =
+        std::thread::spawn(move || crate::storage::layer_tar::write_layer_tar(&upper, writer));
     let info = CommitInfo {
         author: args.author.clone(),
         message: args.message.clone(),

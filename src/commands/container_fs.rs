@@ -13,14 +13,19 @@ use crate::userns::MappingKind;
 
 /// Enter the right user namespace and return a path at which the container's root filesystem
 /// is visible (burrow must be single-threaded; this changes its namespaces).
-pub fn open_rootfs(global: &GlobalArgs, containers: &ContainerStore, record: &ContainerRecord) -> anyhow::Result<PathBuf> {
+pub fn open_rootfs(
+    global: &GlobalArgs,
+    containers: &ContainerStore,
+    record: &ContainerRecord,
+) -> anyhow::Result<PathBuf> {
     if matches!(record.status, Status::Running | Status::Paused) {
         let pid = nix::unistd::Pid::from_raw(record.pid);
         crate::runtime::join::enter_userns_of(pid)?;
         return Ok(PathBuf::from(format!("/proc/{pid}/root")));
     }
     let mapping = crate::userns::enter_current()?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("cannot create a mount namespace")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("cannot create a mount namespace")?;
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -47,7 +52,11 @@ pub fn open_rootfs(global: &GlobalArgs, containers: &ContainerStore, record: &Co
 }
 
 /// The container's image layers, unpacked, lowest first.
-pub fn lower_dirs(global: &GlobalArgs, record: &ContainerRecord, kind: MappingKind) -> anyhow::Result<Vec<PathBuf>> {
+pub fn lower_dirs(
+    global: &GlobalArgs,
+    record: &ContainerRecord,
+    kind: MappingKind,
+) -> anyhow::Result<Vec<PathBuf>> {
     let store = super::open_store(global)?;
     let image = store
         .find_image(&record.image_id)

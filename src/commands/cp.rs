@@ -25,7 +25,11 @@ pub struct Args {
 }
 
 fn copy_any(from: &Path, to: &Path, follow: bool) -> std::io::Result<()> {
-    let meta = if follow { std::fs::metadata(from)? } else { std::fs::symlink_metadata(from)? };
+    let meta = if follow {
+        std::fs::metadata(from)?
+    } else {
+        std::fs::symlink_metadata(from)?
+    };
     copy_with_meta(from, &meta, to)
 }
 
@@ -47,34 +51,57 @@ enum FdKind {
 
 fn fstat_path(fd: &std::os::fd::OwnedFd) -> std::io::Result<FdKind> {
     let st = nix::sys::stat::fstat(fd)?;
-    Ok(if st.st_mode & libc::S_IFMT == libc::S_IFLNK { FdKind::Symlink } else { FdKind::Other })
+    Ok(if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        FdKind::Symlink
+    } else {
+        FdKind::Other
+    })
 }
 
 /// `docker cp` naming: copying onto an existing directory puts the source inside it.
 fn target_for(dest: &Path, source_name: &std::ffi::OsStr) -> PathBuf {
-    if dest.is_dir() { dest.join(source_name) } else { dest.to_path_buf() }
+    if dest.is_dir() {
+        dest.join(source_name)
+    } else {
+        dest.to_path_buf()
+    }
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     use super::container_fs::split_container_path;
     let containers = super::open_containers(global)?;
-    match (split_container_path(&args.source), split_container_path(&args.destination)) {
+    match (
+        split_container_path(&args.source),
+        split_container_path(&args.destination),
+    ) {
         (Some((c, src)), None) => {
             let record = containers.find(c)?;
             let dest = PathBuf::from(&args.destination);
-            let dest_abs = if args.destination == "-" { dest } else { std::path::absolute(&dest)? };
+            let dest_abs = if args.destination == "-" {
+                dest
+            } else {
+                std::path::absolute(&dest)?
+            };
             let to_stdout = args.destination == "-";
             let stdout = std::io::stdout();
             let root = super::container_fs::open_rootfs(global, &containers, &record)?;
             let rootfd = std::fs::File::open(&root)?;
-            let flags = if args.follow_link { libc::O_PATH } else { libc::O_PATH | libc::O_NOFOLLOW };
-            let fd = open_in_root(rootfd.as_fd(), src, flags)
-                .with_context(|| format!("could not find the file {} in container {c}", src.display()))?;
+            let flags = if args.follow_link {
+                libc::O_PATH
+            } else {
+                libc::O_PATH | libc::O_NOFOLLOW
+            };
+            let fd = open_in_root(rootfd.as_fd(), src, flags).with_context(|| {
+                format!("could not find the file {} in container {c}", src.display())
+            })?;
             let from = fd_path(&fd);
             // The descriptor is the resolved source itself: its own type decides, whatever
             // the magic link in /proc looks like.
             let own = fstat_path(&fd)?;
-            let name = src.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "root".into());
+            let name = src
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_else(|| "root".into());
             if to_stdout {
                 let mut b = tar::Builder::new(stdout.lock());
                 b.follow_symlinks(false);
@@ -104,7 +131,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         (None, Some((c, dst))) => {
             let record = containers.find(c)?;
             let from_stdin = args.source == "-";
-            let src = if from_stdin { PathBuf::new() } else { std::path::absolute(&args.source)? };
+            let src = if from_stdin {
+                PathBuf::new()
+            } else {
+                std::path::absolute(&args.source)?
+            };
             if !from_stdin && std::fs::symlink_metadata(&src).is_err() {
                 anyhow::bail!("could not find the file {} on the host", src.display());
             }
@@ -119,7 +150,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 archive.unpack(fd_path(&dir))?;
                 return Ok(0);
             }
-            let name = src.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            let name = src
+                .file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default();
             let dest_dir_fd = open_in_root(rootfd.as_fd(), dst, libc::O_PATH);
             let to = match dest_dir_fd {
                 Ok(fd) if std::fs::metadata(fd_path(&fd)).is_ok_and(|m| m.is_dir()) => {
@@ -129,17 +163,23 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 _ => {
                     let parent_path = dst.parent().unwrap_or(Path::new("/"));
                     let parent = ensure_in_root(rootfd.as_fd(), parent_path, Create::Dir)?;
-                    (fd_path(&parent).join(dst.file_name().unwrap_or_default()), Some(parent))
+                    (
+                        fd_path(&parent).join(dst.file_name().unwrap_or_default()),
+                        Some(parent),
+                    )
                 }
             };
             let (to, _keep) = to;
-            copy_any(&src, &to, args.follow_link).with_context(|| format!("cannot copy into {}", dst.display()))?;
+            copy_any(&src, &to, args.follow_link)
+                .with_context(|| format!("cannot copy into {}", dst.display()))?;
             if !args.archive {
                 // Copied files belong to the container's root, as docker does.
                 let _ = crate::runtime::copy::chown_tree(&to, 0, 0);
             }
             Ok(0)
         }
-        _ => anyhow::bail!("copying between containers or between host paths is not supported: one side must be CONTAINER:PATH"),
+        _ => anyhow::bail!(
+            "copying between containers or between host paths is not supported: one side must be CONTAINER:PATH"
+        ),
     }
 }

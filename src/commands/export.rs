@@ -19,11 +19,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
     if args.output.is_none() && crate::runtime::pty::is_terminal(1) {
-        anyhow::bail!("cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect the output");
+        anyhow::bail!(
+            "cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect the output"
+        );
     }
     // The output is opened before the namespaces change, as the caller's own file.
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;

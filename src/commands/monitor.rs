@@ -58,7 +58,9 @@ pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
         .arg("--log-level")
         .arg(format!("{:?}", global.log_level).to_lowercase())
         .arg("--storage-driver")
-        .arg(super::storage_driver::flag_value(super::storage_driver::name(global)))
+        .arg(super::storage_driver::flag_value(
+            super::storage_driver::name(global),
+        ))
         .arg("container-monitor")
         .arg(id)
         .stdin(std::process::Stdio::null())

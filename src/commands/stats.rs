@@ -44,7 +44,9 @@ struct Sample {
 }
 
 fn numbers_after(line: &str) -> Vec<u64> {
-    line.split_whitespace().filter_map(|w| w.parse().ok()).collect()
+    line.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 /// Sum over the processes that share `first`'s pid namespace (call with privilege over them).
@@ -54,10 +56,18 @@ fn sample(first: i32) -> Sample {
         return s;
     };
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() != Some(&target) {
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .ok()
+            .as_ref()
+            != Some(&target)
+        {
             continue;
         }
         s.pids += 1;
@@ -130,16 +140,31 @@ fn measure(record: &ContainerRecord, interval: Duration) -> anyhow::Result<(Samp
 fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| numbers_after(l).first().copied().unwrap_or(0) * 1024))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| numbers_after(l).first().copied().unwrap_or(0) * 1024)
+        })
         .unwrap_or(0)
 }
 
-fn row(record: &ContainerRecord, a: Sample, b: Sample, interval: Duration, no_trunc: bool) -> Value {
+fn row(
+    record: &ContainerRecord,
+    a: Sample,
+    b: Sample,
+    interval: Duration,
+    no_trunc: bool,
+) -> Value {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let cpu = (b.cpu_ticks.saturating_sub(a.cpu_ticks)) as f64 / hz / interval.as_secs_f64() * 100.0;
+    let cpu =
+        (b.cpu_ticks.saturating_sub(a.cpu_ticks)) as f64 / hz / interval.as_secs_f64() * 100.0;
     let total = mem_total();
-    let mem_perc = if total > 0 { b.rss_bytes as f64 / total as f64 * 100.0 } else { 0.0 };
+    let mem_perc = if total > 0 {
+        b.rss_bytes as f64 / total as f64 * 100.0
+    } else {
+        0.0
+    };
     json!({
         "ID": if no_trunc { record.id.clone() } else { record.id[..12].to_string() },
         "Container": if no_trunc { record.id.clone() } else { record.id[..12].to_string() },

@@ -59,9 +59,14 @@ impl RootfsDriver for KernelThenFuse {
     fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
         match KernelOverlay.mount(layers, target) {
             Err(RootfsError::Overlay { source, .. })
-                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EINVAL | libc::ENODEV)) =>
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EPERM | libc::EINVAL | libc::ENODEV)
+                ) =>
             {
-                log::info!("the kernel refused an overlay mount ({source}); using burrow's FUSE overlay");
+                log::info!(
+                    "the kernel refused an overlay mount ({source}); using burrow's FUSE overlay"
+                );
                 FuseOverlay.mount(layers, target)
             }
             other => other,

@@ -322,6 +322,14 @@ pub fn download_blob(
     Ok(())
 }
 
+/// A repository of a registry, with the token scopes its blobs need.
+#[derive(Clone, Copy)]
+pub struct Remote<'a> {
+    pub client: &'a RegistryClient,
+    pub repository: &'a str,
+    pub scopes: &'a [String],
+}
+
 /// Called with each blob's index, in order, once it and every blob before it are stored.
 pub type InOrder<'a> = dyn FnMut(usize, &Descriptor) -> Result<()> + 'a;
 
@@ -329,15 +337,18 @@ pub type InOrder<'a> = dyn FnMut(usize, &Descriptor) -> Result<()> + 'a;
 /// `in_order` (unpacking, for a pull) runs on the calling thread while later blobs are still
 /// downloading.
 pub fn download_all(
-    client: &RegistryClient,
+    remote: &Remote<'_>,
     store: &Store,
-    repository: &str,
     blobs: &[Descriptor],
-    scopes: &[String],
     progress: &Progress,
     jobs: usize,
     mut in_order: Option<&mut InOrder<'_>>,
 ) -> Result<usize> {
+    let Remote {
+        client,
+        repository,
+        scopes,
+    } = *remote;
     let mut todo: Vec<(usize, &Descriptor)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for d in blobs {
@@ -486,15 +497,20 @@ fn pull_from(
         store.unpack_layer_at(&diff_ids, i, &store_digest(&d.digest)?, unpack_opts)?;
         Ok(())
     };
-    let fetched_layers = download_all(
-        &client,
-        store,
+    let remote = Remote {
+        client: &client,
         repository,
+        scopes: &scopes,
+    };
+    let fetched_layers = download_all(
+        &remote,
+        store,
         &image.layers,
-        &scopes,
         progress,
         jobs,
-        opts.unpack.is_some().then_some(&mut unpack as &mut InOrder<'_>),
+        opts.unpack
+            .is_some()
+            .then_some(&mut unpack as &mut InOrder<'_>),
     )?;
     progress.close();
     drop(client);

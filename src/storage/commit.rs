@@ -36,17 +36,23 @@ impl Store {
     ) -> Result<ImageRecord, StorageError> {
         let mut writer = self.blob_writer()?;
         let mut layer = layer;
-        std::io::copy(&mut layer, &mut writer).map_err(|e| StorageError::Other(format!("cannot write the layer: {e}")))?;
+        std::io::copy(&mut layer, &mut writer)
+            .map_err(|e| StorageError::Other(format!("cannot write the layer: {e}")))?;
         let (diff_id, size) = writer.commit(None)?;
 
-        let base_manifest: Value = serde_json::from_slice(&self.read_blob(&base.manifest_digest)?).map_err(json_err)?;
-        let mut config: Value = serde_json::from_slice(&self.read_blob(&base.id)?).map_err(json_err)?;
+        let base_manifest: Value =
+            serde_json::from_slice(&self.read_blob(&base.manifest_digest)?).map_err(json_err)?;
+        let mut config: Value =
+            serde_json::from_slice(&self.read_blob(&base.id)?).map_err(json_err)?;
         let now = now_rfc3339();
         config["created"] = json!(now);
         if let Some(author) = &info.author {
             config["author"] = json!(author);
         }
-        let mut diff_ids = config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+        let mut diff_ids = config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         diff_ids.push(json!(diff_id.to_string()));
         config["rootfs"] = json!({ "type": "layers", "diff_ids": diff_ids });
         let mut entry = json!({ "created": now, "created_by": info.created_by });
@@ -59,7 +65,9 @@ impl Store {
         let mut history = config["history"].as_array().cloned().unwrap_or_default();
         history.push(entry);
         config["history"] = Value::Array(history);
-        if let (Some(target), Value::Object(new)) = (config.get_mut("config"), changes.to_config_json()) {
+        if let (Some(target), Value::Object(new)) =
+            (config.get_mut("config"), changes.to_config_json())
+        {
             if !target.is_object() {
                 *target = json!({});
             }
@@ -72,13 +80,18 @@ impl Store {
         let config_bytes = serde_json::to_vec(&config).map_err(json_err)?;
         let config_digest = self.put_blob(&config_bytes)?;
 
-        let mut layers = base_manifest["layers"].as_array().cloned().unwrap_or_default();
+        let mut layers = base_manifest["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         layers.push(json!({ "mediaType": OCI_LAYER, "digest": diff_id.to_string(), "size": size }));
         // Docker media types of the base's layers stay valid in an OCI manifest.
         for l in &mut layers {
             if let Some(mt) = l["mediaType"].as_str() {
                 let mapped = match mt {
-                    "application/vnd.docker.image.rootfs.diff.tar.gzip" => "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+                        "application/vnd.oci.image.layer.v1.tar+gzip"
+                    }
                     "application/vnd.docker.image.rootfs.diff.tar" => OCI_LAYER,
                     other => other,
                 }

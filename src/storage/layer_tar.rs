@@ -41,7 +41,14 @@ fn is_opaque(path: &Path) -> bool {
     let name = std::ffi::CString::new(OPAQUE_XATTR).unwrap_or_default();
     let mut buf = [0u8; 4];
     // SAFETY: valid C strings and buffer.
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     n > 0 && buf[0] == b'y'
 }
 
@@ -117,7 +124,12 @@ fn in_lower(lower: &[std::path::PathBuf], path: &Path) -> bool {
         .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok_and(|m| !is_whiteout(&m)))
 }
 
-fn diff_walk(dir: &Path, rel: &Path, lower: &[std::path::PathBuf], out: &mut Vec<Change>) -> io::Result<()> {
+fn diff_walk(
+    dir: &Path,
+    rel: &Path,
+    lower: &[std::path::PathBuf],
+    out: &mut Vec<Change>,
+) -> io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -132,7 +144,11 @@ fn diff_walk(dir: &Path, rel: &Path, lower: &[std::path::PathBuf], out: &mut Vec
             out.push(Change::Deleted(shown));
             continue;
         }
-        out.push(if in_lower(lower, &name) { Change::Changed(shown) } else { Change::Added(shown) });
+        out.push(if in_lower(lower, &name) {
+            Change::Changed(shown)
+        } else {
+            Change::Added(shown)
+        });
         if meta.is_dir() {
             // Below an opaque or new directory everything is new.
             let sub_lower: &[std::path::PathBuf] = if is_opaque(&path) { &[] } else { lower };

@@ -65,7 +65,9 @@ impl Store {
         blob: &Digest,
         opts: UnpackOptions,
     ) -> Result<PathBuf, StorageError> {
-        let chain = chain_ids(&diff_ids[..=index]).pop().expect("at least one layer");
+        let chain = chain_ids(&diff_ids[..=index])
+            .pop()
+            .expect("at least one layer");
         drop(self.unpack_chain(&chain, &diff_ids[index], opts, &mut || Ok(blob.clone()))?);
         Ok(self.layer_dir(&chain))
     }

@@ -331,7 +331,7 @@ fn save_rmi_load(t: &TestCtx, format: &str, file: &str) {
     t.burrow(["rmi", "test/a:1", "test/b:1"])
         .output()
         .assert_ok();
-    assert!(image_names(&t).is_empty());
+    assert!(image_names(t).is_empty());
     assert!(blobs(t).is_empty(), "{:?}", blobs(t));
     let out = t.load(&p);
     out.assert_stdout_contains("Loaded image: test/a:1\n")

@@ -584,7 +584,11 @@ fn push_pull_round_trip() {
         .into_iter()
         .filter(|n| n.len() == 64 && t2.root.join("overlay").join(n).join("diff").is_dir())
         .collect();
-    assert!(!unpacked.is_empty(), "pull left no unpacked layer in {}", t2.root.display());
+    assert!(
+        !unpacked.is_empty(),
+        "pull left no unpacked layer in {}",
+        t2.root.display()
+    );
     let images = t2.burrow(["images"]).output();
     images.assert_ok();
     assert!(

@@ -630,6 +630,8 @@ fn volumes_from_shares_mounts() {
             "echo from-src > /s/f",
         ],
     );
+    let src_anon = anonymous(&t);
+    assert_eq!(src_anon.len(), 1, "create made src's anonymous volume");
     ok(
         &t,
         &[
@@ -645,8 +647,13 @@ fn volumes_from_shares_mounts() {
     )
     .assert_stdout("from-src\n");
     assert_eq!(fs::read_to_string(dir.join("f")).unwrap(), "bind\n");
-    // the anonymous volume is src's, not a new one
-    assert_eq!(anonymous(&t).len(), 1);
+    // The anonymous volume is src's (shared, not new), and `run --rm` of the
+    // borrower must not remove a volume src still uses.
+    assert_eq!(
+        anonymous(&t),
+        src_anon,
+        "run --rm --volumes-from src removed (or added) an anonymous volume"
+    );
     // :ro
     let out = t
         .burrow([
@@ -668,6 +675,21 @@ fn volumes_from_shares_mounts() {
         .output();
     out.assert_code(125);
     out.assert_stderr_nonempty();
+    assert_eq!(anonymous(&t), src_anon);
+    ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "src",
+            img,
+            "cat",
+            "/anon/f",
+        ],
+    )
+    .assert_stdout("anon\n");
+    t.burrow(["start", "-a", "src"]).output().assert_ok();
 }
 
 // ------------------------------------------------------------------- inspect
@@ -940,4 +962,92 @@ fn volume_prune() {
     let mut want = set(&["held"]);
     want.extend(held_anon.iter().cloned());
     assert_eq!(volumes(&t), want, "in-use volumes survive prune -a");
+}
+
+// ------------------------------------------------------------ image VOLUMEs
+
+/// Load an image whose config declares `VOLUME /data` and whose layer holds
+/// /data/seed (the images module's `Config` has no volumes, so the archive
+/// is written here).
+fn load_volume_image(t: &TestCtx) -> &'static str {
+    use crate::images::{Entry, RootfsOpts, busybox_rootfs, sha256_hex, tar};
+    let tag = "test/vol:1";
+    let mut rootfs = busybox_rootfs(&t.busybox, &RootfsOpts::default());
+    rootfs.push(Entry::dir("data", 0o755));
+    rootfs.push(Entry::file("data/seed", 0o644, "from-image\n"));
+    let layer = tar(&rootfs);
+    let layer_hex = sha256_hex(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["sh"],
+            "Volumes": {"/data": {}},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_hex}")]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "VOLUME /data"}],
+    }))
+    .unwrap();
+    let cfg_name = format!("{}.json", sha256_hex(&config));
+    let layer_name = format!("{layer_hex}/layer.tar");
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": cfg_name, "RepoTags": [tag], "Layers": [layer_name]}
+    ]))
+    .unwrap();
+    let archive = tar(&[
+        Entry::file(&cfg_name, 0o644, config),
+        Entry::dir(&layer_hex, 0o755),
+        Entry::file(&layer_name, 0o644, layer),
+        Entry::file("manifest.json", 0o644, manifest),
+    ]);
+    let p = t.write("vol-image.tar", archive);
+    t.load(&p);
+    tag
+}
+
+#[test]
+fn image_volume_gets_anonymous_volume() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_volume_image(&t);
+    ok(
+        &t,
+        &[
+            "run",
+            "--name",
+            "iv",
+            img,
+            "sh",
+            "-c",
+            "cat /data/seed && grep -q ' /data ' /proc/mounts && echo mounted",
+        ],
+    )
+    .assert_stdout("from-image\nmounted\n");
+    let anon = anonymous(&t);
+    assert_eq!(anon.len(), 1, "one anonymous volume for VOLUME /data");
+    let name = anon.iter().next().unwrap();
+    let mp = ok(&t, &["volume", "inspect", "-f", "{{.Mountpoint}}", name]).stdout;
+    assert_eq!(
+        fs::read_to_string(Path::new(mp.trim()).join("seed")).unwrap(),
+        "from-image\n",
+        "the anonymous volume is seeded from the image"
+    );
+    // a named volume at the same path replaces the anonymous one
+    ok(
+        &t,
+        &["run", "--rm", "-v", "named:/data", img, "cat", "/data/seed"],
+    )
+    .assert_stdout("from-image\n");
+    assert_eq!(
+        anonymous(&t),
+        anon,
+        "no anonymous volume for an overridden VOLUME"
+    );
+    // run --rm removes the image VOLUME's anonymous volume
+    ok(&t, &["run", "--rm", img, "true"]);
+    assert_eq!(anonymous(&t), anon);
+    ok(&t, &["rm", "-v", "iv"]);
+    assert!(anonymous(&t).is_empty());
 }
