@@ -367,6 +367,28 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
         println!();
     }
     let containers = cstore.list()?;
+    if args.volumes {
+        let volumes = crate::volumes::VolumeStore::open(&crate::paths::storage_root(global))?;
+        let used: std::collections::HashSet<&str> = containers
+            .iter()
+            .flat_map(|c| c.mounts.iter().filter_map(|m| m.volume.as_deref()))
+            .collect();
+        let mut removed = Vec::new();
+        for v in volumes.list()? {
+            if v.anonymous && !used.contains(v.name.as_str()) {
+                reclaimed += du(&v.mountpoint);
+                volumes.remove(&v.name)?;
+                removed.push(v.name);
+            }
+        }
+        if !removed.is_empty() {
+            println!("Deleted Volumes:");
+            for name in &removed {
+                println!("{name}");
+            }
+            println!();
+        }
+    }
     reclaimed += super::image::prune_images(&store, &containers, args.all)?;
     println!("Total reclaimed space: {}", human_size(reclaimed));
     Ok(0)

@@ -451,3 +451,30 @@ fn hostile_layer_is_contained() {
         "unexpected entries in the test dir"
     );
 }
+
+/// 120 layers: the overlay's lower directories would not fit the one-page option string of
+/// mount(2) (about 70 bytes each), so this needs per-layer mount parameters.
+#[test]
+fn image_with_many_layers_runs() {
+    let t = ctx!();
+    let mut layers = vec![base_layer(&t)];
+    for i in 0..120 {
+        layers.push(images::tar(&[
+            Entry::dir("layers", 0o755),
+            Entry::file(&format!("layers/{i:03}"), 0o644, format!("{i}\n")),
+        ]));
+    }
+    let img = Image::new("test/many:1", layers, Config::shell());
+    fixtures::load_image(&t, img);
+    t.burrow([
+        "run",
+        "--rm",
+        "test/many:1",
+        "sh",
+        "-c",
+        "ls /layers | wc -l; cat /layers/119",
+    ])
+    .output()
+    .assert_ok()
+    .assert_stdout("120\n119\n");
+}
