@@ -81,7 +81,7 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
             },
             "GroupAdd": create.as_ref().map(|c| c.group_add.clone()).unwrap_or_default(),
         },
-        "Mounts": [],
+        "Mounts": mounts_json(r),
         "Config": {
             "Hostname": r.hostname,
             "User": process.as_ref().map(|p| p.user.clone()).unwrap_or_default(),
@@ -100,6 +100,30 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
             "IPAddress": "",
         },
     })
+}
+
+/// docker's `Mounts`: one entry per volume, bind mount and tmpfs.
+fn mounts_json(r: &ContainerRecord) -> Value {
+    r.mounts
+        .iter()
+        .map(|m| {
+            let kind = match (&m.volume, &m.source) {
+                (Some(_), _) => "volume",
+                (None, Some(_)) => "bind",
+                (None, None) => "tmpfs",
+            };
+            json!({
+                "Type": kind,
+                "Name": m.volume.clone().unwrap_or_default(),
+                "Source": m.source.clone().unwrap_or_default(),
+                "Destination": m.target,
+                "Driver": if m.volume.is_some() { "local" } else { "" },
+                "Mode": if m.readonly { "ro" } else { "" },
+                "RW": !m.readonly,
+                "Propagation": if kind == "bind" { "rprivate" } else { "" },
+            })
+        })
+        .collect()
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {

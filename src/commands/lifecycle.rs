@@ -344,7 +344,15 @@ pub fn stop_container(
     record: &mut ContainerRecord,
     timeout: Option<u32>,
 ) -> anyhow::Result<()> {
-    if !matches!(record.status, Status::Running | Status::Paused) {
+    let running = matches!(record.status, Status::Running | Status::Paused);
+    if !running {
+        // Between two runs of a restart policy: only the monitor is alive. Tell it to stop
+        // restarting and wait for it to go.
+        if containers.is_locked(&record.id) {
+            record.stopped_by_user = true;
+            containers.save(record)?;
+            containers.wait_unlocked(&record.id);
+        }
         return Ok(());
     }
     record.stopped_by_user = true;

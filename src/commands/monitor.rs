@@ -182,6 +182,7 @@ fn monitor(
         // Our copies of the write ends must close, or the pipes never reach end of file.
         drop(prepared.spec);
         send_report(report, &Report::Started);
+        release_setup_memory();
         let mut pump = Pump {
             log: &mut log,
             listener: listener.as_ref(),
@@ -200,11 +201,61 @@ fn monitor(
         containers.save(&record)?;
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_secs(60));
+        // `stop`, `kill` or `rm -f` during the back-off end the restarts.
+        match containers.load(&record.id) {
+            Ok(latest) if latest.stopped_by_user => return Ok(code),
+            Ok(_) => {}
+            Err(_) => return Ok(code),
+        }
     };
     if record.auto_remove {
         lifecycle::remove_quietly(global, &containers, &record.id);
     }
     Ok(code)
+}
+
+/// The monitor lives as long as its container but runs only the small pump loop after setup:
+/// give back the heap the setup freed, and unmap the file pages (code, constants) that setup
+/// faulted in, with the kernel's fault-around, most of burrow's text. Only mappings without
+/// private pages are dropped, so nothing is lost: a page the loop needs is faulted back in
+/// from the file, one page at a time (`MADV_RANDOM` turns fault-around off for them).
+fn release_setup_memory() {
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut clean_file_mappings = Vec::new();
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let Some((range, perms)) = fields.first().zip(fields.get(1))
+            && let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            )
+        {
+            let file_backed = fields.get(5).is_some_and(|p| p.starts_with('/'));
+            let read_only = perms.starts_with('r') && perms.as_bytes().get(1) == Some(&b'-');
+            current = Some((start, end, file_backed && read_only));
+        } else if line.starts_with("Anonymous:")
+            && let Some((start, end, candidate)) = current.take()
+            && candidate
+            && fields.get(1) == Some(&"0")
+        {
+            clean_file_mappings.push((start, end));
+        }
+    }
+    for (start, end) in clean_file_mappings {
+        let addr = start as *mut libc::c_void;
+        // SAFETY: a read-only file mapping without private (anonymous) pages holds nothing
+        // that is not in the file: dropping its pages loses nothing.
+        unsafe {
+            libc::madvise(addr, end - start, libc::MADV_RANDOM);
+            libc::madvise(addr, end - start, libc::MADV_DONTNEED);
+        }
+    }
 }
 
 /// The container's output goes to its log and to every `attach` client; what clients type

@@ -122,6 +122,10 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
     if !args.no_trunc && command.chars().count() > 20 {
         command = format!("{}…", command.chars().take(19).collect::<String>());
     }
+    let labels_map: serde_json::Map<String, Value> = labels(r)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     let labels = labels(r)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -143,6 +147,7 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
         "Ports": "",
         "Names": r.name,
         "Labels": labels,
+        "Label": labels_map,
         "Size": size,
         "Networks": "",
         "Mounts": "",

@@ -39,7 +39,24 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        if matches!(record.status, Status::Running | Status::Paused) {
+        let running = matches!(record.status, Status::Running | Status::Paused);
+        // A monitor between two runs of a restart policy still owns the container.
+        let restarting = !running && containers.is_locked(&record.id);
+        if restarting {
+            if !args.force {
+                eprintln!(
+                    "burrow: cannot remove container {key}: container is restarting: stop the \
+                     container before removing or force remove"
+                );
+                failed = true;
+                continue;
+            }
+            let mut r = record.clone();
+            r.stopped_by_user = true;
+            let _ = containers.save(&r);
+            containers.wait_unlocked(&r.id);
+        }
+        if running {
             if !args.force {
                 eprintln!(
                     "burrow: cannot remove container {key}: container is running: stop the \

@@ -99,6 +99,21 @@ fn to_json(v: &Volume) -> anyhow::Result<serde_json::Value> {
     Ok(j)
 }
 
+/// A `volume ls` row: docker's `Labels` is `k=v,...`; `{{.Label "k"}}` reads one.
+fn list_row(v: &Volume) -> anyhow::Result<serde_json::Value> {
+    let mut j = to_json(v)?;
+    let joined = v
+        .labels
+        .iter()
+        .map(|(k, val)| format!("{k}={val}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    j["Label"] = serde_json::to_value(&v.labels)?;
+    j["Labels"] = serde_json::Value::String(joined);
+    j["Scope"] = serde_json::Value::String(v.scope.clone());
+    Ok(j)
+}
+
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let store = VolumeStore::open(&crate::paths::storage_root(global))?;
     match args.command {
@@ -146,7 +161,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     };
                 }
                 if keep {
-                    rows.push(to_json(&v)?);
+                    rows.push(list_row(&v)?);
                 }
             }
             let format = match (format, quiet) {
@@ -224,13 +239,18 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     }
 }
 
-/// Remove the anonymous volumes of a removed container (`rm -v`).
+/// Remove the anonymous volumes of a removed container (`rm -v`), except those another
+/// container still uses (through `--volumes-from`).
 pub fn remove_anonymous(global: &GlobalArgs, mounts: &[crate::runtime::ExtraMount]) {
     let Ok(store) = VolumeStore::open(&crate::paths::storage_root(global)) else {
         return;
     };
+    let Ok(used) = users(global) else {
+        return;
+    };
     for m in mounts {
         if let Some(name) = &m.volume
+            && !used.contains_key(name)
             && store.get(name).is_ok_and(|v| v.anonymous)
             && let Err(e) = store.remove(name)
         {

@@ -160,7 +160,8 @@ pub fn render_list(
             .replace("\\t", "\t")
             .replace("\\n", "\n")
     };
-    let tmpl = Template::parse(&source)?;
+    // Listed items are docker's typed structs: an unknown field is an error there.
+    let tmpl = Template::parse(&source)?.missing_key_error(true);
     let mut body = String::new();
     for item in items {
         tmpl.execute_into(item, None, &mut body)?;

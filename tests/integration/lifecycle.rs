@@ -51,11 +51,33 @@ impl Drop for Cleanup<'_> {
         if std::env::var_os("BURROW_TEST_KEEP").is_some() {
             return;
         }
-        let _ = self
-            .0
+        let t = self.0;
+        // Monitors of this test's containers, to kill any that `rm -f`
+        // leaves behind (they would outlive the storage root).
+        let root = t.root.display().to_string();
+        let monitors: Vec<i32> = t
+            .containers()
+            .iter()
+            .filter_map(|id| {
+                let p = t.root.join("containers").join(id).join("config.json");
+                let v: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+                v["monitor_pid"].as_i64().map(|p| p as i32)
+            })
+            .collect();
+        let _ = t
             .burrow(["rm", "-f", "--all"])
             .timeout(Duration::from_secs(60))
             .try_output();
+        for pid in monitors {
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .replace('\0', " ");
+            if pid > 0 && cmdline.contains("container-monitor") && cmdline.contains(&root) {
+                // SAFETY: plain kill(2) of a monitor this test started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 }
 
@@ -1060,6 +1082,55 @@ fn restart_always_until_stop() {
         "ran again after stop"
     );
     assert!(ps_names(&t, &[]).is_empty());
+}
+
+#[test]
+fn rm_force_restart_always_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d(
+        &t,
+        &[
+            "--name",
+            "rr",
+            "--restart",
+            "always",
+            img,
+            "sh",
+            "-c",
+            "echo run",
+        ],
+    );
+    wait_logs(&t, "rr", "run");
+    poll("a first restart", || {
+        let n = try_inspect(&t, "{{.RestartCount}}", "rr")?;
+        if n != "0" { Ok(()) } else { Err(n) }
+    });
+    let mon = monitor_pid(&t, &id);
+    ok(&t, &["rm", "-f", "rr"]).assert_stdout("rr\n");
+    assert!(ok(&t, &["ps", "-aq"]).stdout.is_empty());
+    if let Some(mon) = mon {
+        poll("the monitor to exit after rm -f", || {
+            if alive(mon) {
+                Err(format!(
+                    "monitor {mon} alive; ps -a: {:?}",
+                    t.burrow(["ps", "-a"]).output().stdout
+                ))
+            } else {
+                Ok(())
+            }
+        });
+    }
+    // not resurrected by a restart
+    assert!(
+        ok(&t, &["ps", "-aq"]).stdout.is_empty(),
+        "container came back after rm -f"
+    );
+    assert!(
+        !t.root.join("containers").join(&id).exists(),
+        "container directory recreated after rm -f"
+    );
 }
 
 // -------------------------------------------------------------- parallelism
