@@ -113,6 +113,8 @@ pub enum Command {
     Diff(commands::diff::Args),
     /// Export a container's filesystem as a tar archive
     Export(commands::export::Args),
+    /// Display system-wide information
+    Info(commands::info::Args),
     /// Load images from a docker-archive or OCI archive
     Load(commands::load::Args),
     /// Create an image from a rootfs tarball
@@ -194,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Cp(a) => commands::cp::run(&cli.global, a),
         Command::Diff(a) => commands::diff::run(&cli.global, a),
         Command::Export(a) => commands::export::run(&cli.global, a),
+        Command::Info(a) => commands::info::run(&cli.global, a),
         Command::Load(a) => commands::load::run(&cli.global, a),
         Command::Import(a) => commands::import::run(&cli.global, a),
         Command::Images(a) => commands::images::run(&cli.global, a),

@@ -31,6 +31,9 @@ pub struct Args {
     /// Only images of this repository[:tag]
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
+    /// Format the output using a Go template, "table ...", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// Parsed `--filter` values (several of one kind: any may match, as docker does).
@@ -261,6 +264,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     }
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
     let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
+    let mut items = Vec::new();
     for image in &images {
         let created = ago(image.created.as_deref());
         let size = human_size(image.size);
@@ -292,6 +296,19 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             names.push(("<none>".into(), "<none>".into(), "<none>".into()));
         }
         for (repo, tag, digest) in names {
+            items.push(serde_json::json!({
+                "ID": id(&image.id),
+                "Repository": repo,
+                "Tag": tag,
+                "Digest": digest,
+                "CreatedSince": created,
+                "CreatedAt": image.created.clone().unwrap_or_default(),
+                "Size": size,
+                "Containers": "N/A",
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
+                "VirtualSize": size,
+            }));
             let mut row = vec![repo, tag];
             if args.digests {
                 row.push(digest);
@@ -299,6 +316,24 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             row.extend([id(&image.id), created.clone(), size.clone()]);
             rows.push(row);
         }
+    }
+    if let Some(format) = &args.format {
+        let header = |f: &str| {
+            Some(
+                match f {
+                    "ID" => "IMAGE ID",
+                    "CreatedSince" => "CREATED",
+                    "Repository" => "REPOSITORY",
+                    "Tag" => "TAG",
+                    "Digest" => "DIGEST",
+                    "Size" => "SIZE",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        print!("{}", super::format::render_rows(format, &items, &header)?);
+        return Ok(0);
     }
     print!("{}", table(&rows));
     Ok(0)

@@ -715,3 +715,28 @@ fn killed_prune_is_repaired_by_the_next_one() {
         .output()
         .assert_ok();
 }
+
+#[test]
+fn images_and_info_format_templates() {
+    let t = ctx!();
+    let img = crate::fixtures::load_base(&t);
+    let out = t
+        .burrow(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output();
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), img, "{out:?}");
+    let out = t
+        .burrow(["images", "--format", "table {{.Repository}}\t{{.Tag}}"])
+        .output();
+    out.assert_ok();
+    assert!(out.stdout.starts_with("REPOSITORY"), "{out:?}");
+    // Listed items are typed in docker: an unknown field is an error, not "<no value>".
+    let out = t.burrow(["images", "--format", "{{.Nope}}"]).output();
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("Nope"), "{out:?}");
+    let out = t
+        .burrow(["info", "--format", "{{.Images}} {{.Rootless}} {{.OSType}}"])
+        .output();
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "1 true linux", "{out:?}");
+}
