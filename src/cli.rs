@@ -44,6 +44,8 @@ pub enum StorageDriverName {
     Overlay,
     /// burrow's own FUSE overlay (same on-disk format as the kernel's)
     FuseOverlay,
+    /// A plain copy of the image's layers per container: slow, works everywhere
+    Vfs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

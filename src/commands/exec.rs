@@ -26,6 +26,9 @@ pub struct Args {
     /// Working directory inside the container
     #[arg(short, long)]
     pub workdir: Option<String>,
+    /// Give the command every capability (within burrow's user namespace)
+    #[arg(long)]
+    pub privileged: bool,
     pub container: String,
     /// Command and arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -76,6 +79,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         interactive: args.interactive,
         detach: args.detach,
         can_setgroups: crate::userns::current_mapping()?.can_setgroups(),
+        privileged: args.privileged,
     };
     match exec_in(nix::unistd::Pid::from_raw(record.pid), &spec) {
         Ok(code) => Ok(code),

@@ -1,4 +1,5 @@
-//! `burrow import`: a rootfs tarball becomes a one-layer image.
+//! `burrow import`: a rootfs tarball (a file, STDIN, or an http(s) URL, streamed) becomes a
+//! one-layer image.
 
 use std::io::Read;
 
@@ -16,7 +17,7 @@ pub struct Args {
     /// Commit message for the imported image
     #[arg(short, long)]
     pub message: Option<String>,
-    /// Tarball to import (plain, gzip or zstd), or - for STDIN
+    /// Tarball to import (plain, gzip or zstd): a file, an http(s) URL, or - for STDIN
     pub file: String,
     /// Name for the image, REPOSITORY[:TAG]
     pub reference: Option<String>,
@@ -73,6 +74,28 @@ pub fn parse_changes(changes: &[String]) -> anyhow::Result<ImageChanges> {
     Ok(out)
 }
 
+fn is_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// The body of a GET of `url`, streamed (redirects followed, the system's CA roots).
+fn open_url(url: &str) -> anyhow::Result<impl Read + use<>> {
+    let response = crate::registry::client::simple_agent(true)
+        .get(url)
+        .config()
+        .max_redirects(10)
+        .max_redirects_will_error(true)
+        .build()
+        .call()
+        .with_context(|| format!("cannot download {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("cannot download {url}: the server answered {status}");
+    }
+    Ok(response.into_body().into_reader())
+}
+
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let name = args
         .reference
@@ -83,6 +106,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let store = super::open_store(global)?;
     let reader: Box<dyn Read> = if args.file == "-" {
         Box::new(std::io::stdin().lock())
+    } else if is_url(&args.file) {
+        Box::new(open_url(&args.file)?)
     } else {
         Box::new(
             std::fs::File::open(&args.file)
@@ -100,6 +125,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_told_from_files() {
+        assert!(is_url("http://example.com/rootfs.tar"));
+        assert!(is_url("HTTPS://example.com/rootfs.tar.gz"));
+        assert!(!is_url("./http://x"));
+        assert!(!is_url("rootfs.tar"));
+        assert!(!is_url("-"));
+    }
 
     #[test]
     fn dockerfile_changes() {

@@ -128,15 +128,24 @@ fn mounts_json(r: &ContainerRecord) -> Value {
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
+    let store = super::open_store(global)?;
+    let image_json = |name: &str| -> Option<Value> {
+        let image = store.find_image(name).ok()?;
+        serde_json::to_value(super::image::inspect_doc(&store, &image).ok()?).ok()
+    };
+    let container = |name: &str| {
+        containers
+            .find(name)
+            .ok()
+            .map(|r| container_json(&containers, &r))
+    };
     let mut out = Vec::new();
     let mut failed = false;
     for name in &args.names {
         let found = match args.kind.as_deref() {
-            None | Some("container") => containers
-                .find(name)
-                .ok()
-                .map(|r| container_json(&containers, &r)),
-            Some("image") => None,
+            None => container(name).or_else(|| image_json(name)),
+            Some("container") => container(name),
+            Some("image") => image_json(name),
             Some(other) => anyhow::bail!("unknown --type {other:?}: use container or image"),
         };
         match found {

@@ -42,10 +42,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         let running = matches!(record.status, Status::Running | Status::Paused);
         // A monitor between two runs of a restart policy still owns the container.
         let restarting = !running && containers.is_locked(&record.id);
-        if restarting {
+        if running || restarting {
             if !args.force {
+                let state = if running { "running" } else { "restarting" };
                 eprintln!(
-                    "burrow: cannot remove container {key}: container is restarting: stop the \
+                    "burrow: cannot remove container {key}: container is {state}: stop the \
                      container before removing or force remove"
                 );
                 failed = true;
@@ -54,28 +55,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             let mut r = record.clone();
             r.stopped_by_user = true;
             let _ = containers.save(&r);
-            containers.wait_unlocked(&r.id);
-        }
-        if running {
-            if !args.force {
-                eprintln!(
-                    "burrow: cannot remove container {key}: container is running: stop the \
-                     container before removing or force remove"
-                );
-                failed = true;
-                continue;
+            if running {
+                if let Err(e) =
+                    super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL)
+                {
+                    eprintln!("burrow: {e:#}");
+                    failed = true;
+                    continue;
+                }
+                super::lifecycle::wait_exit(&r, Duration::from_secs(30));
             }
-            let mut r = record.clone();
-            r.stopped_by_user = true;
-            let _ = containers.save(&r);
-            if let Err(e) =
-                super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL)
-            {
-                eprintln!("burrow: {e:#}");
-                failed = true;
-                continue;
-            }
-            super::lifecycle::wait_exit(&r, Duration::from_secs(30));
             containers.wait_unlocked(&r.id);
         }
         to_remove.push((key.clone(), record));

@@ -1,13 +1,15 @@
 //! `--storage-driver`: which filesystem builds a container's root from its layers. The flag
 //! (or `BURROW_STORAGE_DRIVER`) wins over `driver = "..."` in
 //! `$XDG_CONFIG_HOME/burrow/storage.conf`; the default is the kernel overlay, with burrow's
-//! FUSE overlay taking over where the kernel refuses to mount one.
+//! FUSE overlay taking over where the kernel refuses to mount one; `vfs` (a plain copy of the
+//! layers per container) is the last resort, chosen only by name.
 
 use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, StorageDriverName};
 use crate::fuse_overlay::FuseOverlay;
 use crate::runtime::rootfs::{KernelOverlay, Layers, RootfsDriver, RootfsError};
+use crate::runtime::vfs::Vfs;
 
 #[derive(Debug, serde::Deserialize)]
 struct StorageConf {
@@ -41,6 +43,7 @@ pub fn flag_value(name: StorageDriverName) -> &'static str {
     match name {
         StorageDriverName::Overlay => "overlay",
         StorageDriverName::FuseOverlay => "fuse-overlay",
+        StorageDriverName::Vfs => "vfs",
     }
 }
 
@@ -48,6 +51,7 @@ pub fn driver(global: &GlobalArgs) -> Box<dyn RootfsDriver> {
     match name(global) {
         StorageDriverName::Overlay => Box::new(KernelThenFuse),
         StorageDriverName::FuseOverlay => Box::new(FuseOverlay),
+        StorageDriverName::Vfs => Box::new(Vfs),
     }
 }
 
@@ -84,6 +88,8 @@ mod tests {
         let path = dir.path().join("storage.conf");
         std::fs::write(&path, "driver = \"fuse-overlay\"\n").unwrap();
         assert_eq!(from_config(&path), Some(StorageDriverName::FuseOverlay));
+        std::fs::write(&path, "driver = \"vfs\"\n").unwrap();
+        assert_eq!(from_config(&path), Some(StorageDriverName::Vfs));
         std::fs::write(&path, "driver = \"zfs\"\n").unwrap();
         assert_eq!(from_config(&path), None);
         assert_eq!(from_config(&dir.path().join("missing")), None);

@@ -18,14 +18,14 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
@@ -243,7 +243,7 @@ pub struct OverlayFs {
     work: OwnedFd,
     table: Mutex<Table>,
     ns: Mutex<()>,
-    dir_handles: Mutex<HashMap<u64, Vec<DirOut>>>,
+    dir_handles: Mutex<HashMap<u64, Arc<Vec<DirOut>>>>,
     next_handle: AtomicU64,
     tmp_seq: AtomicU64,
     volatile: bool,
@@ -335,6 +335,21 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
 
 fn fh_fd(fh: FileHandle) -> RawFd {
     (fh.0 & 0xffff_ffff) as RawFd
+}
+
+/// Open a file for a handle. With the writeback cache the kernel reads through any handle
+/// to fill a page it writes in part, so a write-only open is made read-write (`O_APPEND` is
+/// the kernel's business too and never reaches the layer). Falls back to write-only if the
+/// file is not readable to the server.
+fn writable(flags: i32, open: impl Fn(i32) -> R<OwnedFd>) -> R<OwnedFd> {
+    if flags & libc::O_ACCMODE != libc::O_WRONLY {
+        return open(flags);
+    }
+    let rw = (flags & !libc::O_ACCMODE) | libc::O_RDWR;
+    match open(rw) {
+        Err(libc::EACCES) | Err(libc::EPERM) => open(flags),
+        other => other,
+    }
 }
 
 impl OverlayFs {
@@ -835,6 +850,14 @@ impl OverlayFs {
         sys::openat(self.fd(layer), &cpath(&path), flags | libc::O_NOFOLLOW, 0)
     }
 
+    fn forget_one(&self, ino: u64, nlookup: u64) {
+        let mut t = self.table();
+        if let Some(n) = t.nodes.get_mut(&ino) {
+            n.lookups = n.lookups.saturating_sub(nlookup);
+        }
+        t.maybe_drop(ino);
+    }
+
     fn do_lookup(&self, parent: u64, name: &OsStr) -> R<Option<FileAttr>> {
         let (_, _, found) = self.find(parent, name)?;
         let Some((r, st)) = found else {
@@ -1137,7 +1160,7 @@ impl OverlayFs {
         let oflags = (flags
             & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_APPEND | libc::O_DIRECT))
             | libc::O_NOFOLLOW;
-        let fd = sys::openat(self.fd(layer), &cpath(&path), oflags, 0)?;
+        let fd = writable(oflags, |f| sys::openat(self.fd(layer), &cpath(&path), f, 0))?;
         if let Ok(n) = self.table().node_mut(ino) {
             n.opens += 1;
         }
@@ -1210,6 +1233,13 @@ impl Filesystem for OverlayFs {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_CACHE_SYMLINKS,
+            // The kernel caches writes and sends them in large batches; it keeps size and
+            // times of regular files itself and sends them with setattr (see `writable`).
+            InitFlags::FUSE_WRITEBACK_CACHE,
+            // Entries come with their attributes: `ls -l`, `find` and `rm -r` of a tree cost
+            // a request per directory rather than one per entry.
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
         ] {
             let _ = config.add_capabilities(cap);
         }
@@ -1225,11 +1255,7 @@ impl Filesystem for OverlayFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        let mut t = self.table();
-        if let Some(n) = t.nodes.get_mut(&ino.0) {
-            n.lookups = n.lookups.saturating_sub(nlookup);
-        }
-        t.maybe_drop(ino.0);
+        self.forget_one(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -1490,7 +1516,7 @@ impl Filesystem for OverlayFs {
                 self.dir_handles
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(h, list);
+                    .insert(h, Arc::new(list));
                 reply.opened(FileHandle(h), FopenFlags::empty());
             }
             Err(e) => reply.error(errno(e)),
@@ -1511,6 +1537,47 @@ impl Filesystem for OverlayFs {
         };
         for (i, e) in list.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(e.ino), i as u64 + 1, e.kind, &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let list = {
+            let handles = self.dir_handles.lock().unwrap_or_else(|e| e.into_inner());
+            match handles.get(&fh.0) {
+                Some(l) => Arc::clone(l),
+                None => return reply.error(Errno::EBADF),
+            }
+        };
+        for (i, e) in list.iter().enumerate().skip(offset as usize) {
+            let next = i as u64 + 1;
+            if e.name == "." || e.name == ".." {
+                // The kernel takes no reference on these and ignores their attributes.
+                let mut a = negative();
+                a.ino = INodeNo(e.ino);
+                a.kind = FileType::Directory;
+                if reply.add(INodeNo(e.ino), next, &e.name, &TTL, &a, Generation(0)) {
+                    break;
+                }
+                continue;
+            }
+            // A lookup each (counted, as the kernel takes a reference on every entry it
+            // links); an entry gone since opendir, or failing, is left out.
+            let Ok(Some(a)) = self.do_lookup(ino.0, &e.name) else {
+                continue;
+            };
+            if reply.add(a.ino, next, &e.name, &TTL, &a, Generation(0)) {
+                // Did not fit: the kernel never saw it, so uncount the lookup.
+                self.forget_one(a.ino.0, 1);
                 break;
             }
         }
@@ -1678,7 +1745,7 @@ impl Filesystem for OverlayFs {
             req,
             parent.0,
             name,
-            |dir, cp| sys::openat(dir, cp, oflags, m).map(Some),
+            |dir, cp| writable(oflags, |f| sys::openat(dir, cp, f, m)).map(Some),
             m,
             false,
         );

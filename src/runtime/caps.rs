@@ -40,13 +40,13 @@ pub fn limit_bounding_set() -> Result<(), CapsError> {
     Ok(())
 }
 
-/// After the switch to the container user: root keeps the default set, anyone else nothing
-/// (as docker does without `--cap-add`).
-pub fn set_process_caps(uid: u32) -> Result<(), CapsError> {
-    let set: CapsHashSet = if uid == 0 {
-        DEFAULT_CAPS.iter().copied().collect()
-    } else {
-        CapsHashSet::new()
+/// After the switch to the container user: root keeps the default set (every capability
+/// with `privileged`), anyone else nothing (as docker does without `--cap-add`).
+pub fn set_process_caps(uid: u32, privileged: bool) -> Result<(), CapsError> {
+    let set: CapsHashSet = match (uid, privileged) {
+        (0, true) => caps::read(None, CapSet::Bounding).map_err(wrap)?,
+        (0, false) => DEFAULT_CAPS.iter().copied().collect(),
+        _ => CapsHashSet::new(),
     };
     caps::clear(None, CapSet::Ambient).map_err(wrap)?;
     caps::set(None, CapSet::Effective, &set).map_err(wrap)?;

@@ -18,6 +18,8 @@ pub struct ExecSpec {
     pub interactive: bool,
     pub detach: bool,
     pub can_setgroups: bool,
+    /// `--privileged`: every capability burrow's user namespace allows, and no `no_new_privs`.
+    pub privileged: bool,
 }
 
 /// Join the namespaces of the container whose first process is `container_pid`, start the
@@ -114,8 +116,10 @@ fn child(spec: &ExecSpec, chan: &super::sync::Channel) -> super::init::Failure {
         Ok(w) => w,
         Err(f) => return f,
     };
-    if let Err(e) = caps::limit_bounding_set() {
+    if !spec.privileged
+        && let Err(e) = caps::limit_bounding_set()
+    {
         return fail(e.to_string());
     }
-    become_process(&spec.process, &who, spec.can_setgroups)
+    become_process(&spec.process, &who, spec.can_setgroups, spec.privileged)
 }

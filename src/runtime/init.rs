@@ -103,7 +103,12 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
         Some((ParentMessage::Start, _)) => {}
         None => return Err(fail("start")("burrow exited".into())),
     }
-    Ok(become_process(&spec.process, &who, spec.can_setgroups))
+    Ok(become_process(
+        &spec.process,
+        &who,
+        spec.can_setgroups,
+        false,
+    ))
 }
 
 /// The container user, resolved against the container's own /etc/passwd and /etc/group.
@@ -125,8 +130,9 @@ pub(super) fn become_process(
     process: &ProcessConfig,
     who: &user::ResolvedUser,
     can_setgroups: bool,
+    privileged: bool,
 ) -> Failure {
-    match switch_user_and_exec(process, who, can_setgroups) {
+    match switch_user_and_exec(process, who, can_setgroups, privileged) {
         Ok(f) | Err(f) => f,
     }
 }
@@ -135,6 +141,7 @@ fn switch_user_and_exec(
     process: &ProcessConfig,
     who: &user::ResolvedUser,
     can_setgroups: bool,
+    privileged: bool,
 ) -> Result<Failure, Failure> {
     if can_setgroups {
         let groups: Vec<Gid> = who
@@ -160,8 +167,10 @@ fn switch_user_and_exec(
     };
     setresgid(gid, gid, gid).map_err(unmapped("gid", who.gid))?;
     setresuid(uid, uid, uid).map_err(unmapped("uid", who.uid))?;
-    caps::set_process_caps(who.uid).map_err(fail_on("capabilities"))?;
-    caps::set_no_new_privs().map_err(fail_on("no_new_privs"))?;
+    caps::set_process_caps(who.uid, privileged).map_err(fail_on("capabilities"))?;
+    if !privileged {
+        caps::set_no_new_privs().map_err(fail_on("no_new_privs"))?;
+    }
     nix::unistd::chdir(process.cwd.as_str()).map_err(|e| Failure {
         code: crate::exit::CANNOT_INVOKE,
         message: format!("cannot enter working directory {}: {e}", process.cwd),

@@ -14,6 +14,7 @@ pub mod rootfs;
 pub mod supervise;
 pub mod sync;
 pub mod user;
+pub mod vfs;
 
 use std::path::PathBuf;
 

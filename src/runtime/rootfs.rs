@@ -17,6 +17,11 @@ pub enum RootfsError {
         target: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot set up the vfs root filesystem on {target}: {source}")]
+    Vfs {
+        target: PathBuf,
+        source: std::io::Error,
+    },
     #[error("image has no layers")]
     NoLayers,
 }

@@ -1708,3 +1708,39 @@ fn top_lists_container_processes() {
     assert_ne!(out.code, 0, "top of a stopped container: {out:?}");
     assert!(out.stderr.contains("is not running"), "{out:?}");
 }
+
+#[test]
+fn exec_privileged_has_every_capability() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(&t, &["--name", "priv", img, "sleep", "1000"]);
+    let caps = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["priv", "sh", "-c", "grep CapEff /proc/self/status"]);
+        ok(&t, &args)
+            .stdout
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // docker's default set, then everything the user namespace allows.
+    assert_eq!(caps(&[]), "00000000a80425fb");
+    let all = u64::from_str_radix(&caps(&["--privileged"]), 16).unwrap();
+    assert!(
+        all & 0x00000000a80425fb == 0x00000000a80425fb && all.count_ones() > 14,
+        "{all:x}"
+    );
+}
+
+#[test]
+fn inspect_falls_back_to_images() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let id = inspect_f(&t, "{{.Id}}", img);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let out = t.burrow(["inspect", "--type", "container", img]).output();
+    assert_ne!(out.code, 0, "{out:?}");
+}
