@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -359,5 +359,79 @@ fn big_files_round_trip() {
         fs::write(d.merged.join("big"), &data).unwrap();
         assert!(fs::read(d.merged.join("big")).unwrap() == data);
         assert!(fs::read(d.upper.join("big")).unwrap() == data);
+    });
+}
+
+#[test]
+fn writeback_cache_and_readdirplus() {
+    with_overlay("writeback", |d| {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::time::{Duration, UNIX_EPOCH};
+        // A write-only open of a lower file, in the middle of a page: the kernel reads the
+        // rest of the page through the handle.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.merged.join("file"))
+            .unwrap();
+        f.seek(SeekFrom::Start(2)).unwrap();
+        f.write_all(b"W").unwrap();
+        let when = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        f.set_modified(when).unwrap();
+        drop(f);
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(d.merged.join("file"))
+            .unwrap();
+        f.write_all(b"tail\n").unwrap();
+        drop(f);
+        let want = "loWer file\ntail\n";
+        assert_eq!(fs::read_to_string(d.merged.join("file")).unwrap(), want);
+        assert_eq!(fs::read_to_string(d.upper.join("file")).unwrap(), want);
+        let m = fs::metadata(d.merged.join("file")).unwrap();
+        assert_eq!(m.len(), want.len() as u64);
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        assert_eq!(fs::metadata(d.upper.join("file")).unwrap().len(), m.len());
+        // Times set after writing stick, in the kernel's cache and in the upper layer.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.merged.join("file"))
+            .unwrap();
+        f.write_all(b"L").unwrap();
+        f.set_modified(when).unwrap();
+        drop(f);
+        for p in [d.merged.join("file"), d.upper.join("file")] {
+            assert_eq!(fs::metadata(&p).unwrap().mtime(), 1_000_000_000, "{p:?}");
+        }
+        // Truncation through a handle and by path.
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.merged.join("file"))
+            .unwrap();
+        f.set_len(3).unwrap();
+        drop(f);
+        assert_eq!(fs::read(d.merged.join("file")).unwrap(), b"LoW");
+        assert_eq!(fs::read(d.upper.join("file")).unwrap(), b"LoW");
+
+        // Listings with attributes, over more entries than one reply holds, after the
+        // kernel's entries for them expired.
+        let dir = d.merged.join("many");
+        fs::create_dir(&dir).unwrap();
+        for i in 0..300 {
+            fs::write(dir.join(format!("f{i}")), "x".repeat(i)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut seen = 0;
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let i: usize = e.file_name().to_str().unwrap()[1..].parse().unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            assert_eq!(m.len(), i as u64);
+            assert_eq!(m.ino(), e.ino());
+            seen += 1;
+        }
+        assert_eq!(seen, 300);
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(!d.upper.join("many").exists());
+        assert!(fs::read_dir(d.merged.join("etc")).unwrap().count() == 3);
     });
 }

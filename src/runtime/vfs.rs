@@ -290,12 +290,11 @@ fn apply_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -
         remove_any(&to)?;
         if kind.is_file() {
             let key = (meta.dev(), meta.ino());
-            if meta.nlink() > 1 {
-                if let Some(first) = links.get(&key) {
-                    if fs::hard_link(first, &to).is_ok() {
-                        continue;
-                    }
-                }
+            if meta.nlink() > 1
+                && let Some(first) = links.get(&key)
+                && fs::hard_link(first, &to).is_ok()
+            {
+                continue;
             }
             fs::copy(&from, &to)?;
             if meta.nlink() > 1 {

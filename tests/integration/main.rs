@@ -19,4 +19,5 @@ mod registry;
 mod run;
 mod tty;
 mod userns;
+mod vfs;
 mod volumes;
