@@ -8,10 +8,10 @@ use anyhow::Context;
 use super::create_args::{CreateArgs, RestartPolicy};
 use crate::cli::GlobalArgs;
 use crate::containers::{self, ContainerRecord, ContainerStore, Status};
-use crate::netns::{NetworkAttachment, NetworkPlan};
+use crate::netns::{NetworkAttachment, NetworkMode, NetworkPlan};
 use crate::registry::pull::{PullPolicy, ensure_image};
 use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
-use crate::runtime::{ContainerSpec, Hooks, Stdio};
+use crate::runtime::{ContainerSpec, Hooks, Network, Stdio};
 use crate::storage::{ImageRecord, Store, UnpackOptions};
 use crate::userns::{IdMapping, MappingKind};
 
@@ -179,8 +179,28 @@ pub fn prepare(
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
     }
-    let etc_files =
-        network.write_etc_files(&dir.join("userdata"), &record.hostname, &record.name)?;
+    let (runtime_network, etc_files) = match &network.mode {
+        NetworkMode::Container(other) => {
+            let other = running_network_owner(containers, other)?;
+            let pid = other.pid;
+            let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            let joined =
+                if std::fs::read_link(&path).ok() == std::fs::read_link("/proc/self/ns/net").ok() {
+                    // The other container uses the host's network.
+                    Network::Host
+                } else {
+                    Network::Join(path)
+                };
+            (
+                joined,
+                shared_etc_files(containers, &other, &dir.join("userdata"), &record.hostname)?,
+            )
+        }
+        _ => (
+            network.runtime_network(),
+            network.write_etc_files(&dir.join("userdata"), &record.hostname, &record.name)?,
+        ),
+    };
     let process = record
         .process
         .clone()
@@ -199,7 +219,7 @@ pub fn prepare(
         tty: args.tty,
         interactive: args.interactive,
         stdio,
-        network: network.runtime_network(),
+        network: runtime_network,
         etc_files,
         mounts: record.mounts.clone(),
         read_only: args.read_only,
@@ -207,6 +227,60 @@ pub fn prepare(
         tty_gid_mapped: mapping.host_gid(5).is_some(),
     };
     Ok(Prepared { spec, network })
+}
+
+/// The container whose network `--network container:NAME` shares; it must be running.
+fn running_network_owner(
+    containers: &ContainerStore,
+    name: &str,
+) -> anyhow::Result<ContainerRecord> {
+    let other = containers.find(name)?;
+    if other.status != Status::Running {
+        anyhow::bail!("cannot join the network of container {name}: it is not running");
+    }
+    Ok(other)
+}
+
+/// With another container's network, its /etc/hosts and /etc/resolv.conf describe ours too.
+fn shared_etc_files(
+    containers: &ContainerStore,
+    other: &ContainerRecord,
+    userdata: &Path,
+    hostname: &str,
+) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    let theirs = containers.dir_of(&other.id).join("userdata");
+    let mut out = Vec::new();
+    for (file, target) in [("hosts", "/etc/hosts"), ("resolv.conf", "/etc/resolv.conf")] {
+        let path = userdata.join(file);
+        std::fs::copy(theirs.join(file), &path)
+            .with_context(|| format!("cannot copy {file} of container {}", other.name))?;
+        out.push((path, PathBuf::from(target)));
+    }
+    let path = userdata.join("hostname");
+    std::fs::write(&path, format!("{hostname}\n"))?;
+    out.push((path, PathBuf::from("/etc/hostname")));
+    Ok(out)
+}
+
+/// Enter the user namespace a container must start in: a new one of burrow's, or, for
+/// `--network container:NAME`, that container's (the network namespace belongs to it). The
+/// mapping is the same either way.
+pub fn enter_userns_for(
+    containers: &ContainerStore,
+    record: &ContainerRecord,
+) -> anyhow::Result<IdMapping> {
+    let args = create_args_of(record)?;
+    if let Some(other) = args
+        .net
+        .network
+        .as_deref()
+        .and_then(|n| n.strip_prefix("container:"))
+    {
+        let other = running_network_owner(containers, other)?;
+        crate::runtime::join::enter_userns_of(nix::unistd::Pid::from_raw(other.pid))?;
+        return Ok(crate::userns::current_mapping()?);
+    }
+    Ok(crate::userns::enter_current()?)
 }
 
 /// Attaches networking before the command starts and records the container as running.

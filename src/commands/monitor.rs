@@ -133,7 +133,7 @@ fn monitor(
         anyhow::bail!("container {} is already running", record.name);
     };
     let policy = RestartPolicy::parse(&lifecycle::create_args_of(&record)?.restart)?;
-    let mapping = crate::userns::enter_current()?;
+    let mapping = lifecycle::enter_userns_for(&containers, &record)?;
     let dir = containers.dir_of(&record.id);
     let mut log = LogWriter::open(&lifecycle::log_path(&dir))?;
     let create = lifecycle::create_args_of(&record)?;

@@ -23,7 +23,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let containers = super::open_containers(global)?;
-    let mapping = crate::userns::enter_current()?;
+    let mapping = lifecycle::enter_userns_for(&containers, &record)?;
     let result = (|| -> anyhow::Result<u8> {
         let prepared = lifecycle::prepare(global, &containers, &record, &mapping, Stdio::Inherit)?;
         let _lock = containers.lock_running(&record.id)?;

@@ -31,7 +31,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 record.name
             );
         }
-        let mapping = crate::userns::enter_current()?;
+        let mapping = lifecycle::enter_userns_for(&containers, &record)?;
         let Some(_lock) = containers.try_lock_running(&record.id)? else {
             anyhow::bail!("container {} is already running", record.name);
         };

@@ -108,7 +108,7 @@ pub enum NetworkMode {
     Host,
     Slirp4netns(SlirpOptions),
     Pasta(PastaOptions),
-    /// Share another container's network namespace (not implemented yet).
+    /// Share another container's network namespace.
     Container(String),
     /// A user-defined network (`burrow network create`); for now each member gets its own
     /// slirp4netns stack.
@@ -404,11 +404,8 @@ impl NetworkPlan {
                     );
                 }
             }
-            NetworkMode::Container(c) => {
-                return Err(NetError::Unsupported(format!(
-                    "--network container:{c} (sharing another container's network namespace)"
-                )));
-            }
+            // The other container's stack serves both; nothing to start.
+            NetworkMode::Container(_) => {}
             NetworkMode::Pasta(opts) => {
                 let ports = ports::resolve(&self.ports)?;
                 let dns_forward =

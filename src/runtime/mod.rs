@@ -28,6 +28,9 @@ pub enum Network {
     Private,
     /// The host's network namespace.
     Host,
+    /// Another container's network namespace (`/proc/PID/ns/net`); burrow must be in that
+    /// container's user namespace.
+    Join(PathBuf),
 }
 
 /// What burrow does around the start of the container's command.

@@ -121,12 +121,35 @@ pub fn start(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<Started, Run
     let (ours, theirs) = channel_pair()?;
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
-    if spec.network != Network::Host {
+    if spec.network == Network::Private {
         flags |= libc::CLONE_NEWNET;
     }
+    // Opened here, in burrow's view of /proc; the child joins it before mounting sysfs.
+    let join_net = match &spec.network {
+        Network::Join(path) => Some(std::fs::File::open(path).map_err(|e| {
+            ExitError::new(
+                crate::exit::BURROW_ERROR,
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?),
+        _ => None,
+    };
     let child = clone_container(flags).map_err(RuntimeError::Clone)?;
     if child == 0 {
         drop(ours);
+        if let Some(net) = join_net
+            && let Err(e) = nix::sched::setns(net, nix::sched::CloneFlags::CLONE_NEWNET)
+        {
+            let _ = theirs.send(
+                &ChildMessage::Failed {
+                    code: crate::exit::BURROW_ERROR,
+                    message: format!("cannot join the other container's network namespace: {e}"),
+                },
+                None,
+            );
+            // SAFETY: leave the cloned copy without running destructors.
+            unsafe { libc::_exit(i32::from(crate::exit::BURROW_ERROR)) };
+        }
         init::container_main(spec, &theirs);
     }
     drop(theirs);

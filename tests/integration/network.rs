@@ -650,3 +650,49 @@ fn network_create_ls_inspect_rm() {
     let ls = t.burrow(["network", "ls", "-q"]).output();
     assert!(!ls.stdout.contains("appnet"), "{ls:?}");
 }
+
+// ------------------------------------------------------- container:NAME
+
+#[test]
+fn network_container_shares_the_other_containers_stack() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    let owner = t
+        .burrow([
+            "run",
+            "-d",
+            "--name",
+            "netowner",
+            img,
+            "sh",
+            "-c",
+            "echo hello-from-owner > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+        ])
+        .output();
+    owner.assert_ok();
+    // The second container sees the owner's tap0 and reaches its server on 127.0.0.1; it
+    // polls (bounded) because httpd may not listen yet.
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "container:netowner",
+            img,
+            "sh",
+            "-c",
+            "grep -q tap0 /proc/net/dev && echo shares-tap0; \
+             i=0; until wget -qO- http://127.0.0.1:8080/; do i=$((i+1)); \
+             [ $i -gt 100 ] && exit 9; sleep 0.1; done",
+        ])
+        .output();
+    let _ = t.burrow(["rm", "-f", "netowner"]).output();
+    out.assert_ok()
+        .assert_stdout_contains("shares-tap0")
+        .assert_stdout_contains("hello-from-owner");
+    let missing = t
+        .burrow(["run", "--rm", "--network", "container:nosuch", img, "true"])
+        .output();
+    assert_eq!(missing.code, 125, "{missing:?}");
+}
