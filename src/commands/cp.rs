@@ -105,10 +105,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             if to_stdout {
                 let mut b = tar::Builder::new(stdout.lock());
                 b.follow_symlinks(false);
-                if matches!(own, FdKind::Other) && std::fs::metadata(&from)?.is_dir() {
-                    b.append_dir_all(&name, &from)?;
-                } else {
-                    b.append_path_with_name(&from, &name)?;
+                // `from` is a magic link to the resolved file: archive what it names.
+                match own {
+                    FdKind::Symlink => {
+                        let target = nix::fcntl::readlinkat(&fd, "")?;
+                        let mut h = tar::Header::new_gnu();
+                        h.set_entry_type(tar::EntryType::Symlink);
+                        h.set_size(0);
+                        h.set_mode(0o777);
+                        b.append_link(&mut h, &name, target)?;
+                    }
+                    FdKind::Other if std::fs::metadata(&from)?.is_dir() => {
+                        b.append_dir_all(&name, from.join("."))?;
+                    }
+                    FdKind::Other => {
+                        b.append_file(&name, &mut std::fs::File::open(&from)?)?;
+                    }
                 }
                 b.into_inner()?.flush()?;
             } else {
@@ -159,6 +171,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 Ok(fd) if std::fs::metadata(fd_path(&fd)).is_ok_and(|m| m.is_dir()) => {
                     let parent = fd;
                     (fd_path(&parent).join(&name), Some(parent))
+                }
+                _ if args.destination.ends_with('/') => {
+                    anyhow::bail!(
+                        "destination directory {} does not exist in container {c}",
+                        dst.display()
+                    );
                 }
                 _ => {
                     let parent_path = dst.parent().unwrap_or(Path::new("/"));

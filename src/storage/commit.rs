@@ -39,6 +39,8 @@ impl Store {
         std::io::copy(&mut layer, &mut writer)
             .map_err(|e| StorageError::Other(format!("cannot write the layer: {e}")))?;
         let (diff_id, size) = writer.commit(None)?;
+        // A kill here leaves a blob no image refers to: the next prune collects it.
+        super::crash::point("commit-after-layer");
 
         let base_manifest: Value =
             serde_json::from_slice(&self.read_blob(&base.manifest_digest)?).map_err(json_err)?;

@@ -7,7 +7,8 @@
 
 #[macro_use]
 pub mod harness;
-pub mod fixtures;
+mod container_fs;
+mod fixtures;
 pub mod images;
 
 mod fs_semantics;

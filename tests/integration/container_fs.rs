@@ -1,0 +1,214 @@
+//! A container's files from outside: `diff`, `commit`, `export` and `cp` (both directions,
+//! with every container path resolved inside the container's root), and a commit killed
+//! halfway.
+
+use std::process::Command;
+
+use crate::fixtures::{self, base_layer};
+use crate::harness::TestCtx;
+use crate::images::{self, Config, Entry, Image};
+use crate::lifecycle::{Cleanup, ok, run_d};
+
+/// An image whose root has links that point out of it: `/evil -> /` and
+/// `/etc/up -> ../../../../..`.
+fn escape_image(t: &TestCtx) -> &'static str {
+    let links = images::tar(&[
+        Entry::symlink("evil", "/"),
+        Entry::dir("etc", 0o755),
+        Entry::symlink("etc/up", "../../../../.."),
+    ]);
+    fixtures::load_image(
+        t,
+        Image::new("test/escape:1", vec![base_layer(t), links], Config::shell()),
+    );
+    "test/escape:1"
+}
+
+fn tar_names(path: &std::path::Path) -> Vec<String> {
+    let out = Command::new("tar").arg("-tf").arg(path).output().unwrap();
+    assert!(out.status.success(), "tar -tf {}: {out:?}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect()
+}
+
+#[test]
+fn diff_commit_and_export() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    ok(
+        &t,
+        &[
+            "run",
+            "--name",
+            "changed",
+            img,
+            "sh",
+            "-c",
+            "echo new > /etc/newfile; rm /bin/ls; mkdir -p /data/x; echo d > /data/x/f",
+        ],
+    );
+    let diff = ok(&t, &["diff", "changed"]).stdout;
+    for want in ["A /etc/newfile", "D /bin/ls", "C /etc", "A /data/x/f"] {
+        assert!(
+            diff.lines().any(|l| l == want),
+            "diff lacks {want:?}:\n{diff}"
+        );
+    }
+    // Mount points the runtime made are not the container's changes.
+    for hidden in ["A /proc", "A /etc/hosts"] {
+        assert!(
+            !diff.lines().any(|l| l == hidden),
+            "diff shows {hidden:?}:\n{diff}"
+        );
+    }
+
+    let id = ok(
+        &t,
+        &[
+            "commit",
+            "-m",
+            "with changes",
+            "-c",
+            "CMD [\"cat\", \"/etc/newfile\"]",
+            "changed",
+            "test/committed:1",
+        ],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    ok(&t, &["run", "--rm", "test/committed:1"]).assert_stdout("new\n");
+    // The deletion was committed as a whiteout.
+    let out = t
+        .burrow(["run", "--rm", "test/committed:1", "ls", "/bin/ls"])
+        .output();
+    assert_ne!(out.code, 0, "{out:?}");
+    let history = ok(&t, &["history", "--no-trunc", "test/committed:1"]).stdout;
+    assert!(history.contains("with changes"), "{history}");
+
+    let dir = t.user_dir("export");
+    let file = dir.join("rootfs.tar");
+    ok(&t, &["export", "-o", file.to_str().unwrap(), "changed"]);
+    let names = tar_names(&file);
+    assert!(names.iter().any(|n| n == "etc/newfile"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "bin/ls"), "{names:?}");
+    // export → import gives the same filesystem as one layer.
+    ok(&t, &["import", file.to_str().unwrap(), "test/flat:1"]);
+    ok(&t, &["run", "--rm", "test/flat:1", "cat", "/etc/newfile"]).assert_stdout("new\n");
+}
+
+#[test]
+fn cp_both_directions_stays_inside_the_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = escape_image(&t);
+    let host = t.user_dir("host");
+    // A name nothing else uses: if cp followed a link out of the container, the file would
+    // appear in the host's /tmp (writable by everyone).
+    let file = format!("cp-escape-{}-{}", std::process::id(), t.user.uid);
+    std::fs::write(host.join(&file), "from-host\n").unwrap();
+    crate::harness::chown(&host.join(&file), t.user.uid, t.user.gid).unwrap();
+    let src = host.join(&file);
+    let src = src.to_str().unwrap();
+    for running in [false, true] {
+        let name = if running { "cprun" } else { "cpstop" };
+        if running {
+            run_d(&t, &["--name", name, img, "sleep", "1000"]);
+        } else {
+            ok(&t, &["create", "--name", name, img, "true"]);
+        }
+        // Into the container through links that point out of it: the file lands inside.
+        ok(&t, &["cp", src, &format!("{name}:/evil/tmp/")]);
+        ok(&t, &["cp", src, &format!("{name}:/etc/up/tmp/{file}.2")]);
+        assert!(
+            !std::path::Path::new("/tmp").join(&file).exists()
+                && !std::path::Path::new("/tmp")
+                    .join(format!("{file}.2"))
+                    .exists(),
+            "cp followed a link out of the container into the host's /tmp"
+        );
+        // A destination directory that does not exist is an error, as in docker.
+        let out = t
+            .burrow(["cp", src, &format!("{name}:/nonexistent/")])
+            .output();
+        assert_ne!(out.code, 0, "{out:?}");
+        // Out of the container through the same links: the container's files, not the host's.
+        let out_dir = t.user_dir(&format!("out-{name}"));
+        ok(
+            &t,
+            &[
+                "cp",
+                &format!("{name}:/evil/tmp/{file}"),
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(&file)).unwrap(),
+            "from-host\n"
+        );
+        ok(
+            &t,
+            &[
+                "cp",
+                &format!("{name}:/etc/up/etc/passwd"),
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        let passwd = std::fs::read_to_string(out_dir.join("passwd")).unwrap();
+        assert!(
+            passwd.contains("app:x:1000"),
+            "got the host's passwd?\n{passwd}"
+        );
+        // A tar stream of one file on stdout.
+        let out = ok(&t, &["cp", &format!("{name}:/etc/passwd"), "-"]);
+        assert!(
+            out.stdout.starts_with("passwd"),
+            "{:?}",
+            &out.stdout[..out.stdout.len().min(40)]
+        );
+        if running {
+            ok(
+                &t,
+                &[
+                    "exec",
+                    name,
+                    "cat",
+                    &format!("/tmp/{file}"),
+                    &format!("/tmp/{file}.2"),
+                ],
+            )
+            .assert_stdout("from-host\nfrom-host\n");
+        } else {
+            ok(&t, &["start", "-a", name]);
+        }
+    }
+}
+
+#[test]
+fn commit_killed_halfway_leaves_a_store_that_works() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    ok(
+        &t,
+        &["run", "--name", "src", img, "sh", "-c", "echo x > /x"],
+    );
+    let killed = t
+        .burrow(["commit", "src", "test/half:1"])
+        .env("BURROW_TEST_CRASH_AT", "commit-after-layer")
+        .output();
+    assert_eq!(killed.code, 137, "the crash point did not fire: {killed:?}");
+    let images = ok(&t, &["images"]).stdout;
+    assert!(!images.contains("test/half"), "{images}");
+    // The next commit works, and a prune collects what the killed one left.
+    ok(&t, &["commit", "src", "test/half:1"]);
+    ok(&t, &["run", "--rm", "test/half:1", "cat", "/x"]).assert_stdout("x\n");
+    ok(&t, &["rm", "src"]);
+    ok(&t, &["image", "prune", "-a", "-f"]);
+    ok(&t, &["images", "-q"]).assert_stdout("");
+}
