@@ -12,6 +12,12 @@
 //! Locking. `table` guards the node table and is held only for bookkeeping, never across
 //! I/O. `ns` serialises everything that changes the upper layer's tree (create, unlink,
 //! rename, copy-up...); reads, writes and lookups run in parallel on the server's threads.
+//!
+//! Caching. The kernel runs a writeback cache over our files (`FUSE_WRITEBACK_CACHE`): it
+//! keeps the size and times of regular files itself, sends dirty pages in large writes and
+//! times with setattr, and may read through a handle opened write-only, which we therefore
+//! open read-write. Listings come with attributes (`readdirplus`, a counted lookup per
+//! entry), so walking a tree costs a request per directory, not one per entry.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr, OsString};
