@@ -5,8 +5,8 @@
 # data, pushed once to a registry kept in the work dir. Every run starts from an empty store.
 #
 # Measured:
-#   burrow pull          blobs fetched in parallel, digest-verified, stored (unpacking is
-#                        deferred to the first run, which unpacks inside the user namespace)
+#   burrow pull          blobs fetched in parallel, digest-verified, stored, and each layer
+#                        unpacked (in burrow's user namespace) as soon as it has arrived
 #   podman pull          fetch + decompress + unpack into overlay storage
 #
 # usage: bash bench/pull.sh [N]      (default N=5)

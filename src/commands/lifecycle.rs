@@ -11,7 +11,7 @@ use crate::containers::{self, ContainerRecord, ContainerStore, Status};
 use crate::netns::{NetworkAttachment, NetworkMode, NetworkPlan};
 use crate::registry::pull::{PullPolicy, ensure_image};
 use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
-use crate::runtime::{ContainerSpec, Hooks, Network, Stdio};
+use crate::runtime::{ContainerSpec, Hooks, Network, RuntimeError, Stdio};
 use crate::storage::{ImageRecord, Store, UnpackOptions};
 use crate::userns::{IdMapping, MappingKind};
 
@@ -339,6 +339,39 @@ impl Hooks for RecordingHooks<'_> {
             .save(&self.record)
             .map_err(|e| e.to_string())
     }
+}
+
+/// Run a record's container in the foreground (burrow's own stdio, terminal and signals),
+/// record its exit, and honour `--rm`. Call inside the container's user namespace
+/// (`enter_userns_for`); the caller holds the container's run lock.
+pub fn run_foreground(
+    global: &GlobalArgs,
+    containers: &ContainerStore,
+    record: &ContainerRecord,
+    mapping: &IdMapping,
+) -> anyhow::Result<u8> {
+    let result = (|| -> anyhow::Result<u8> {
+        let prepared = prepare(global, containers, record, mapping, Stdio::Inherit)?;
+        let mut hooks = RecordingHooks::new(containers, record.clone(), &prepared.network);
+        let result = crate::runtime::run(&prepared.spec, &mut hooks);
+        drop(hooks.attachment.take());
+        let code = match &result {
+            Ok(code) => *code,
+            Err(RuntimeError::Start(e)) => e.code,
+            Err(_) => crate::exit::BURROW_ERROR,
+        };
+        hooks.record_exit(code);
+        match result {
+            Ok(code) => Ok(code),
+            // Carries docker's exit code (125/126/127) for the error printed by main.
+            Err(RuntimeError::Start(e)) => Err(e.into()),
+            Err(e) => Err(e.into()),
+        }
+    })();
+    if record.auto_remove {
+        remove_quietly(global, containers, &record.id);
+    }
+    result
 }
 
 /// Remove an `--rm` container's record, files and anonymous volumes (inside burrow's user

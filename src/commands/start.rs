@@ -1,9 +1,8 @@
 //! `burrow start`: start created or stopped containers, detached or attached (`-a`).
 
-use super::lifecycle::{self, RecordingHooks};
+use super::lifecycle;
 use crate::cli::GlobalArgs;
 use crate::containers::Status;
-use crate::runtime::{self, RuntimeError, Stdio};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,24 +34,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         let Some(_lock) = containers.try_lock_running(&record.id)? else {
             anyhow::bail!("container {} is already running", record.name);
         };
-        let prepared = lifecycle::prepare(global, &containers, &record, &mapping, Stdio::Inherit)?;
-        let mut hooks = RecordingHooks::new(&containers, record.clone(), &prepared.network);
-        let result = runtime::run(&prepared.spec, &mut hooks);
-        drop(hooks.attachment.take());
-        let code = match &result {
-            Ok(c) => *c,
-            Err(RuntimeError::Start(e)) => e.code,
-            Err(_) => crate::exit::BURROW_ERROR,
-        };
-        hooks.record_exit(code);
-        if record.auto_remove {
-            lifecycle::remove_quietly(global, &containers, &record.id);
-        }
-        return match result {
-            Ok(c) => Ok(c),
-            Err(RuntimeError::Start(e)) => Err(e.into()),
-            Err(e) => Err(e.into()),
-        };
+        return lifecycle::run_foreground(global, &containers, &record, &mapping);
     }
     let mut failed = false;
     for key in &args.containers {

@@ -330,54 +330,62 @@ pub struct Remote<'a> {
     pub scopes: &'a [String],
 }
 
-/// Called with each blob's index, in order, once it and every blob before it are stored.
-pub type InOrder<'a> = dyn FnMut(usize, &Descriptor) -> Result<()> + 'a;
+/// Called with a blob's index in `blobs` once it is stored (for a pull: unpack that layer).
+/// Layers are independent directories keyed by their chain id, so any order works and the
+/// calls run on the download threads, in parallel.
+pub type OnStored<'a> = dyn Fn(usize, &Descriptor) -> Result<()> + Sync + 'a;
 
 /// Fetch `blobs` in parallel (at most `jobs` at once); the first error cancels the rest.
-/// `in_order` (unpacking, for a pull) runs on the calling thread while later blobs are still
-/// downloading.
+/// `on_stored` runs for every blob, those already in the store included.
 pub fn download_all(
     remote: &Remote<'_>,
     store: &Store,
     blobs: &[Descriptor],
     progress: &Progress,
     jobs: usize,
-    mut in_order: Option<&mut InOrder<'_>>,
+    on_stored: Option<&OnStored<'_>>,
 ) -> Result<usize> {
     let Remote {
         client,
         repository,
         scopes,
     } = *remote;
-    let mut todo: Vec<(usize, &Descriptor)> = Vec::new();
+    // (index, progress row); a blob listed twice is fetched once and handled at its first index.
+    let mut todo: Vec<(usize, usize)> = Vec::new();
+    let mut present: Vec<usize> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for d in blobs {
+    for (i, d) in blobs.iter().enumerate() {
         if !seen.insert(d.digest.clone()) {
             continue;
         }
         if has_blob(store, &d.digest)? {
             let row = progress.add(&d.digest, d.size, "Already exists");
             progress.finish(row, "Already exists");
+            present.push(i);
             continue;
         }
         let row = progress.add(&d.digest, d.size, "Pulling fs layer");
-        todo.push((row, d));
+        todo.push((i, row));
     }
-    if todo.is_empty() {
-        if let Some(f) = in_order.as_mut() {
-            for (i, d) in blobs.iter().enumerate() {
-                f(i, d)?;
-            }
-        }
-        return Ok(0);
-    }
-    let jobs = jobs.clamp(1, todo.len());
+    let jobs = jobs.clamp(1, todo.len().max(present.len()).max(1));
     let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-    // Digests downloaded so far, and a wake-up for the in-order consumer.
-    let arrived: Mutex<std::collections::HashSet<String>> = Mutex::new(Default::default());
-    let wake = std::sync::Condvar::new();
+    let fail = |e: RegistryError| {
+        let mut slot = first_error.lock().unwrap();
+        if !cancel.swap(true, Ordering::SeqCst) {
+            *slot = Some(e);
+        }
+    };
+    // Work items: blobs to fetch (then hand over), and present ones only to hand over.
+    let work: Vec<(usize, Option<usize>)> = todo
+        .iter()
+        .map(|&(i, row)| (i, Some(row)))
+        .chain(present.iter().map(|&i| (i, None)))
+        .collect();
+    if work.iter().all(|(_, row)| row.is_none()) && on_stored.is_none() {
+        return Ok(0);
+    }
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -385,47 +393,27 @@ pub fn download_all(
                     if cancel.load(Ordering::Relaxed) {
                         return;
                     }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((row, desc)) = todo.get(i) else {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(i, row)) = work.get(k) else {
                         return;
                     };
-                    if let Err(e) = download_blob(
-                        client, store, repository, desc, scopes, progress, *row, &cancel,
-                    ) {
-                        let mut slot = first_error.lock().unwrap();
-                        if !cancel.swap(true, Ordering::SeqCst) {
-                            *slot = Some(e);
-                        }
-                        drop(slot);
-                        wake.notify_all();
+                    let desc = &blobs[i];
+                    if let Some(row) = row
+                        && let Err(e) = download_blob(
+                            client, store, repository, desc, scopes, progress, row, &cancel,
+                        )
+                    {
+                        fail(e);
                         return;
                     }
-                    arrived.lock().unwrap().insert(desc.digest.clone());
-                    wake.notify_all();
+                    if let Some(f) = on_stored
+                        && let Err(e) = f(i, desc)
+                    {
+                        fail(e);
+                        return;
+                    }
                 }
             });
-        }
-        if let Some(f) = in_order.as_mut() {
-            let pending: std::collections::HashSet<&str> =
-                todo.iter().map(|(_, d)| d.digest.as_str()).collect();
-            for (i, d) in blobs.iter().enumerate() {
-                if pending.contains(d.digest.as_str()) {
-                    let mut got = arrived.lock().unwrap();
-                    while !got.contains(&d.digest) && !cancel.load(Ordering::SeqCst) {
-                        got = wake.wait(got).unwrap();
-                    }
-                    if cancel.load(Ordering::SeqCst) {
-                        return;
-                    }
-                }
-                if let Err(e) = f(i, d) {
-                    let mut slot = first_error.lock().unwrap();
-                    if !cancel.swap(true, Ordering::SeqCst) {
-                        *slot = Some(e);
-                    }
-                    return;
-                }
-            }
         }
     });
     match first_error.into_inner().unwrap() {
@@ -490,7 +478,7 @@ fn pull_from(
         Some(_) => config_diff_ids(store, &image.config)?,
         None => Vec::new(),
     };
-    let mut unpack = |i: usize, d: &Descriptor| -> Result<()> {
+    let unpack = |i: usize, d: &Descriptor| -> Result<()> {
         let (Some(unpack_opts), Some(_)) = (opts.unpack, diff_ids.get(i)) else {
             return Ok(());
         };
@@ -508,9 +496,7 @@ fn pull_from(
         &image.layers,
         progress,
         jobs,
-        opts.unpack
-            .is_some()
-            .then_some(&mut unpack as &mut InOrder<'_>),
+        opts.unpack.is_some().then_some(&unpack as &OnStored<'_>),
     )?;
     progress.close();
     drop(client);
