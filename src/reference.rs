@@ -86,6 +86,20 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The REPOSITORY and TAG columns of docker's listings (`busybox`, `latest`; `<none>`
+    /// without a tag).
+    pub fn repository_and_tag(&self) -> (String, String) {
+        let repo = Reference {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        };
+        (
+            repo.familiar(),
+            self.tag.clone().unwrap_or_else(|| "<none>".into()),
+        )
+    }
+
     /// The shortest form docker would print (`busybox:latest`, `user/x:1`, `host:5000/x:1`).
     pub fn familiar(&self) -> String {
         let mut s = if self.registry == DEFAULT_REGISTRY {

@@ -273,23 +273,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .iter()
             .filter_map(|n| Reference::parse(n).ok())
             .map(|r| {
-                let repo = Reference {
-                    tag: None,
-                    digest: None,
-                    ..r.clone()
-                };
                 let digest = image
                     .repo_digests
                     .iter()
-                    .find(|d| d.starts_with(&format!("{}@", repo.name())))
+                    .find(|d| d.starts_with(&format!("{}@", r.name())))
                     .and_then(|d| d.split_once('@'))
                     .map(|(_, d)| d.to_string())
                     .unwrap_or_else(|| "<none>".into());
-                (
-                    repo.familiar(),
-                    r.tag.unwrap_or_else(|| "<none>".into()),
-                    digest,
-                )
+                let (repo, tag) = r.repository_and_tag();
+                (repo, tag, digest)
             })
             .collect();
         if names.is_empty() {

@@ -260,14 +260,7 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
             .names
             .iter()
             .filter_map(|n| Reference::parse(n).ok())
-            .map(|r| {
-                let repo = Reference {
-                    tag: None,
-                    digest: None,
-                    ..r.clone()
-                };
-                (repo.familiar(), r.tag.unwrap_or_else(|| "<none>".into()))
-            })
+            .map(|r| r.repository_and_tag())
             .collect();
         if names.is_empty() {
             names.push(("<none>".into(), "<none>".into()));

@@ -6,7 +6,8 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
 use std::path::Path;
 
-fn copy_times(meta: &fs::Metadata, dst: &Path) {
+/// Give `dst` the access and modification times in `meta`, without following a symlink.
+pub fn set_times(meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
     let times = [
         libc::timespec {
             tv_sec: meta.atime(),
@@ -17,17 +18,21 @@ fn copy_times(meta: &fs::Metadata, dst: &Path) {
             tv_nsec: meta.mtime_nsec(),
         },
     ];
-    if let Ok(c) = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes()) {
-        // SAFETY: valid path and two timespecs.
-        unsafe {
-            libc::utimensat(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                times.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
+    let c = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: valid path and two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
 
 /// Copy the contents of `src` into the existing directory `dst`.
@@ -54,7 +59,8 @@ pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
         if !kind.is_symlink() {
             fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         }
-        copy_times(&meta, &to);
+        // Times are best effort, as cp -a does on filesystems that refuse them.
+        let _ = set_times(&meta, &to);
     }
     let meta = fs::metadata(src)?;
     let _ = lchown(dst, Some(meta.uid()), Some(meta.gid()));

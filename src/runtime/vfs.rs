@@ -188,33 +188,6 @@ fn copy_xattrs(src: &Path, dst: &Path) {
     }
 }
 
-fn set_times(meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
-    let times = [
-        libc::timespec {
-            tv_sec: meta.atime(),
-            tv_nsec: meta.atime_nsec(),
-        },
-        libc::timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec(),
-        },
-    ];
-    let c = cpath(dst)?;
-    // SAFETY: valid path and two timespecs.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// Owner, then mode (a chown clears set-id bits), xattrs (a chown clears file capabilities),
 /// times last.
 fn copy_meta(meta: &fs::Metadata, src: &Path, dst: &Path) -> io::Result<()> {
@@ -223,7 +196,7 @@ fn copy_meta(meta: &fs::Metadata, src: &Path, dst: &Path) -> io::Result<()> {
         fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }
     copy_xattrs(src, dst);
-    set_times(meta, dst)
+    super::copy::set_times(meta, dst)
 }
 
 /// The root directory's own owner, mode and times (the copy's root is made by us).
