@@ -5,7 +5,6 @@
 //! order `/etc/subuid` lists them. The mapping is computed the same way on every invocation, so
 //! files unpacked by one invocation keep their owners in the next.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -419,20 +418,6 @@ pub fn enter_current() -> Result<IdMapping, UsernsError> {
     let mapping = current_mapping()?;
     enter(&mapping)?;
     Ok(mapping)
-}
-
-/// Name of the user, for messages.
-pub fn user_name() -> String {
-    User::from_uid(getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| getuid().to_string())
-}
-
-/// Whether a program is on PATH (used for helper-availability messages).
-pub fn have_program(name: impl AsRef<OsStr>) -> bool {
-    find_helper(&name.as_ref().to_string_lossy()).is_some()
 }
 
 #[cfg(test)]

@@ -385,10 +385,6 @@ pub fn remove_quietly(global: &GlobalArgs, containers: &ContainerStore, id: &str
     }
 }
 
-pub fn container_dir(containers: &ContainerStore, record: &ContainerRecord) -> PathBuf {
-    containers.dir_of(&record.id)
-}
-
 pub fn log_path(dir: &Path) -> PathBuf {
     dir.join("ctr.log")
 }

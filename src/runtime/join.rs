@@ -58,11 +58,3 @@ pub fn enter_all_of(pid: Pid) -> Result<(), JoinError> {
     }
     Ok(())
 }
-
-/// Whether `pid` still runs in the pid namespace of the container's first process
-/// (guards against a recycled pid).
-pub fn same_pid_namespace(pid: Pid, first: Pid) -> bool {
-    let a = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
-    let b = std::fs::read_link(format!("/proc/{first}/ns/pid"));
-    matches!((a, b), (Ok(a), Ok(b)) if a == b)
-}
