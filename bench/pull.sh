@@ -7,7 +7,8 @@
 # Measured:
 #   burrow pull          blobs fetched in parallel, digest-verified, stored, and each layer
 #                        unpacked (in burrow's user namespace) as soon as it has arrived
-#   podman pull          fetch + decompress + unpack into overlay storage
+#   podman pull          rootless, as the same user: fetch + decompress + unpack into its
+#                        overlay storage
 #
 # usage: bash bench/pull.sh [N]      (default N=5)
 set -euo pipefail
@@ -95,17 +96,20 @@ for i in $(seq "$N"); do
     burrow_times+=("$(echo "$t1 - $t0" | bc)")
 
     if command -v podman >/dev/null; then
+        # Rootless, as the same user as burrow: the comparison is rootless against rootless.
+        as_user podman --root "$pod/root" --runroot "$pod/run" unshare rm -rf "$pod/root" 2>/dev/null || true
         rm -rf "$pod"
-        mkdir -p "$pod"
+        install -d -o "$(as_user id -u)" -g "$(as_user id -g)" "$pod"
         sync
         t0=$(now)
-        podman --root "$pod/root" --runroot "$pod/run" pull -q --tls-verify=false "$IMG" >/dev/null
+        as_user podman --root "$pod/root" --runroot "$pod/run" pull -q --tls-verify=false "$IMG" >/dev/null
         t1=$(now)
         podman_times+=("$(echo "$t1 - $t0" | bc)")
-        podman --root "$pod/root" --runroot "$pod/run" rmi -a -f >/dev/null 2>&1 || true
+        as_user podman --root "$pod/root" --runroot "$pod/run" rmi -a -f >/dev/null 2>&1 || true
     fi
     log "run $i: burrow ${burrow_times[-1]}s${podman_times:+ podman ${podman_times[-1]}s}"
 done
+as_user podman --root "$pod/root" --runroot "$pod/run" unshare rm -rf "$pod/root" 2>/dev/null || true
 rm -rf "$pod"
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
