@@ -6,16 +6,12 @@
 //! output or state, the bound only limits how long a failure takes.
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::fixtures::load_base;
-use crate::harness::{Output, Stream, TIMEOUT, TestCtx, status_code};
+use crate::harness::{Output, TestCtx};
+use crate::tty::PtySession;
 
 // ------------------------------------------------------------------- helpers
 
@@ -217,101 +213,6 @@ fn svec(v: &[&str]) -> Vec<String> {
 /// A shell loop that keeps pid 1 (a shell) interruptible by trapped signals:
 /// `wait` returns when a trapped signal arrives.
 const IDLE: &str = "while :; do sleep 1000 & wait $!; done";
-
-// ------------------------------------------------------------------ pty
-
-struct PtySession {
-    cmdline: String,
-    child: std::process::Child,
-    master: File,
-    output: Stream,
-}
-
-impl PtySession {
-    /// Spawn `burrow ARGS` in a new session whose controlling terminal (and
-    /// stdin/stdout/stderr) is a fresh pty's slave.
-    fn spawn(t: &TestCtx, args: &[&str]) -> PtySession {
-        let (mut m, mut s) = (-1, -1);
-        let ws = libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: out-pointers are valid; name/termios may be null.
-        let r =
-            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty returned two fresh fds we now own.
-        let (master, slave) = unsafe { (File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        let cmd = t.burrow(args.iter().copied());
-        let cmdline = cmd.cmdline();
-        let mut c = cmd.command();
-        c.env("TERM", "xterm");
-        c.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave.try_clone().unwrap()));
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {cmdline}: {e}"));
-        drop(slave);
-        let output = Stream::collect(master.try_clone().unwrap());
-        PtySession {
-            cmdline,
-            child,
-            master,
-            output,
-        }
-    }
-
-    #[track_caller]
-    fn wait_for(&mut self, needle: &str) {
-        if !self.output.wait_for(needle, TIMEOUT) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            panic!(
-                "pty output never showed {needle:?}\ncommand: {}\n--- output ---\n{}",
-                self.cmdline,
-                self.output.text()
-            );
-        }
-    }
-
-    fn type_(&mut self, s: &str) {
-        self.master.write_all(s.as_bytes()).unwrap();
-    }
-
-    /// Wait for exit (bounded); (exit code, all output).
-    fn finish(mut self) -> (i32, String) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                self.output.wait_eof(Duration::from_secs(30));
-                return (status_code(st), self.output.text());
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "timed out: {}\n--- output ---\n{}",
-                    self.cmdline,
-                    self.output.text()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
 
 // ------------------------------------------------------------- state matrix
 
@@ -728,7 +629,7 @@ fn exec_tty_through_pty() {
     let _c = Cleanup(&t);
     let img = load_base(&t);
     run_d(&t, &["--name", "et", img, "sleep", "1000"]);
-    let mut s = PtySession::spawn(&t, &["exec", "-it", "-e", "PS1=EXEC> ", "et", "sh"]);
+    let mut s = PtySession::spawn(&t, &["exec", "-it", "-e", "PS1=EXEC> ", "et", "sh"], 24, 80);
     s.wait_for("EXEC> ");
     s.type_("tty; echo $((6*7)); exit 5\n");
     let cmdline = s.cmdline.clone();
@@ -1508,7 +1409,7 @@ fn attach_tty_and_detach_keys() {
     let _c = Cleanup(&t);
     let img = load_base(&t);
     run_d(&t, &["-it", "--name", "at", "-e", "PS1=AT> ", img, "sh"]);
-    let mut s = PtySession::spawn(&t, &["attach", "at"]);
+    let mut s = PtySession::spawn(&t, &["attach", "at"], 24, 80);
     s.type_("echo $((6*7))x\n");
     s.wait_for("42x");
     s.type_("\x10\x11"); // ctrl-p ctrl-q
@@ -1517,7 +1418,7 @@ fn attach_tty_and_detach_keys() {
     assert_eq!(code, 0, "attach after detach\ncommand: {cmdline}\n{out}");
     assert_eq!(inspect_f(&t, "{{.State.Status}}", "at"), "running");
     // attach again: the same shell is still there
-    let mut s = PtySession::spawn(&t, &["attach", "--detach-keys", "ctrl-x", "at"]);
+    let mut s = PtySession::spawn(&t, &["attach", "--detach-keys", "ctrl-x", "at"], 24, 80);
     s.type_("echo $((7*7))y\n");
     s.wait_for("49y");
     s.type_("\x18");
@@ -1525,7 +1426,7 @@ fn attach_tty_and_detach_keys() {
     assert_eq!(code, 0, "attach --detach-keys ctrl-x\n{out}");
     assert_eq!(inspect_f(&t, "{{.State.Status}}", "at"), "running");
     // exiting the shell ends attach with its code
-    let mut s = PtySession::spawn(&t, &["attach", "at"]);
+    let mut s = PtySession::spawn(&t, &["attach", "at"], 24, 80);
     s.type_("exit 6\n");
     let (code, out) = s.finish();
     assert_eq!(code, 6, "{out}");

@@ -18,7 +18,7 @@ mod load;
 mod network;
 mod registry;
 mod run;
-mod tty;
+pub mod tty;
 mod userns;
 mod vfs;
 mod volumes;

@@ -47,8 +47,8 @@ fn openpty(rows: u16, cols: u16) -> Pty {
     }
 }
 
-struct PtySession {
-    cmdline: String,
+pub(crate) struct PtySession {
+    pub(crate) cmdline: String,
     child: std::process::Child,
     master: File,
     output: Stream,
@@ -57,7 +57,7 @@ struct PtySession {
 impl PtySession {
     /// Spawn `burrow ARGS` with the pty slave as controlling terminal and
     /// stdin/stdout/stderr.
-    fn spawn(t: &TestCtx, args: &[&str], rows: u16, cols: u16) -> PtySession {
+    pub(crate) fn spawn(t: &TestCtx, args: &[&str], rows: u16, cols: u16) -> PtySession {
         let pty = openpty(rows, cols);
         let cmd = t.burrow(args.iter().copied());
         let cmdline = cmd.cmdline();
@@ -90,7 +90,7 @@ impl PtySession {
     }
 
     #[track_caller]
-    fn wait_for(&mut self, needle: &str) {
+    pub(crate) fn wait_for(&mut self, needle: &str) {
         if !self.output.wait_for(needle, TIMEOUT) {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -102,12 +102,12 @@ impl PtySession {
         }
     }
 
-    fn type_(&mut self, s: &str) {
+    pub(crate) fn type_(&mut self, s: &str) {
         self.master.write_all(s.as_bytes()).unwrap();
     }
 
     /// Wait for exit (bounded); returns (exit code, all output).
-    fn finish(mut self) -> (i32, String) {
+    pub(crate) fn finish(mut self) -> (i32, String) {
         let deadline = std::time::Instant::now() + TIMEOUT;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
