@@ -1,12 +1,12 @@
 //! `exec`: a new process in a running container, with the same user, environment, working
 //! directory and capability rules as the container's first process.
 
-use nix::sys::signal::SigSet;
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use super::init::{become_process, resolve_user, setup_stdio};
-use super::supervise::{FORWARDED, Started, exit_code, pidfd_open, relay_until_exit, wait_child};
+use super::supervise::{
+    Started, block_forwarded_signals, exit_code, pidfd_open, relay_until_exit, wait_child,
+};
 use super::sync::{ChildMessage, channel_pair};
 use super::{ProcessConfig, RuntimeError, Stdio, caps, join, pty};
 use crate::exit::{BURROW_ERROR, ExitError};
@@ -26,12 +26,7 @@ pub struct ExecSpec {
 /// process there, and (unless detached) relay it until it exits.
 pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> {
     join::enter_all_of(container_pid).map_err(|e| ExitError::new(BURROW_ERROR, e.to_string()))?;
-    let mut signals = SigSet::empty();
-    for s in FORWARDED {
-        signals.add(*s);
-    }
-    signals.thread_block()?;
-    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    let sigfd = block_forwarded_signals()?;
     let (ours, theirs) = channel_pair()?;
     // SAFETY: burrow is single-threaded; the child only sets itself up and execs.
     match unsafe { fork() }? {

@@ -28,7 +28,7 @@ pub enum RuntimeError {
     Start(#[from] ExitError),
 }
 
-pub(super) const FORWARDED: &[Signal] = &[
+const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
@@ -107,16 +107,25 @@ pub fn run(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<u8, RuntimeErr
     Ok(exit_code(status))
 }
 
-/// Create the container's namespaces and start its command; `hooks.started` has run when this
-/// returns.
-pub fn start(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<Started, RuntimeError> {
+/// Block the signals burrow forwards and read them from a signalfd instead. Done before the
+/// container's process is created, so no signal is lost or acted on by default in between;
+/// the child unblocks them before exec.
+pub(super) fn block_forwarded_signals() -> Result<SignalFd, RuntimeError> {
     let mut signals = SigSet::empty();
     for s in FORWARDED {
         signals.add(*s);
     }
-    // Blocked before clone, so no signal is lost or acted on by default between now and the loop.
     signals.thread_block()?;
-    let sigfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
+    Ok(SignalFd::with_flags(
+        &signals,
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )?)
+}
+
+/// Create the container's namespaces and start its command; `hooks.started` has run when this
+/// returns.
+pub fn start(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<Started, RuntimeError> {
+    let sigfd = block_forwarded_signals()?;
 
     let (ours, theirs) = channel_pair()?;
     let mut flags =

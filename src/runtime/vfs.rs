@@ -23,6 +23,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, lchown};
 use std::path::{Path, PathBuf};
 
 use super::rootfs::{Layers, RootfsDriver, RootfsError};
+use crate::storage::layer_tar::{is_opaque, is_whiteout};
 
 pub struct Vfs;
 
@@ -105,14 +106,6 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
 fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-}
-
-fn is_whiteout(meta: &fs::Metadata) -> bool {
-    meta.file_type().is_char_device() && meta.rdev() == 0
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    get_xattr(dir, c"user.overlay.opaque").is_some_and(|v| v == b"y")
 }
 
 fn get_xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {

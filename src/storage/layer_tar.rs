@@ -30,11 +30,14 @@ fn dir_is_empty(path: &Path, meta: &std::fs::Metadata) -> bool {
     !meta.is_dir() || std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
-fn is_whiteout(meta: &std::fs::Metadata) -> bool {
+/// A whiteout of the overlay on-disk format: a 0:0 character device.
+pub fn is_whiteout(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-fn is_opaque(path: &Path) -> bool {
+/// An opaque directory of the overlay on-disk format: `user.overlay.opaque` is exactly "y",
+/// as the kernel reads it.
+pub fn is_opaque(path: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -49,7 +52,7 @@ fn is_opaque(path: &Path) -> bool {
             buf.len(),
         )
     };
-    n > 0 && buf[0] == b'y'
+    n == 1 && buf[0] == b'y'
 }
 
 fn header_for(meta: &std::fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
