@@ -122,15 +122,16 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
     if !args.no_trunc && command.chars().count() > 20 {
         command = format!("{}…", command.chars().take(19).collect::<String>());
     }
-    let labels_map: serde_json::Map<String, Value> = labels(r)
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    let labels = labels(r)
+    let pairs = labels(r);
+    let joined = pairs
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
+    let labels_map: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     let size = if args.size {
         super::format::human_size(dir_size(&containers.dir_of(&r.id).join("upper")))
     } else {
@@ -146,7 +147,7 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
         "State": r.status.as_str(),
         "Ports": "",
         "Names": r.name,
-        "Labels": labels,
+        "Labels": joined,
         "Label": labels_map,
         "Size": size,
         "Networks": "",
