@@ -147,6 +147,23 @@ impl ContainerStore {
         self.dir.join("names").join(name)
     }
 
+    /// Serialises changes to the name links. Without it, a create that finds a name whose
+    /// holder has no config.json yet cannot tell a crashed create from one still in progress,
+    /// and two concurrent creates would both take the name.
+    fn lock_names(&self) -> Result<fs::File, ContainerError> {
+        let path = self.dir.join("names.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if !flock(&file, libc::LOCK_EX) {
+            return Err(io_err(&path)(std::io::Error::last_os_error()));
+        }
+        Ok(file)
+    }
+
     /// Reserve a name and make the container's directory. A name held by a container whose
     /// directory is gone (a crash between the two steps) is taken over.
     pub fn create(&self, record: &ContainerRecord) -> Result<PathBuf, ContainerError> {
@@ -154,6 +171,7 @@ impl ContainerStore {
             return Err(ContainerError::BadName(record.name.clone()));
         }
         let link = self.name_link(&record.name);
+        let names_lock = self.lock_names()?;
         loop {
             match std::os::unix::fs::symlink(&record.id, &link) {
                 Ok(()) => break,
@@ -173,6 +191,7 @@ impl ContainerStore {
             fs::create_dir_all(dir.join(sub)).map_err(io_err(&dir))?;
         }
         self.save(record)?;
+        drop(names_lock);
         Ok(dir)
     }
 
@@ -238,6 +257,7 @@ impl ContainerStore {
             return Err(ContainerError::BadName(new_name.to_string()));
         }
         let link = self.name_link(new_name);
+        let _names_lock = self.lock_names()?;
         std::os::unix::fs::symlink(&record.id, &link).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => ContainerError::NameInUse(
                 new_name.to_string(),
@@ -315,8 +335,11 @@ impl ContainerStore {
         // next remove of the same id, or a name takeover, cleans up.
         let _ = fs::remove_file(dir.join("config.json"));
         let link = self.name_link(&record.name);
-        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == record.id.as_str()) {
-            let _ = fs::remove_file(&link);
+        {
+            let _names_lock = self.lock_names()?;
+            if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == record.id.as_str()) {
+                let _ = fs::remove_file(&link);
+            }
         }
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -378,6 +401,29 @@ mod tests {
             store.create(&record("bad name")),
             Err(ContainerError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn concurrent_creates_of_one_name_give_it_to_exactly_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        for round in 0..40 {
+            let name = format!("same{round}");
+            let winners = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| store.create(&record(&name)).is_ok()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .filter(|won| *won)
+                    .count()
+            });
+            assert_eq!(
+                winners, 1,
+                "round {round}: name {name} given {winners} times"
+            );
+        }
     }
 
     #[test]
