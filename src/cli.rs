@@ -160,6 +160,9 @@ pub enum Command {
     /// Watch one detached container (started by burrow itself)
     #[command(hide = true)]
     ContainerMonitor(commands::monitor::Args),
+    /// Hold one user-defined network while containers use it (started by burrow itself)
+    #[command(hide = true)]
+    NetworkInfra(commands::network_infra::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -220,6 +223,7 @@ pub fn main() -> ExitCode {
         Command::Network(a) => commands::network::run(&cli.global, a),
         Command::Port(a) => commands::port::run(&cli.global, a),
         Command::ContainerMonitor(a) => commands::monitor::run(&cli.global, a),
+        Command::NetworkInfra(a) => commands::network_infra::run(&cli.global, a),
     };
     exit::finish(result)
 }

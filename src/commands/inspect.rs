@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerRecord, ContainerStore, Status};
+use crate::netns::NetworkRecord;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -95,10 +96,51 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
             "Labels": labels,
             "StopSignal": create.as_ref().and_then(|c| c.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
         },
-        "NetworkSettings": {
-            "Ports": {},
-            "IPAddress": "",
-        },
+        "NetworkSettings": network_settings(containers, r),
+    })
+}
+
+/// docker's `NetworkSettings`: published ports, the address, and one entry per user-defined
+/// network (`{{.NetworkSettings.Networks.appnet.IPAddress}}`).
+fn network_settings(containers: &ContainerStore, r: &ContainerRecord) -> Value {
+    let net = if r.status == Status::Running {
+        NetworkRecord::load(&containers.dir_of(&r.id))
+    } else {
+        NetworkRecord::default()
+    };
+    let mut ports = serde_json::Map::new();
+    for m in &net.ports {
+        let key = format!("{}/{}", m.container_port, m.proto.as_str());
+        let entry = ports.entry(key).or_insert_with(|| json!([]));
+        if let Value::Array(list) = entry {
+            list.push(
+                json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string()}),
+            );
+        }
+    }
+    let networks: serde_json::Map<String, Value> = net
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.network.clone(),
+                json!({
+                    "NetworkID": e.network_id,
+                    "IPAddress": e.ip.to_string(),
+                    "IPPrefixLen": e.prefix_len,
+                    "Gateway": e.gateway,
+                    "Aliases": net.aliases,
+                }),
+            )
+        })
+        .collect();
+    let primary = net.endpoints.first();
+    json!({
+        "Ports": ports,
+        "IPAddress": net.address.map(|a| a.to_string()).unwrap_or_default(),
+        "Gateway": primary.map(|e| e.gateway.clone()).unwrap_or_default(),
+        "IPPrefixLen": primary.map_or(0, |e| e.prefix_len),
+        "Networks": networks,
     })
 }
 

@@ -8,7 +8,8 @@ use anyhow::Context;
 use super::create_args::{CreateArgs, RestartPolicy};
 use crate::cli::GlobalArgs;
 use crate::containers::{self, ContainerRecord, ContainerStore, Status};
-use crate::netns::{NetworkAttachment, NetworkMode, NetworkPlan};
+use crate::netns::networks::NetworkStore;
+use crate::netns::{NetworkAttachment, NetworkMode, NetworkPlan, Who, bridge};
 use crate::registry::pull::{PullPolicy, ensure_image};
 use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
 use crate::runtime::{ContainerSpec, Hooks, Network, RuntimeError, Stdio};
@@ -280,6 +281,30 @@ pub fn enter_userns_for(
         crate::runtime::join::enter_userns_of(nix::unistd::Pid::from_raw(other.pid))?;
         return Ok(crate::userns::current_mapping()?);
     }
+    if let Some(NetworkMode::Network(name)) = args
+        .net
+        .network
+        .as_deref()
+        .map(NetworkMode::parse)
+        .transpose()?
+    {
+        // Every network the container will be on must run before it starts (their infra
+        // processes share one user namespace, which the container starts in).
+        let root = containers.storage_root();
+        let mut holder = None;
+        for network in std::iter::once(&name).chain(&args.net.connected) {
+            let def = NetworkStore::open(root).find(network)?;
+            let run = bridge::RunDir::new(root, &def.name);
+            let state = bridge::ensure_infra(&run, std::process::id() as i32, || {
+                super::network_infra::spawn(root, &def.name)
+            })?;
+            holder.get_or_insert(state.holder_pid);
+        }
+        if let Some(pid) = holder {
+            crate::runtime::join::enter_userns_of(nix::unistd::Pid::from_raw(pid))?;
+            return Ok(crate::userns::current_mapping()?);
+        }
+    }
     Ok(crate::userns::enter_current()?)
 }
 
@@ -324,9 +349,14 @@ impl<'a> RecordingHooks<'a> {
 
 impl Hooks for RecordingHooks<'_> {
     fn before_start(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
+        let who = Who {
+            id: &self.record.id,
+            name: &self.record.name,
+            hostname: &self.record.hostname,
+        };
         self.attachment = Some(
             self.network
-                .attach(pid, &self.dir)
+                .attach(pid, &self.dir, &who)
                 .map_err(|e| e.to_string())?,
         );
         // Recorded before the command runs, so nothing it prints can be seen before `ps`,

@@ -26,6 +26,8 @@ pub mod monitor;
 pub mod mount_args;
 pub mod network;
 pub mod network_args;
+pub mod network_connect;
+pub mod network_infra;
 pub mod pause;
 pub mod port;
 pub mod ps;

@@ -1,17 +1,17 @@
 //! `burrow network`: user-defined networks (create, ls, rm, inspect, connect, disconnect,
 //! prune).
 //!
-//! Networks are records under `ROOT/networks`. A container run with `--network NAME` is a
-//! member; for now each member has its own slirp4netns stack, so members do not reach each
-//! other by name yet (see README, Networking).
+//! Networks are records under `ROOT/networks`; while containers use one, its bridge and
+//! slirp4netns live in a network namespace held by `network-infra` (see `netns::bridge`).
 
 use serde_json::json;
 
+use super::network_connect;
 use crate::cli::GlobalArgs;
-use crate::containers::{ContainerStore, Status};
+use crate::containers::{ContainerRecord, ContainerStore, Status};
 use crate::exit::ExitError;
 use crate::netns::networks::{BUILTIN, NetworkDef, NetworkStore};
-use crate::netns::ports::NetworkRecord;
+use crate::netns::{Endpoint, NetworkRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,10 +65,22 @@ pub enum Sub {
         #[arg(required = true)]
         networks: Vec<String>,
     },
-    /// Connect a container to a network (not supported yet)
-    Connect { network: String, container: String },
-    /// Disconnect a container from a network (not supported yet)
-    Disconnect { network: String, container: String },
+    /// Connect a container to a network
+    Connect {
+        /// Add a network-scoped alias for the container
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Accepted for docker compatibility
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
     /// Remove all networks no container uses
     Prune {
         /// Do not prompt for confirmation
@@ -77,21 +89,40 @@ pub enum Sub {
     },
 }
 
-/// Names of the containers (running or not) that were started on `network`.
-fn members(containers: &ContainerStore, network: &str, running_only: bool) -> Vec<String> {
+/// The containers on `network` (with `running_only`, those running on it now).
+fn members(
+    containers: &ContainerStore,
+    network: &str,
+    running_only: bool,
+) -> Vec<(ContainerRecord, Option<Endpoint>)> {
     containers
         .list()
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| !running_only || r.status == Status::Running)
-        .filter(|r| {
-            NetworkRecord::load(&containers.dir_of(&r.id))
-                .networks
-                .iter()
-                .any(|n| n == network)
+        .filter_map(|r| {
+            let endpoint = (r.status == Status::Running)
+                .then(|| {
+                    NetworkRecord::load(&containers.dir_of(&r.id))
+                        .endpoints
+                        .into_iter()
+                        .find(|e| e.network == network)
+                })
+                .flatten();
+            let on = if running_only {
+                endpoint.is_some()
+            } else {
+                network_connect::networks_of(&r)
+                    .iter()
+                    .any(|n| n == network)
+            };
+            on.then_some((r, endpoint))
         })
-        .map(|r| r.name)
         .collect()
+}
+
+fn names(members: &[(ContainerRecord, Option<Endpoint>)]) -> String {
+    let names: Vec<&str> = members.iter().map(|(r, _)| r.name.as_str()).collect();
+    names.join(", ")
 }
 
 fn inspect_json(def: &NetworkDef, containers: &ContainerStore) -> serde_json::Value {
@@ -112,7 +143,17 @@ fn inspect_json(def: &NetworkDef, containers: &ContainerStore) -> serde_json::Va
         "EnableIPv6": false,
         "IPAM": {"Driver": "default", "Config": [{"Subnet": def.subnet, "Gateway": def.gateway}]},
         "Internal": def.internal,
-        "Containers": members(containers, &def.name, true),
+        "Containers": members(containers, &def.name, true)
+            .into_iter()
+            .map(|(r, e)| {
+                let e = e.expect("running members have an endpoint");
+                (r.id, json!({
+                    "Name": r.name,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix_len),
+                    "IPv6Address": "",
+                }))
+            })
+            .collect::<serde_json::Map<_, _>>(),
         "Labels": labels,
     })
 }
@@ -177,12 +218,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             let mut failed = false;
             for key in &networks {
                 let result = store.find(key).map_err(|_| not_found(key)).and_then(|def| {
-                    let users = members(&containers, &def.name, true);
+                    let users = members(&containers, &def.name, false);
                     if !users.is_empty() && !force {
                         anyhow::bail!(
-                            "network {} is in use by running containers: {}",
+                            "network {} is in use by containers: {} (remove them, disconnect \
+                             them, or use -f)",
                             def.name,
-                            users.join(", ")
+                            names(&users)
                         );
                     }
                     store.remove(&def)?;
@@ -212,16 +254,25 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 return Err(not_found(&missing.join(", ")));
             }
         }
-        Sub::Connect { network, .. } | Sub::Disconnect { network, .. } => {
-            store.find(&network).map_err(|_| not_found(&network))?;
-            anyhow::bail!(
-                "connecting a container to a network after it was created is not supported yet: \
-                 run it with --network {network}"
-            );
+        Sub::Connect {
+            alias,
+            network,
+            container,
+        } => {
+            let def = store.find(&network).map_err(|_| not_found(&network))?;
+            network_connect::connect(&containers, &def, &container, &alias)?;
+        }
+        Sub::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            let def = store.find(&network).map_err(|_| not_found(&network))?;
+            network_connect::disconnect(&containers, &def, &container)?;
         }
         Sub::Prune { force: _ } => {
             for def in store.list() {
-                if members(&containers, &def.name, true).is_empty() {
+                if members(&containers, &def.name, false).is_empty() {
                     store.remove(&def)?;
                     println!("{}", def.name);
                 }

@@ -39,6 +39,9 @@ pub struct NetworkArgs {
     /// Add a network-scoped alias for the container (listed in its /etc/hosts)
     #[arg(long, value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// Networks added with `network connect` while the container was not running.
+    #[arg(skip)]
+    pub connected: Vec<String>,
 }
 
 impl NetworkArgs {
@@ -53,8 +56,12 @@ impl NetworkArgs {
             Some(m) => NetworkMode::parse(m)?,
             None => NetworkMode::default_mode(),
         };
+        let mut networks = Vec::new();
         if let NetworkMode::Network(name) = &mode {
-            NetworkStore::open(storage_root).find(name)?;
+            let store = NetworkStore::open(storage_root);
+            for name in std::iter::once(name).chain(&self.connected) {
+                networks.push(store.find(name)?);
+            }
         }
         let mut mappings = Vec::new();
         for spec in &self.publish {
@@ -113,6 +120,8 @@ impl NetworkArgs {
             },
             add_hosts,
             aliases: self.network_alias.clone(),
+            networks,
+            storage_root: storage_root.to_path_buf(),
         })
     }
 }

@@ -139,6 +139,11 @@ impl ContainerStore {
         Ok(ContainerStore { dir })
     }
 
+    /// The storage root the store lives in.
+    pub fn storage_root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     pub fn dir_of(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }

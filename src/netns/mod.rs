@@ -7,8 +7,10 @@
 //! and before the container's command starts. Everything it starts is a child of the caller
 //! that exits when the returned [`NetworkAttachment`] is dropped or the caller dies.
 
+pub mod bridge;
 pub mod etc_files;
 mod helper;
+pub mod netlink;
 pub mod networks;
 pub mod pasta;
 pub mod ports;
@@ -20,8 +22,9 @@ use std::path::{Path, PathBuf};
 use crate::runtime::Network;
 
 pub use etc_files::DnsConfig;
+pub use helper::pipe as helper_pipe;
 pub use pasta::PastaOptions;
-pub use ports::{NetworkRecord, PortMapping, Proto};
+pub use ports::{Endpoint, NetworkRecord, PortMapping, Proto};
 pub use slirp4netns::SlirpOptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +113,7 @@ pub enum NetworkMode {
     Pasta(PastaOptions),
     /// Share another container's network namespace.
     Container(String),
-    /// A user-defined network (`burrow network create`); for now each member gets its own
-    /// slirp4netns stack.
+    /// A user-defined network (`burrow network create`), see [`bridge`].
     Network(String),
 }
 
@@ -164,11 +166,10 @@ impl NetworkMode {
         }
     }
 
-    /// The slirp4netns options in effect (a user-defined network uses the defaults).
+    /// The slirp4netns options of the container's own stack.
     fn slirp(&self) -> Option<SlirpOptions> {
         match self {
             NetworkMode::Slirp4netns(o) => Some(o.clone()),
-            NetworkMode::Network(_) => Some(SlirpOptions::default()),
             _ => None,
         }
     }
@@ -211,6 +212,18 @@ pub struct NetworkPlan {
     pub dns: DnsConfig,
     pub add_hosts: Vec<(String, HostAddr)>,
     pub aliases: Vec<String>,
+    /// The user-defined networks the container joins: the one of `--network NAME` first, then
+    /// those added with `network connect` while it was not running.
+    pub networks: Vec<networks::NetworkDef>,
+    /// Where the networks' runtime directories are.
+    pub storage_root: PathBuf,
+}
+
+/// The container a network is attached to.
+pub struct Who<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub hostname: &'a str,
 }
 
 impl Default for NetworkPlan {
@@ -221,6 +234,8 @@ impl Default for NetworkPlan {
             dns: DnsConfig::default(),
             add_hosts: Vec::new(),
             aliases: Vec::new(),
+            networks: Vec::new(),
+            storage_root: PathBuf::new(),
         }
     }
 }
@@ -238,6 +253,28 @@ pub struct NetworkAttachment {
     backend: Option<Backend>,
     /// The ports as published (random host ports resolved).
     pub ports: Vec<PortMapping>,
+    membership: Option<Membership>,
+}
+
+/// A container on user-defined networks; dropping it takes the container off all of them
+/// (including those connected later, as its network record lists them).
+#[derive(Debug)]
+struct Membership {
+    storage_root: PathBuf,
+    id: String,
+    container_dir: PathBuf,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let is_live = bridge::member_is_live(&self.storage_root);
+        for endpoint in NetworkRecord::load(&self.container_dir).endpoints {
+            let run = bridge::RunDir::new(&self.storage_root, &endpoint.network);
+            if let Err(e) = bridge::leave(&run, &endpoint.network, &self.id, None, &is_live) {
+                log::warn!("network {}: {e}", endpoint.network);
+            }
+        }
+    }
 }
 
 impl NetworkAttachment {
@@ -293,6 +330,7 @@ impl NetworkPlan {
             NetworkMode::Pasta(_) => pasta::host_address(),
             NetworkMode::Host => Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
             NetworkMode::None | NetworkMode::Container(_) => None,
+            NetworkMode::Network(_) if self.networks.first().is_none_or(|n| n.internal) => None,
             m => match m.slirp() {
                 Some(o) if o.allow_host_loopback => Some(o.gateway()),
                 _ => pasta::host_address(),
@@ -300,8 +338,13 @@ impl NetworkPlan {
         }
     }
 
-    /// The text of the container's /etc/hosts.
+    /// The text of the container's /etc/hosts (on a user-defined network, the address is
+    /// chosen when the container joins, and the file written again then).
     pub fn hosts_text(&self, hostname: &str, name: &str) -> String {
+        self.hosts_text_at(self.container_address(), hostname, name)
+    }
+
+    fn hosts_text_at(&self, address: Option<IpAddr>, hostname: &str, name: &str) -> String {
         let host_ip = self.host_address();
         let extra: Vec<(String, IpAddr)> = self
             .add_hosts
@@ -322,7 +365,7 @@ impl NetworkPlan {
             return text;
         }
         etc_files::hosts(&etc_files::HostsInput {
-            address: self.container_address(),
+            address,
             hostname,
             name,
             aliases: &self.aliases,
@@ -342,6 +385,12 @@ impl NetworkPlan {
                 None
             }
             NetworkMode::Pasta(_) => Some(pasta::DNS_FORWARD.to_string()),
+            NetworkMode::Network(_) => self
+                .networks
+                .first()
+                .filter(|n| !n.internal)
+                .and_then(|n| bridge::Subnet::parse(&n.subnet))
+                .map(|s| s.slirp_dns().to_string()),
             m => m.slirp().map(|o| o.dns().to_string()),
         };
         etc_files::resolv_conf(&host, &self.dns, replacement.as_deref())
@@ -383,16 +432,13 @@ impl NetworkPlan {
         &self,
         pid: nix::unistd::Pid,
         container_dir: &Path,
+        who: &Who,
     ) -> Result<NetworkAttachment, NetError> {
         let mut record = NetworkRecord {
             mode: self.mode.name(),
             address: self.container_address(),
-            ports: Vec::new(),
-            networks: match &self.mode {
-                NetworkMode::Network(n) => vec![n.clone()],
-                _ => Vec::new(),
-            },
             aliases: self.aliases.clone(),
+            ..NetworkRecord::default()
         };
         let mut attachment = NetworkAttachment::default();
         match &self.mode {
@@ -415,13 +461,38 @@ impl NetworkPlan {
                 attachment.backend = Some(Backend::Pasta(p));
                 attachment.ports = ports;
             }
-            mode => {
-                if let NetworkMode::Network(name) = mode {
-                    log::warn!(
-                        "network {name}: containers on a user-defined network do not reach each \
-                         other by name yet; this one gets its own slirp4netns stack"
-                    );
+            NetworkMode::Network(_) => {
+                let ports = ports::resolve(&self.ports)?;
+                let hosts = container_dir.join("userdata").join("hosts");
+                // Taken off every network it got on, also when a later one fails.
+                attachment.membership = Some(Membership {
+                    storage_root: self.storage_root.clone(),
+                    id: who.id.to_string(),
+                    container_dir: container_dir.to_path_buf(),
+                });
+                for (i, def) in self.networks.iter().enumerate() {
+                    let endpoint = self.join_network(def, i, pid, who, &hosts, &ports)?;
+                    if i == 0 {
+                        record.address = Some(IpAddr::V4(endpoint.ip));
+                        let text = self.hosts_text_at(
+                            Some(IpAddr::V4(endpoint.ip)),
+                            who.hostname,
+                            who.name,
+                        );
+                        bridge::write_in_place(&hosts, &text).map_err(|source| {
+                            NetError::Write {
+                                path: hosts.clone(),
+                                source,
+                            }
+                        })?;
+                    }
+                    record.endpoints.push(endpoint);
+                    record.save(container_dir)?;
                 }
+                bridge::refresh_own_hosts(&self.storage_root, &record.endpoints, who.id);
+                attachment.ports = ports;
+            }
+            mode => {
                 let opts = mode.slirp().expect("slirp4netns mode");
                 let ports = ports::resolve(&self.ports)?;
                 let s = slirp4netns::Slirp::start(pid.as_raw(), container_dir, &opts)?;
@@ -435,6 +506,44 @@ impl NetworkPlan {
         record.ports = attachment.ports.clone();
         record.save(container_dir)?;
         Ok(attachment)
+    }
+
+    /// Join the `index`th of the container's user-defined networks (`eth{index}`; published
+    /// ports and the default route go through the first).
+    fn join_network(
+        &self,
+        def: &networks::NetworkDef,
+        index: usize,
+        pid: nix::unistd::Pid,
+        who: &Who,
+        hosts: &Path,
+        ports: &[PortMapping],
+    ) -> Result<Endpoint, NetError> {
+        let run = bridge::RunDir::new(&self.storage_root, &def.name);
+        let infra = run.live_infra().ok_or_else(|| NetError::HelperFailed {
+            name: "network",
+            reason: format!("the infra process of network {} is gone", def.name),
+            log: String::new(),
+        })?;
+        let ifname = format!("eth{index}");
+        let member = bridge::join(
+            &run,
+            &bridge::JoinRequest {
+                def,
+                holder_pid: infra.holder_pid,
+                pid: pid.as_raw(),
+                id: who.id,
+                name: who.name,
+                hostname: who.hostname,
+                aliases: &self.aliases,
+                ifname: &ifname,
+                hosts,
+                ports: if index == 0 { ports } else { &[] },
+                default_route: index == 0,
+            },
+            &bridge::member_is_live(&self.storage_root),
+        )?;
+        Ok(Endpoint::of(def, &member))
     }
 }
 

@@ -107,7 +107,9 @@ impl NetworkStore {
         if !valid_name(name) {
             return Err(NetError::BadNetworkName(name.to_string()));
         }
-        if BUILTIN.iter().any(|(n, _)| *n == name) || name == "bridge" || name == "default" {
+        if BUILTIN.iter().any(|(n, _)| *n == name)
+            || ["bridge", "default", "private"].contains(&name)
+        {
             return Err(NetError::NetworkExists(name.to_string()));
         }
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
@@ -177,6 +179,7 @@ mod tests {
             Err(NetError::NetworkExists(_))
         ));
         assert!(s.create("host", None, None, false, &[]).is_err());
+        assert!(s.create("private", None, None, false, &[]).is_err());
         assert!(s.create("-bad", None, None, false, &[]).is_err());
         assert_eq!(s.find("appnet").unwrap(), a);
         assert_eq!(s.find(&b.id[..10]).unwrap(), b);

@@ -228,10 +228,36 @@ pub struct NetworkRecord {
     pub address: Option<IpAddr>,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// The container's places on user-defined networks.
     #[serde(default)]
-    pub networks: Vec<String>,
+    pub endpoints: Vec<Endpoint>,
     #[serde(default)]
     pub aliases: Vec<String>,
+}
+
+/// A container's interface on a user-defined network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoint {
+    pub network: String,
+    pub network_id: String,
+    pub ip: std::net::Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: String,
+    /// The interface in the container.
+    pub ifname: String,
+}
+
+impl Endpoint {
+    pub fn of(def: &super::networks::NetworkDef, member: &super::bridge::Member) -> Endpoint {
+        Endpoint {
+            network: def.name.clone(),
+            network_id: def.id.clone(),
+            ip: member.ip,
+            prefix_len: super::bridge::Subnet::parse(&def.subnet).map_or(24, |s| s.prefix),
+            gateway: def.gateway.clone(),
+            ifname: member.ifname.clone(),
+        }
+    }
 }
 
 pub const RECORD_FILE: &str = "network.json";

@@ -154,6 +154,21 @@ pub struct Slirp {
 
 impl Slirp {
     pub fn start(pid: i32, container_dir: &Path, opts: &SlirpOptions) -> Result<Slirp, NetError> {
+        Slirp::start_with(pid, container_dir, opts, true)
+    }
+
+    /// For a user-defined network: tap0 is left unconfigured so that it can join the
+    /// network's bridge, where slirp serves the whole subnet (gateway .2, DNS .3).
+    pub fn start_bridged(pid: i32, run_dir: &Path, opts: &SlirpOptions) -> Result<Slirp, NetError> {
+        Slirp::start_with(pid, run_dir, opts, false)
+    }
+
+    fn start_with(
+        pid: i32,
+        container_dir: &Path,
+        opts: &SlirpOptions,
+        configure: bool,
+    ) -> Result<Slirp, NetError> {
         let program = helper::find_program("slirp4netns").ok_or(NetError::NotInstalled {
             program: "slirp4netns",
             package: PACKAGE,
@@ -163,9 +178,11 @@ impl Slirp {
         let (ready_r, ready_w) = helper::pipe()?;
         let (exit_r, exit_w) = helper::pipe()?;
         let mut cmd = Command::new(program);
-        cmd.current_dir(container_dir)
-            .arg("--configure")
-            .arg(format!("--mtu={}", opts.mtu))
+        cmd.current_dir(container_dir);
+        if configure {
+            cmd.arg("--configure");
+        }
+        cmd.arg(format!("--mtu={}", opts.mtu))
             .arg("--enable-sandbox")
             .arg("--enable-seccomp")
             .arg(format!("--api-socket={API_SOCKET}"))
@@ -204,54 +221,87 @@ impl Slirp {
 
     /// Forward `m` from the host to the container through the API socket.
     pub fn add_hostfwd(&self, container_dir: &Path, m: &PortMapping) -> Result<(), NetError> {
-        let host_addr = match m.host_ip {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) if ip.is_unspecified() => "0.0.0.0".to_string(),
-            IpAddr::V6(_) => {
-                return Err(NetError::Unsupported(format!(
-                    "publishing on an IPv6 address ({}) with slirp4netns: use --network pasta",
-                    m.host_ip
-                )));
-            }
-        };
-        let request = serde_json::json!({
-            "execute": "add_hostfwd",
-            "arguments": {
-                "proto": m.proto.as_str(),
-                "host_addr": host_addr,
-                "host_port": m.host_port,
-                "guest_port": m.container_port,
-            }
-        });
-        let reply =
-            api_call(container_dir, &request.to_string()).map_err(|e| NetError::HelperFailed {
-                name: "slirp4netns",
-                reason: format!("API socket: {e}"),
-                log: self.helper.log_text(),
-            })?;
-        let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
-        if let Some(err) = v.get("error") {
-            let desc = err
-                .get("desc")
-                .and_then(|d| d.as_str())
-                .unwrap_or("unknown error")
-                .to_string();
-            if desc.contains("in use") || desc.contains("bind") {
-                return Err(NetError::PortInUse {
-                    port: m.host_port,
-                    proto: m.proto.as_str(),
-                    ip: m.host_ip,
-                    source: std::io::Error::other(desc),
-                });
-            }
-            return Err(NetError::HelperFailed {
-                name: "slirp4netns",
-                reason: format!("cannot forward {}: {desc}", super::ports::describe(m)),
-                log: String::new(),
+        add_hostfwd(container_dir, m, None)
+            .map(drop)
+            .map_err(|e| match e {
+                NetError::HelperFailed { name, reason, .. } if reason.starts_with("API") => {
+                    NetError::HelperFailed {
+                        name,
+                        reason,
+                        log: self.helper.log_text(),
+                    }
+                }
+                e => e,
+            })
+    }
+}
+
+/// Forward `m` from the host to `guest_addr` (default: slirp's own guest address) through the
+/// API socket in `api_dir`; returns the forward's id.
+pub fn add_hostfwd(
+    api_dir: &Path,
+    m: &PortMapping,
+    guest_addr: Option<Ipv4Addr>,
+) -> Result<u64, NetError> {
+    let host_addr = match m.host_ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "0.0.0.0".to_string(),
+        IpAddr::V6(_) => {
+            return Err(NetError::Unsupported(format!(
+                "publishing on an IPv6 address ({}) with slirp4netns: use --network pasta",
+                m.host_ip
+            )));
+        }
+    };
+    let mut arguments = serde_json::json!({
+        "proto": m.proto.as_str(),
+        "host_addr": host_addr,
+        "host_port": m.host_port,
+        "guest_port": m.container_port,
+    });
+    if let Some(a) = guest_addr {
+        arguments["guest_addr"] = a.to_string().into();
+    }
+    let request = serde_json::json!({"execute": "add_hostfwd", "arguments": arguments});
+    let reply = api_call(api_dir, &request.to_string()).map_err(|e| NetError::HelperFailed {
+        name: "slirp4netns",
+        reason: format!("API socket: {e}"),
+        log: String::new(),
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+    if let Some(err) = v.get("error") {
+        let desc = err
+            .get("desc")
+            .and_then(|d| d.as_str())
+            .unwrap_or("unknown error")
+            .to_string();
+        if desc.contains("in use") || desc.contains("bind") {
+            return Err(NetError::PortInUse {
+                port: m.host_port,
+                proto: m.proto.as_str(),
+                ip: m.host_ip,
+                source: std::io::Error::other(desc),
             });
         }
-        Ok(())
+        return Err(NetError::HelperFailed {
+            name: "slirp4netns",
+            reason: format!("cannot forward {}: {desc}", super::ports::describe(m)),
+            log: String::new(),
+        });
     }
+    Ok(v["return"]["id"].as_u64().unwrap_or_default())
+}
+
+/// Stop forwarding `id` (from [`add_hostfwd`]); a forward that is already gone is fine.
+pub fn remove_hostfwd(api_dir: &Path, id: u64) -> Result<(), NetError> {
+    let request = serde_json::json!({"execute": "remove_hostfwd", "arguments": {"id": id}});
+    api_call(api_dir, &request.to_string())
+        .map(drop)
+        .map_err(|e| NetError::HelperFailed {
+            name: "slirp4netns",
+            reason: format!("API socket: {e}"),
+            log: String::new(),
+        })
 }
 
 /// One request on the API socket (slirp4netns answers one request per connection). The socket

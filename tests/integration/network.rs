@@ -696,3 +696,488 @@ fn network_container_shares_the_other_containers_stack() {
         .output();
     assert_eq!(missing.code, 125, "{missing:?}");
 }
+
+// ------------------------------------------------- user-defined networks: the bridge
+
+/// The network-infra processes (and their slirp4netns) of networks under `root`.
+fn infra_under(root: &Path) -> Vec<i32> {
+    let root = root.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            (args.iter().any(|a| a == "network-infra") && args.contains(&root)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Wait (bounded) until no infra process or helper of `t` is left.
+#[track_caller]
+fn assert_no_infra(t: &TestCtx) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !infra_under(&t.root).is_empty() {
+        if Instant::now() >= deadline {
+            panic!("network infra left: {:?}", infra_under(&t.root));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_helpers(t);
+}
+
+/// A shell loop that GETs `/` from `host` port 80 with busybox nc until the answer contains
+/// `want` (the server may not listen yet), bounded to ~10 s; prints the answer.
+fn fetch_until(host: &str, want: &str) -> String {
+    format!(
+        "i=0; until out=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} 80) && \
+         echo \"$out\" | grep -q {want}; do i=$((i+1)); [ $i -gt 100 ] && echo \"no {want} \
+         from {host}: $out\" && exit 9; sleep 0.1; done; echo \"$out\" | grep {want}"
+    )
+}
+
+fn httpd_saying(word: &str) -> String {
+    format!("mkdir -p /www && echo {word} > /www/index.html && exec httpd -f -p 80 -h /www")
+}
+
+#[test]
+fn network_members_reach_each_other_by_name_and_alias() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_ok();
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "database",
+        img,
+        "sh",
+        "-c",
+        &httpd_saying("hello-from-db"),
+    ])
+    .output()
+    .assert_ok();
+    let client = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            img,
+            "sh",
+            "-c",
+            &format!(
+                "{} && {} && ip -4 addr show eth0 | grep -o 'inet [0-9./]*' && \
+                 ip route | grep default && cat /etc/resolv.conf",
+                fetch_until("db", "hello-from-db"),
+                fetch_until("database", "hello-from-db")
+            ),
+        ])
+        .output();
+    client.assert_ok();
+    assert_eq!(
+        client.stdout.matches("hello-from-db").count(),
+        2,
+        "{client:?}"
+    );
+    // The network's addressing: 10.89.1.0/24 (the first free one), the gateway on the bridge.
+    assert!(client.stdout.contains("inet 10.89.1."), "{client:?}");
+    assert!(
+        client.stdout.contains("default via 10.89.1.1"),
+        "{client:?}"
+    );
+    // A loopback resolver of the host would not answer in the container.
+    assert!(!client.stdout.contains("nameserver 127."), "{client:?}");
+    let ip = t
+        .burrow([
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+            "db",
+        ])
+        .output();
+    ip.assert_ok();
+    assert!(ip.stdout.trim().starts_with("10.89.1."), "{ip:?}");
+    let net = t.burrow(["network", "inspect", "appnet"]).output();
+    let v: serde_json::Value = serde_json::from_str(&net.stdout).expect("inspect is JSON");
+    let members: Vec<&str> = v[0]["Containers"]
+        .as_object()
+        .expect("Containers is a map")
+        .values()
+        .filter_map(|c| c["Name"].as_str())
+        .collect();
+    assert_eq!(members, ["db"], "{net:?}");
+    // In use: rm refuses without -f.
+    t.burrow(["network", "rm", "appnet"])
+        .output()
+        .assert_code(1);
+    t.burrow(["rm", "-f", "db"]).output().assert_ok();
+    assert_no_infra(&t);
+}
+
+#[test]
+fn network_hosts_follow_members_coming_and_going() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_ok();
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "watcher",
+        "--network",
+        "appnet",
+        img,
+        "sleep",
+        "600",
+    ])
+    .output()
+    .assert_ok();
+    let hosts = || {
+        let out = t.burrow(["exec", "watcher", "cat", "/etc/hosts"]).output();
+        out.assert_ok();
+        out.stdout
+    };
+    assert!(!hosts().contains("late"), "{}", hosts());
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "appnet",
+        img,
+        "sh",
+        "-c",
+        &httpd_saying("hello-from-late"),
+    ])
+    .output()
+    .assert_ok();
+    let text = hosts();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("10.89.1.") && l.contains("\tlate")),
+        "{text}"
+    );
+    // The running member reaches the newcomer by name.
+    let out = t
+        .burrow([
+            "exec",
+            "watcher",
+            "sh",
+            "-c",
+            &fetch_until("late", "hello-from-late"),
+        ])
+        .output();
+    out.assert_ok().assert_stdout_contains("hello-from-late");
+    t.burrow(["rm", "-f", "late"]).output().assert_ok();
+    assert!(!hosts().contains("late"), "{}", hosts());
+    // The watcher's own lines stay.
+    assert!(hosts().contains("watcher"), "{}", hosts());
+    t.burrow(["rm", "-f", "watcher"]).output().assert_ok();
+    assert_no_infra(&t);
+}
+
+#[test]
+fn network_member_publishes_ports() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_ok();
+    // Twice, so that the second container gets the address (and the port) the first had:
+    // slirp4netns must still reach it.
+    for round in ["first", "second"] {
+        let port = free_port();
+        t.burrow([
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "appnet",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            img,
+            "sh",
+            "-c",
+            &httpd_saying(&format!("hello-{round}")),
+        ])
+        .output()
+        .assert_ok();
+        let body = http_get_until(port, &format!("hello-{round}"));
+        let pp = t.burrow(["port", "web"]).output();
+        t.burrow(["rm", "-f", "web"]).output().assert_ok();
+        body.unwrap();
+        pp.assert_ok()
+            .assert_stdout_contains(&format!("80/tcp -> 127.0.0.1:{port}"));
+        // The host port is free again once the container is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpListener::bind(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "port {port} still taken");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_no_infra(&t);
+}
+
+#[test]
+fn network_connect_and_disconnect() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    for n in ["front", "back"] {
+        t.burrow(["network", "create", n]).output().assert_ok();
+    }
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "front",
+        img,
+        "sh",
+        "-c",
+        &httpd_saying("hello-from-api"),
+    ])
+    .output()
+    .assert_ok();
+    // A container on "back" cannot resolve api until it is connected.
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "worker",
+        "--network",
+        "back",
+        img,
+        "sleep",
+        "600",
+    ])
+    .output()
+    .assert_ok();
+    let lookup = t
+        .burrow(["exec", "worker", "ping", "-c1", "-W1", "api"])
+        .output();
+    assert_ne!(lookup.code, 0, "{lookup:?}");
+    t.burrow([
+        "network",
+        "connect",
+        "--alias",
+        "backend-api",
+        "back",
+        "api",
+    ])
+    .output()
+    .assert_ok();
+    t.burrow(["network", "connect", "back", "api"])
+        .output()
+        .assert_code(125);
+    let out = t
+        .burrow([
+            "exec",
+            "worker",
+            "sh",
+            "-c",
+            &format!(
+                "{} && {}",
+                fetch_until("api", "hello-from-api"),
+                fetch_until("backend-api", "hello-from-api")
+            ),
+        ])
+        .output();
+    out.assert_ok();
+    let addrs = t.burrow(["exec", "api", "ip", "-4", "-o", "addr"]).output();
+    addrs.assert_ok();
+    assert!(
+        addrs.stdout.contains("eth0") && addrs.stdout.contains("eth1"),
+        "{addrs:?}"
+    );
+    let nets = t
+        .burrow([
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            "api",
+        ])
+        .output();
+    nets.assert_ok().assert_stdout("back front \n");
+    t.burrow(["network", "disconnect", "back", "api"])
+        .output()
+        .assert_ok();
+    let addrs = t.burrow(["exec", "api", "ip", "-4", "-o", "addr"]).output();
+    assert!(!addrs.stdout.contains("eth1"), "{addrs:?}");
+    let hosts = t.burrow(["exec", "worker", "cat", "/etc/hosts"]).output();
+    assert!(!hosts.stdout.contains("api"), "{hosts:?}");
+    // A container that is not running is connected for its next start.
+    t.burrow([
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "front",
+        img,
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+    ])
+    .output()
+    .assert_ok();
+    t.burrow(["network", "connect", "back", "later"])
+        .output()
+        .assert_ok();
+    let later = t.burrow(["start", "-a", "later"]).output();
+    later.assert_ok();
+    assert!(
+        later.stdout.contains("eth0") && later.stdout.contains("eth1"),
+        "{later:?}"
+    );
+    // Not on a user-defined network: a clear error.
+    t.burrow([
+        "create",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        img,
+        "true",
+    ])
+    .output()
+    .assert_ok();
+    let plain = t.burrow(["network", "connect", "back", "plain"]).output();
+    plain.assert_code(125);
+    assert!(plain.stderr.contains("user-defined network"), "{plain:?}");
+    t.burrow(["rm", "-f", "api", "worker", "later", "plain"])
+        .output()
+        .assert_ok();
+    assert_no_infra(&t);
+}
+
+#[test]
+fn network_internal_has_no_way_out() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["network", "create", "--internal", "sealed"])
+        .output()
+        .assert_ok();
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "sealed",
+        img,
+        "sh",
+        "-c",
+        &httpd_saying("hello-inside"),
+    ])
+    .output()
+    .assert_ok();
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "sealed",
+            img,
+            "sh",
+            "-c",
+            &format!(
+                "{}; ip route | grep -c default; true",
+                fetch_until("srv", "hello-inside")
+            ),
+        ])
+        .output();
+    out.assert_ok().assert_stdout_contains("hello-inside");
+    assert!(
+        out.stdout.trim_end().ends_with('0'),
+        "a default route: {out:?}"
+    );
+    assert!(
+        helpers_under(&t.root).is_empty(),
+        "slirp4netns on an internal network"
+    );
+    t.burrow(["rm", "-f", "srv"]).output().assert_ok();
+    assert_no_infra(&t);
+}
+
+#[test]
+fn network_infra_killed_is_replaced() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_ok();
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "first",
+        "--network",
+        "appnet",
+        img,
+        "sleep",
+        "600",
+    ])
+    .output()
+    .assert_ok();
+    let infra = infra_under(&t.root);
+    assert!(!infra.is_empty(), "no network infra process");
+    for pid in &infra {
+        // SAFETY: signalling a process of the test user.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert_no_infra(&t);
+    // The next member brings the network up again.
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "--network",
+        "appnet",
+        img,
+        "sh",
+        "-c",
+        &httpd_saying("hello-again"),
+    ])
+    .output()
+    .assert_ok();
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            img,
+            "sh",
+            "-c",
+            &fetch_until("second", "hello-again"),
+        ])
+        .output();
+    out.assert_ok().assert_stdout_contains("hello-again");
+    t.burrow(["rm", "-f", "first", "second"])
+        .output()
+        .assert_ok();
+    assert_no_infra(&t);
+}
