@@ -154,6 +154,16 @@ pub enum Command {
     /// Manage burrow: disk usage, pruning, reset
     System(commands::system::Args),
     /// Manage networks
+    #[command(
+        long_about = "Manage user-defined networks.\n\nContainers on one network reach each \
+                      other by name, hostname and --network-alias through a block of their \
+                      /etc/hosts that burrow keeps current as members come and go. While a \
+                      network has members, a small process (burrow network-infra NAME) holds \
+                      its network namespace: a bridge with the gateway address, one veth pair \
+                      per member, and one slirp4netns whose tap is on the bridge (the subnet's \
+                      .2 and .3, for the way out and DNS; none with --internal). It exits when \
+                      the last member has gone. State: ROOT/networks/run/NAME/."
+    )]
     Network(commands::network::Args),
     /// List port mappings of a container
     Port(commands::port::Args),

@@ -137,6 +137,23 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
     } else {
         String::new()
     };
+    // Only a running container has ports and interfaces (network.json).
+    let net = (r.status == crate::containers::Status::Running)
+        .then(|| crate::netns::NetworkRecord::load(&containers.dir_of(&r.id)))
+        .unwrap_or_default();
+    let ports = net
+        .ports
+        .iter()
+        .map(|m| {
+            let (port, host) = crate::netns::ports::describe(m)
+                .split_once(" -> ")
+                .map(|(p, h)| (p.to_string(), h.to_string()))
+                .unwrap_or_default();
+            format!("{host}->{port}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let networks = super::network_connect::networks_of(r).join(",");
     json!({
         "ID": id,
         "Image": r.image,
@@ -145,12 +162,12 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
         "RunningFor": ago(Some(&r.created)),
         "Status": status_text(r),
         "State": r.status.as_str(),
-        "Ports": "",
+        "Ports": ports,
         "Names": r.name,
         "Labels": joined,
         "Label": labels_map,
         "Size": size,
-        "Networks": "",
+        "Networks": networks,
         "Mounts": "",
     })
 }

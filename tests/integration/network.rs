@@ -922,8 +922,13 @@ fn network_member_publishes_ports() {
         .assert_ok();
         let body = http_get_until(port, &format!("hello-{round}"));
         let pp = t.burrow(["port", "web"]).output();
+        let ps = t
+            .burrow(["ps", "--format", "{{.Ports}} {{.Networks}}"])
+            .output();
         t.burrow(["rm", "-f", "web"]).output().assert_ok();
         body.unwrap();
+        ps.assert_ok()
+            .assert_stdout(&format!("127.0.0.1:{port}->80/tcp appnet\n"));
         pp.assert_ok()
             .assert_stdout_contains(&format!("80/tcp -> 127.0.0.1:{port}"));
         // The host port is free again once the container is gone.
