@@ -132,6 +132,7 @@ fn serve(
     let _ = std::fs::remove_file(run.dir.join("members.json"));
     let _ = std::fs::remove_file(&ctl);
     drop(slirp);
+    let _ = std::fs::remove_file(run.dir.join("slirp.sock"));
     drop(holder);
     drop(life);
     drop(join);

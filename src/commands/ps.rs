@@ -138,9 +138,11 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
         String::new()
     };
     // Only a running container has ports and interfaces (network.json).
-    let net = (r.status == crate::containers::Status::Running)
-        .then(|| crate::netns::NetworkRecord::load(&containers.dir_of(&r.id)))
-        .unwrap_or_default();
+    let net = if r.status == crate::containers::Status::Running {
+        crate::netns::NetworkRecord::load(&containers.dir_of(&r.id))
+    } else {
+        crate::netns::NetworkRecord::default()
+    };
     let ports = net
         .ports
         .iter()

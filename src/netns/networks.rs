@@ -155,9 +155,16 @@ impl NetworkStore {
         Ok(def)
     }
 
+    /// Remove the record, and the network's runtime directory unless its infra process still
+    /// runs (a removed network's members keep what they have until they exit).
     pub fn remove(&self, def: &NetworkDef) -> Result<(), NetError> {
         let path = self.path(&def.name);
-        std::fs::remove_file(&path).map_err(io(&path))
+        std::fs::remove_file(&path).map_err(io(&path))?;
+        let run = super::bridge::RunDir::new(self.dir.parent().unwrap_or(&self.dir), &def.name);
+        if run.live_infra().is_none() {
+            let _ = std::fs::remove_dir_all(&run.dir);
+        }
+        Ok(())
     }
 }
 
