@@ -49,9 +49,23 @@ pub fn flag_value(name: StorageDriverName) -> &'static str {
 
 pub fn driver(global: &GlobalArgs) -> Box<dyn RootfsDriver> {
     match name(global) {
-        StorageDriverName::Overlay => Box::new(KernelThenFuse),
-        StorageDriverName::FuseOverlay => Box::new(FuseOverlay),
+        StorageDriverName::Overlay => Box::new(KeepVfs(KernelThenFuse)),
+        StorageDriverName::FuseOverlay => Box::new(KeepVfs(FuseOverlay)),
         StorageDriverName::Vfs => Box::new(Vfs),
+    }
+}
+
+/// An overlay driver that leaves containers whose root vfs made to vfs (an overlay can take
+/// over a vfs container's files only by copying them all back out of its upper dir).
+struct KeepVfs<D>(D);
+
+impl<D: RootfsDriver> RootfsDriver for KeepVfs<D> {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+        if crate::runtime::vfs::owns(layers) {
+            log::info!("the container's root was made by the vfs driver; it stays with vfs");
+            return Vfs.mount(layers, target);
+        }
+        self.0.mount(layers, target)
     }
 }
 

@@ -52,6 +52,12 @@ impl RootfsDriver for Vfs {
     }
 }
 
+/// Whether the container's upper dir is a complete vfs copy: it must stay with vfs, as an
+/// overlay would show the lower layers' files that the container deleted from its copy.
+pub fn owns(layers: &Layers<'_>) -> bool {
+    layers.work.join(MARKER).exists()
+}
+
 /// Make `upper` a complete copy of the layers unless the marker says it already is.
 fn populate(layers: &Layers<'_>) -> io::Result<()> {
     let marker = layers.work.join(MARKER);

@@ -189,6 +189,34 @@ fn import_from_url_reports_http_status() {
 /// A container first run on an overlay driver keeps its changes (whiteouts included) when
 /// started with `vfs`: the overlay upper dir is applied on top of the copied layers.
 #[test]
+fn vfs_container_stays_with_vfs_under_the_overlay_drivers() {
+    let t = ctx!();
+    load(&t, false);
+    t.burrow([
+        "--storage-driver",
+        "vfs",
+        "create",
+        "--name",
+        "c",
+        IMAGE,
+        "sh",
+        "-c",
+        "[ -e /data/marker ] || { rm /data/added && echo changed > /data/keep && \
+         touch /data/marker; }; \
+         echo \"$(cat /data/keep) $([ -e /data/added ] && echo present || echo gone)\"",
+    ])
+    .output()
+    .assert_ok();
+    for driver in ["vfs", "overlay", "fuse-overlay", "vfs"] {
+        // The file deleted from the vfs copy must not come back from the image's layers.
+        t.burrow(["--storage-driver", driver, "start", "-a", "c"])
+            .output()
+            .assert_ok()
+            .assert_stdout("changed gone\n");
+    }
+}
+
+#[test]
 fn vfs_takes_over_an_overlay_container() {
     let t = ctx!();
     load(&t, false);
