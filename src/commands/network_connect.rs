@@ -12,14 +12,17 @@ use super::lifecycle::create_args_of;
 /// The user-defined networks a container is on (or will be on when it starts): its
 /// `--network` and those connected since.
 pub fn networks_of(record: &ContainerRecord) -> Vec<String> {
-    let Ok(args) = create_args_of(record) else {
-        return Vec::new();
-    };
-    let primary = match args.net.network.as_deref().map(NetworkMode::parse) {
+    // Read from the stored flags directly: `ps` asks this for every container.
+    let net = &record.create_args["net"];
+    let primary = match net["network"].as_str().map(NetworkMode::parse) {
         Some(Ok(NetworkMode::Network(n))) => Some(n),
         _ => None,
     };
-    primary.into_iter().chain(args.net.connected).collect()
+    let connected = net["connected"].as_array().into_iter().flatten();
+    primary
+        .into_iter()
+        .chain(connected.filter_map(|n| n.as_str().map(str::to_string)))
+        .collect()
 }
 
 fn same_userns(a: i32, b: i32) -> bool {
