@@ -6,6 +6,7 @@ use crate::cli::GlobalArgs;
 use crate::registry::cli_args::RegistryArgs;
 use crate::registry::progress::Progress;
 use crate::registry::pull::{PullOptions, pull};
+use crate::registry::tags::list_tags;
 use crate::storage::Store;
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +20,9 @@ pub struct Args {
     /// Print nothing but the image name
     #[arg(short, long)]
     pub quiet: bool,
+    /// Pull every tag of the repository (IMAGE without a tag or digest)
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Parallel layer downloads
     #[arg(long, value_name = "N", default_value_t = crate::registry::pull::DEFAULT_JOBS, hide = true)]
     pub jobs: usize,
@@ -41,8 +45,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             ignore_chown_errors: mapping.kind == crate::userns::MappingKind::SingleId,
         }),
     };
+    if args.all_tags {
+        return pull_all_tags(&store, &args, &opts);
+    }
+    pull_one(&store, &args.image, &args, &opts)?;
+    Ok(0)
+}
+
+fn pull_one(store: &Store, image: &str, args: &Args, opts: &PullOptions) -> anyhow::Result<()> {
     let progress = Progress::new(args.quiet);
-    let pulled = pull(&store, &args.image, &opts, &progress)?;
+    let pulled = pull(store, image, opts, &progress)?;
     drop(progress);
     if !args.quiet {
         println!("Digest: {}", pulled.repo_digest);
@@ -59,5 +71,26 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
     }
     println!("{}", pulled.reference);
+    Ok(())
+}
+
+/// `pull --all-tags`: every tag of the repository, one after the other (each pull fetches its
+/// layers in parallel; layers the tags share are fetched once).
+fn pull_all_tags(store: &Store, args: &Args, opts: &PullOptions) -> anyhow::Result<u8> {
+    let last = args.image.rsplit('/').next().unwrap_or(&args.image);
+    if last.contains(':') || last.contains('@') {
+        anyhow::bail!(
+            "{}: --all-tags pulls every tag of a repository: give its name without a tag or \
+             digest",
+            args.image
+        );
+    }
+    let refs = list_tags(&args.image, &opts.client)?;
+    if refs.is_empty() {
+        anyhow::bail!("{}: the repository has no tags", args.image);
+    }
+    for r in refs {
+        pull_one(store, &r.to_string(), args, opts)?;
+    }
     Ok(0)
 }

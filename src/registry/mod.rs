@@ -13,6 +13,7 @@ pub mod pull;
 pub mod push;
 pub mod registries_conf;
 pub mod search;
+pub mod tags;
 
 use std::path::PathBuf;
 

@@ -621,6 +621,48 @@ fn push_pull_round_trip() {
 }
 
 #[test]
+fn pull_all_tags() {
+    let t = ctx!();
+    if let Err(why) = have_registry() {
+        return harness::skip(function_name!(), &why);
+    }
+    let reg = Registry::start(RegistryConfig::default());
+    let repo = format!("{}/every/tag", reg.host());
+    for tag in ["1.0", "2.0", "latest"] {
+        let name = format!("{repo}:{tag}");
+        load_named(&t, &name);
+        t.burrow(["push", &name]).output().assert_ok();
+    }
+    let t2 = ctx2("pull_all_tags-2");
+    let out = t2.burrow(["pull", "-a", &repo]).output();
+    out.assert_ok();
+    let images = t2
+        .burrow(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output();
+    images.assert_ok();
+    let mut got: Vec<&str> = images.stdout.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!("{repo}:1.0"),
+            format!("{repo}:2.0"),
+            format!("{repo}:latest")
+        ],
+        "{out:?}"
+    );
+    let tagged = t2
+        .burrow(["pull", "--all-tags", &format!("{repo}:1.0")])
+        .output();
+    tagged.assert_code(125);
+    assert!(tagged.stderr.contains("without a tag"), "{tagged:?}");
+    let missing = t2
+        .burrow(["pull", "-a", &format!("{}/no/such", reg.host())])
+        .output();
+    missing.assert_code(125);
+}
+
+#[test]
 fn push_chunked_and_cross_repository_mount() {
     let t = ctx!();
     if let Err(why) = have_registry() {
