@@ -51,6 +51,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let keys = parse_detach_keys(&args.detach_keys)?;
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
+    if record.status == Status::Restarting {
+        anyhow::bail!("you cannot attach to a restarting container, wait until it is running");
+    }
     if record.status != Status::Running {
         anyhow::bail!("you cannot attach to a stopped container, start it first");
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::GlobalArgs;
-use crate::containers::{ContainerRecord, ContainerStore, Status};
+use crate::containers::{ContainerRecord, ContainerStore};
 use crate::runtime::rootfs::Layers;
 use crate::storage::UnpackOptions;
 use crate::userns::MappingKind;
@@ -18,7 +18,7 @@ pub fn open_rootfs(
     containers: &ContainerStore,
     record: &ContainerRecord,
 ) -> anyhow::Result<PathBuf> {
-    if matches!(record.status, Status::Running | Status::Paused) {
+    if record.status.is_running() {
         let pid = nix::unistd::Pid::from_raw(record.pid);
         crate::runtime::join::enter_userns_of(pid)?;
         return Ok(PathBuf::from(format!("/proc/{pid}/root")));

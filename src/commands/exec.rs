@@ -38,6 +38,16 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
+    if record.status == Status::Restarting {
+        return Err(ExitError::new(
+            crate::exit::BURROW_ERROR,
+            format!(
+                "container {} is restarting, wait until the container is running",
+                record.name
+            ),
+        )
+        .into());
+    }
     if record.status != Status::Running {
         return Err(ExitError::new(
             crate::exit::BURROW_ERROR,

@@ -28,7 +28,7 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
     let create = super::lifecycle::create_args_of(r).ok();
     let process = r.process.clone();
     let args = process.as_ref().map(|p| p.args.clone()).unwrap_or_default();
-    let running = matches!(r.status, Status::Running | Status::Paused);
+    let running = r.status.is_running();
     let policy = create
         .as_ref()
         .and_then(|c| super::create_args::RestartPolicy::parse(&c.restart).ok());
@@ -51,9 +51,10 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
         "Args": args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
             "Status": r.status.as_str(),
-            "Running": running,
+            // docker counts a restarting container as running (without a pid).
+            "Running": r.status.is_active(),
             "Paused": r.status == Status::Paused,
-            "Restarting": false,
+            "Restarting": r.status == Status::Restarting,
             "OOMKilled": false,
             "Dead": false,
             "Pid": if running { r.pid } else { 0 },

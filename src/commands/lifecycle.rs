@@ -335,10 +335,19 @@ impl<'a> RecordingHooks<'a> {
 
     /// Record the exit of the container's command.
     pub fn record_exit(&mut self, code: u8) {
+        self.record_end(code, Status::Exited);
+    }
+
+    /// Record the exit of the container's command and the state that leaves it in: exited,
+    /// or restarting when its monitor runs it again after a back-off.
+    pub fn record_end(&mut self, code: u8, status: Status) {
         if let Ok(latest) = self.containers.load(&self.record.id) {
-            self.record.stopped_by_user = latest.stopped_by_user;
+            self.record.stopped_by_user |= latest.stopped_by_user;
         }
-        self.record.status = Status::Exited;
+        self.record.status = status;
+        if status == Status::Restarting {
+            self.record.pid = 0;
+        }
         self.record.exit_code = i32::from(code);
         self.record.finished_at = Some(containers::now_rfc3339());
         if let Err(e) = self.containers.save(&self.record) {
@@ -471,25 +480,24 @@ pub fn wait_exit(record: &ContainerRecord, timeout: std::time::Duration) -> bool
 }
 
 /// docker's stop: the stop signal, then SIGKILL after the timeout; returns once the watching
-/// burrow process has recorded the exit.
+/// burrow process has recorded the exit. A restarting container is not run again: its
+/// monitor, woken from its back-off, records it exited and ends at once.
 pub fn stop_container(
     containers: &ContainerStore,
     record: &mut ContainerRecord,
     timeout: Option<u32>,
 ) -> anyhow::Result<()> {
-    let running = matches!(record.status, Status::Running | Status::Paused);
-    if !running {
-        // Between two runs of a restart policy: only the monitor is alive. Tell it to stop
-        // restarting and wait for it to go.
-        if containers.is_locked(&record.id) {
-            record.stopped_by_user = true;
-            containers.save(record)?;
+    if !record.status.is_running() {
+        // Restarting (between two runs of a restart policy), or a monitor that holds the run
+        // lock before or after a run: only the monitor is alive. Tell it to stop restarting
+        // (or to kill the run it starts) and wait for it to go.
+        if record.status == Status::Restarting || containers.is_locked(&record.id) {
+            containers.request_stop(record, 0)?;
             containers.wait_unlocked(&record.id);
         }
         return Ok(());
     }
-    record.stopped_by_user = true;
-    containers.save(record)?;
+    containers.request_stop(record, record.pid)?;
     let args = create_args_of(record).ok();
     let sig_name = args
         .as_ref()

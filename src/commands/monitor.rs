@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -17,6 +17,7 @@ use super::create_args::RestartPolicy;
 use super::lifecycle::{self, RecordingHooks};
 use crate::cli::GlobalArgs;
 use crate::containers::logs::LogWriter;
+use crate::containers::{Status, StopRequests};
 use crate::exit::ExitError;
 use crate::runtime::{self, RuntimeError, Started, Stdio};
 
@@ -129,6 +130,8 @@ fn monitor(
 ) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let mut record = containers.find(id)?;
+    // Opened before the run lock is taken: whoever sees the lock held can reach us.
+    let mut stops = StopRequests::open(&containers, &record.id)?;
     let Some(_lock) = containers.try_lock_running(&record.id)? else {
         anyhow::bail!("container {} is already running", record.name);
     };
@@ -147,7 +150,7 @@ fn monitor(
     record.stopped_by_user = false;
     record.monitor_pid = std::process::id() as i32;
     containers.save(&record)?;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = initial_backoff();
     let code = loop {
         let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -165,6 +168,7 @@ fn monitor(
         };
         let prepared = lifecycle::prepare(global, &containers, &record, &mapping, stdio)?;
         let mut hooks = RecordingHooks::new(&containers, record.clone(), &prepared.network);
+        stops.new_run();
         let started = match runtime::start(&prepared.spec, &mut hooks) {
             Ok(s) => s,
             Err(e) => {
@@ -188,30 +192,76 @@ fn monitor(
             listener: listener.as_ref(),
             clients: Vec::new(),
             stdin: stdin_write,
+            stops: &mut stops,
         };
         let status = pump_logs(&started, out_read, err_read, &mut pump);
         let code = runtime::supervise::exit_code(status);
-        hooks.record_exit(code);
+        // `stop`, `kill` and `rm -f` tell us through the fifo; the record's flag may have been
+        // overwritten by one of our own saves.
+        stops.read(0);
+        hooks.record.stopped_by_user |= stops.requested;
+        if let Ok(latest) = containers.load(&record.id) {
+            hooks.record.stopped_by_user |= latest.stopped_by_user;
+        }
+        let restart = !hooks.record.stopped_by_user
+            && policy.should_restart(i32::from(code), hooks.record.restart_count);
+        if restart {
+            hooks.record.restart_count += 1;
+        }
+        hooks.record_end(
+            code,
+            if restart {
+                Status::Restarting
+            } else {
+                Status::Exited
+            },
+        );
         drop(hooks.attachment.take());
         record = hooks.record;
-        if record.stopped_by_user || !policy.should_restart(i32::from(code), record.restart_count) {
+        if !restart {
             break code;
         }
-        record.restart_count += 1;
-        containers.save(&record)?;
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(60));
-        // `stop`, `kill` or `rm -f` during the back-off end the restarts.
+        // Restarting: wait out the back-off, unless `stop`, `kill` or `rm -f` (which wait for
+        // us to go) end the restarts first.
+        let deadline = Instant::now() + backoff;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        let stopped = stops.wait_until(deadline);
         match containers.load(&record.id) {
-            Ok(latest) if latest.stopped_by_user => return Ok(code),
-            Ok(_) => {}
+            // Removed meanwhile.
             Err(_) => return Ok(code),
+            Ok(latest) if stopped || latest.stopped_by_user => {
+                record.stopped_by_user = true;
+                record.status = Status::Exited;
+                if let Err(e) = containers.save(&record) {
+                    log::warn!("{e}");
+                }
+                break code;
+            }
+            // Renamed, or connected to a network, while it was restarting.
+            Ok(latest) => {
+                record.name = latest.name;
+                record.create_args = latest.create_args;
+            }
         }
     };
     if record.auto_remove {
         lifecycle::remove_quietly(global, &containers, &record.id);
     }
     Ok(code)
+}
+
+/// The longest back-off between two runs of a restart policy.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The back-off before the first restart, doubled after each one up to [`MAX_BACKOFF`]:
+/// 100 ms, or `BURROW_RESTART_BACKOFF_MS` (a hidden knob for tests that need a container to
+/// stay restarting for a while).
+fn initial_backoff() -> Duration {
+    std::env::var("BURROW_RESTART_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_millis(100), Duration::from_millis)
+        .min(MAX_BACKOFF)
 }
 
 /// The monitor lives as long as its container but runs only the small pump loop after setup:
@@ -265,6 +315,7 @@ struct Pump<'a> {
     listener: Option<&'a UnixListener>,
     clients: Vec<UnixStream>,
     stdin: Option<OwnedFd>,
+    stops: &'a mut StopRequests,
 }
 
 impl Pump<'_> {
@@ -285,6 +336,7 @@ fn pump_logs(
 ) -> nix::sys::wait::WaitStatus {
     let mut open = [true, true];
     let mut master_open = started.master.is_some();
+    let mut killed = false;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut fds = vec![
@@ -316,6 +368,7 @@ fn pump_logs(
             Some(l) => PollFd::new(l.as_fd(), PollFlags::POLLIN),
             None => PollFd::new(out.as_fd(), PollFlags::empty()),
         });
+        fds.push(PollFd::new(pump.stops.fd(), PollFlags::POLLIN));
         let client_fds: Vec<_> = pump.clients.iter().map(|c| c.as_fd()).collect();
         for c in &client_fds {
             fds.push(PollFd::new(*c, PollFlags::POLLIN));
@@ -331,6 +384,15 @@ fn pump_logs(
             .collect();
         drop(fds);
         drop(client_fds);
+        if ready[6] {
+            pump.stops.read(started.pid.as_raw());
+            // Its sender saw no run, or an earlier one, and signals nothing: a stop that
+            // reached us while this run was being started. End the run ourselves.
+            if pump.stops.unseen_run && !killed {
+                let _ = nix::sys::signal::kill(started.pid, nix::sys::signal::Signal::SIGKILL);
+                killed = true;
+            }
+        }
         if ready[1] {
             while let Ok(Some(info)) = started.signals.read_signal() {
                 if let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) {
@@ -364,7 +426,7 @@ fn pump_logs(
         // Input from clients, in order; a closed client is dropped.
         let mut keep = Vec::new();
         for (i, mut c) in std::mem::take(&mut pump.clients).into_iter().enumerate() {
-            if !ready.get(6 + i).copied().unwrap_or(false) {
+            if !ready.get(7 + i).copied().unwrap_or(false) {
                 keep.push(c);
                 continue;
             }

@@ -41,6 +41,11 @@ fn status_text(r: &ContainerRecord) -> String {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", up()),
         Status::Paused => format!("Up {} (Paused)", up()),
+        Status::Restarting => format!(
+            "Restarting ({}) {}",
+            r.exit_code,
+            ago(r.finished_at.as_deref())
+        ),
         Status::Exited => format!("Exited ({}) {}", r.exit_code, ago(r.finished_at.as_deref())),
     }
 }
@@ -210,9 +215,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let show_all = args.all || args.latest || args.last.is_some() || !filters.is_empty();
     let mut list = Vec::new();
     for r in containers.list()? {
-        if (show_all || matches!(r.status, Status::Running | Status::Paused))
-            && matches(&r, &filters)?
-        {
+        if (show_all || r.status.is_active()) && matches(&r, &filters)? {
             list.push(r);
         }
     }

@@ -39,9 +39,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 continue;
             }
         };
-        let running = matches!(record.status, Status::Running | Status::Paused);
-        // A monitor between two runs of a restart policy still owns the container.
-        let restarting = !running && containers.is_locked(&record.id);
+        let running = record.status.is_running();
+        // A monitor between two runs of a restart policy still owns the container (also in
+        // the moments before it records the state it leaves the container in).
+        let restarting =
+            !running && (record.status == Status::Restarting || containers.is_locked(&record.id));
         if running || restarting {
             if !args.force {
                 let state = if running { "running" } else { "restarting" };
@@ -53,8 +55,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 continue;
             }
             let mut r = record.clone();
-            r.stopped_by_user = true;
-            let _ = containers.save(&r);
+            let seen = if running { r.pid } else { 0 };
+            let _ = containers.request_stop(&mut r, seen);
             if running {
                 if let Err(e) =
                     super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL)

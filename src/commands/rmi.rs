@@ -4,7 +4,7 @@
 //! `storage::gc` for why that is crash-safe).
 
 use crate::cli::GlobalArgs;
-use crate::containers::{ContainerRecord, Status};
+use crate::containers::ContainerRecord;
 use crate::reference::Reference;
 use crate::storage::{Digest, GcReport, ImageRecord, Store};
 
@@ -72,9 +72,7 @@ fn remove_one(
         .iter()
         .filter(|c| c.image_id == image.id.to_string())
         .collect();
-    let running = users
-        .iter()
-        .find(|c| matches!(c.status, Status::Running | Status::Paused));
+    let running = users.iter().find(|c| c.status.is_active());
     let short = image.id.short();
     if !by_id(arg, &image) {
         let name = Reference::parse(arg)?;

@@ -24,9 +24,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let record = containers.find(&args.containers[0])?;
-        if matches!(record.status, Status::Running | Status::Paused) {
+        if record.status.is_running() {
             anyhow::bail!(
                 "container {} is already running: use 'burrow attach'",
+                record.name
+            );
+        }
+        if record.status == Status::Restarting {
+            anyhow::bail!(
+                "container {} is restarting: stop it first, or use 'burrow attach' once it runs",
                 record.name
             );
         }
@@ -42,7 +48,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .find(key)
             .map_err(anyhow::Error::from)
             .and_then(|record| {
-                if matches!(record.status, Status::Running | Status::Paused) {
+                // As docker: starting a running (or restarting) container does nothing.
+                if record.status.is_active() {
                     return Ok(());
                 }
                 super::monitor::spawn(global, &record.id)

@@ -59,11 +59,17 @@ pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<u8> {
     let sig = lifecycle::parse_signal(&args.signal)?;
     let containers = super::open_containers(global)?;
     Ok(for_each(&containers, &args.containers, |r| {
-        if !matches!(r.status, Status::Running | Status::Paused) {
+        if r.status == Status::Restarting {
+            // No process to signal: end the restarts, as docker does, and wait for the
+            // monitor to record the container exited.
+            containers.request_stop(r, 0)?;
+            containers.wait_unlocked(&r.id);
+            return Ok(());
+        }
+        if !r.status.is_running() {
             anyhow::bail!("cannot kill container {}: container is not running", r.name);
         }
-        r.stopped_by_user = true;
-        containers.save(r)?;
+        containers.request_stop(r, r.pid)?;
         lifecycle::signal_container(r, sig)
     }))
 }

@@ -79,9 +79,9 @@ pub fn du(path: &Path) -> u64 {
     entries.flatten().map(|e| du(&e.path())).sum()
 }
 
-/// Running or paused: its processes exist.
+/// Running, paused, or restarting: a burrow process owns it.
 fn is_active(c: &ContainerRecord) -> bool {
-    matches!(c.status, Status::Running | Status::Paused)
+    c.status.is_active()
 }
 
 fn reclaimable(size: u64, total: u64) -> String {
@@ -299,6 +299,7 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
         let status = match c.status {
             Status::Running => "Up".to_string(),
             Status::Paused => "Up (Paused)".to_string(),
+            Status::Restarting => format!("Restarting ({})", c.exit_code),
             Status::Created => "Created".to_string(),
             Status::Exited => format!("Exited ({})", c.exit_code),
         };
@@ -405,11 +406,16 @@ fn reset(global: &GlobalArgs, args: ResetArgs) -> anyhow::Result<u8> {
     if let Ok(cstore) = crate::containers::ContainerStore::open(&root)
         && let Ok(list) = cstore.list()
     {
-        for c in list.iter().filter(|c| is_active(c) && c.pid > 0) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        for mut c in list.into_iter().filter(is_active) {
+            // Stopped by the user: their monitors do not run them again.
+            let pid = if c.status.is_running() { c.pid } else { 0 };
+            let _ = cstore.request_stop(&mut c, pid);
+            if pid > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
     }
     // Layer and container files belong to subordinate ids: only root in our namespace may

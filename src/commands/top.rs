@@ -21,6 +21,12 @@ fn field(status: &str, key: &str) -> String {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
+    if record.status == Status::Restarting {
+        anyhow::bail!(
+            "container {} is restarting, wait until the container is running",
+            record.name
+        );
+    }
     if record.status != Status::Running {
         anyhow::bail!("container {} is not running", record.name);
     }

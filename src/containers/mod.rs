@@ -6,9 +6,12 @@ mod names;
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
 
 pub use names::generate_name;
@@ -51,6 +54,9 @@ pub enum Status {
     Created,
     Running,
     Paused,
+    /// Between two runs of a restart policy: the command exited, its monitor waits out the
+    /// back-off before running it again.
+    Restarting,
     Exited,
 }
 
@@ -60,8 +66,19 @@ impl Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
         }
+    }
+
+    /// Its processes exist: running or paused.
+    pub fn is_running(&self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+
+    /// A burrow process still owns it: running, paused, or restarting.
+    pub fn is_active(&self) -> bool {
+        self.is_running() || *self == Status::Restarting
     }
 }
 
@@ -109,8 +126,9 @@ pub struct ContainerStore {
     dir: PathBuf,
 }
 
-/// Held while a container runs; `ps` treats a "running" record whose lock is free as exited
-/// (its burrow was killed).
+/// Held while a container runs (and by its monitor between the runs of a restart policy);
+/// `ps` treats a "running", "paused" or "restarting" record whose lock is free as exited (its
+/// burrow was killed).
 pub struct RunLock {
     _file: fs::File,
 }
@@ -223,11 +241,47 @@ impl ContainerStore {
         })?;
         let mut record: ContainerRecord = serde_json::from_slice(&bytes)
             .map_err(|source| ContainerError::Corrupt { path, source })?;
-        if matches!(record.status, Status::Running | Status::Paused) && !self.is_locked(id) {
+        if record.status.is_active() && !self.is_locked(id) {
+            // A running container died with its burrow (parent-death signal); a restarting
+            // one had already exited with its code.
+            if record.status.is_running() {
+                record.exit_code = record.exit_code.max(137);
+            }
             record.status = Status::Exited;
-            record.exit_code = record.exit_code.max(137);
         }
         Ok(record)
+    }
+
+    /// The fifo on which a detached container's monitor takes stop requests.
+    pub fn stop_fifo(&self, id: &str) -> PathBuf {
+        self.dir_of(id).join("stop.fifo")
+    }
+
+    /// `stop`, `kill` and `rm -f`: mark the container stopped by the user, so no restart
+    /// policy runs it again, and tell its monitor, if one lives. `seen_pid` is the pid of the
+    /// run the caller will signal itself, 0 when it saw none (between two runs): the monitor
+    /// kills a run the caller did not see. The message, not the record, is what the monitor
+    /// acts on: the monitor's own saves may overwrite the record's flag, and a monitor waiting
+    /// out a restart back-off wakes on it at once.
+    pub fn request_stop(
+        &self,
+        record: &mut ContainerRecord,
+        seen_pid: i32,
+    ) -> Result<(), ContainerError> {
+        record.stopped_by_user = true;
+        self.save(record)?;
+        let path = self.stop_fifo(&record.id);
+        // Without a reader (no monitor) the open fails with ENXIO: nobody to tell.
+        if let Ok(fd) = nix::fcntl::open(
+            &path,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            // One write of less than PIPE_BUF bytes: never mixed with another's. A full fifo
+            // (EAGAIN) already holds requests.
+            let _ = nix::unistd::write(&fd, format!("{seen_pid}\n").as_bytes());
+        }
+        Ok(())
     }
 
     /// Take the run lock for the container's lifetime.
@@ -354,6 +408,111 @@ impl ContainerStore {
     }
 }
 
+/// The monitor's end of [`ContainerStore::request_stop`]. The fifo is held open for reading
+/// and writing for the monitor's whole life, so a request written at any moment waits in it
+/// until read, and the monitor never sees end of file.
+pub struct StopRequests {
+    fifo: OwnedFd,
+    partial: Vec<u8>,
+    /// A stop was requested: no restart policy applies any more.
+    pub requested: bool,
+    /// Since the last [`StopRequests::new_run`], a request came from a caller that did not see
+    /// the current run (it saw none, or an earlier one), so it will not signal it.
+    pub unseen_run: bool,
+}
+
+impl StopRequests {
+    /// Make (or reuse) the container's fifo and open it. Open it before taking the run lock:
+    /// whoever sees the lock held can then reach the monitor.
+    pub fn open(store: &ContainerStore, id: &str) -> Result<StopRequests, ContainerError> {
+        let path = store.stop_fifo(id);
+        if fs::symlink_metadata(&path).is_ok_and(|m| !m.file_type().is_fifo()) {
+            let _ = fs::remove_file(&path);
+        }
+        // Not removed and made anew: a second monitor started by mistake must not take the
+        // fifo away from the one that runs the container.
+        match nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(io_err(&path)(e.into())),
+        }
+        let fifo = nix::fcntl::open(
+            &path,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| io_err(&path)(e.into()))?;
+        Ok(StopRequests {
+            fifo,
+            partial: Vec::new(),
+            requested: false,
+            unseen_run: false,
+        })
+    }
+
+    /// The descriptor to poll for requests (readable when one is pending).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fifo.as_fd()
+    }
+
+    /// A new run of the command starts.
+    pub fn new_run(&mut self) {
+        self.unseen_run = false;
+    }
+
+    /// Take the pending requests; `current_pid` is the pid of the run now alive, 0 if none.
+    pub fn read(&mut self, current_pid: i32) {
+        let mut buf = [0u8; 512];
+        loop {
+            match nix::unistd::read(&self.fifo, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+            }
+        }
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let seen = std::str::from_utf8(&line[..end])
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .unwrap_or(0);
+            self.requested = true;
+            if seen == 0 || seen != current_pid {
+                self.unseen_run = true;
+            }
+        }
+    }
+
+    /// Sleep until `deadline` unless a stop is requested first; true if one was.
+    pub fn wait_until(&mut self, deadline: Instant) -> bool {
+        loop {
+            self.read(0);
+            if self.requested {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            // Rounded up, so the deadline has passed when poll times out.
+            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            let mut fds = [nix::poll::PollFd::new(
+                self.fifo.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let timeout =
+                nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX);
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(_) => {
+                    // Cannot wait on the fifo: sleep the rest, then look once more.
+                    std::thread::sleep(left);
+                    self.read(0);
+                    return self.requested;
+                }
+            }
+        }
+    }
+}
+
 /// A new 64-hex container id.
 pub fn new_id() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -444,5 +603,56 @@ mod tests {
             assert_eq!(store.load(&r.id).unwrap().status, Status::Running);
         }
         assert_eq!(store.load(&r.id).unwrap().status, Status::Exited);
+    }
+
+    #[test]
+    fn restarting_without_lock_reads_as_exited_with_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let mut r = record("x");
+        store.create(&r).unwrap();
+        r.status = Status::Restarting;
+        r.exit_code = 3;
+        store.save(&r).unwrap();
+        {
+            let _lock = store.lock_running(&r.id).unwrap();
+            assert_eq!(store.load(&r.id).unwrap().status, Status::Restarting);
+        }
+        let loaded = store.load(&r.id).unwrap();
+        assert_eq!((loaded.status, loaded.exit_code), (Status::Exited, 3));
+    }
+
+    #[test]
+    fn stop_requests_reach_the_monitor_and_wake_its_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let mut r = record("x");
+        store.create(&r).unwrap();
+        // Without a monitor, a request only marks the record.
+        store.request_stop(&mut r, 0).unwrap();
+        assert!(store.load(&r.id).unwrap().stopped_by_user);
+
+        let mut requests = StopRequests::open(&store, &r.id).unwrap();
+        let start = Instant::now();
+        assert!(!requests.wait_until(start + std::time::Duration::from_millis(20)));
+        assert!(start.elapsed() >= std::time::Duration::from_millis(20));
+
+        // A request for the run the caller saw is not "unseen"; one for another run is.
+        store.request_stop(&mut r, 42).unwrap();
+        requests.read(42);
+        assert!(requests.requested && !requests.unseen_run);
+        store.request_stop(&mut r, 41).unwrap();
+        requests.read(42);
+        assert!(requests.unseen_run);
+
+        // A request written while the monitor waits ends the wait at once.
+        drop(requests);
+        let mut requests = StopRequests::open(&store, &r.id).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(600);
+        std::thread::scope(|s| {
+            s.spawn(|| store.request_stop(&mut r.clone(), 0).unwrap());
+            assert!(requests.wait_until(deadline));
+        });
+        assert!(requests.unseen_run);
     }
 }

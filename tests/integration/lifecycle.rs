@@ -1034,6 +1034,234 @@ fn rm_force_restart_always_container() {
     );
 }
 
+/// `run -d ARGS` with the monitor's first restart back-off set to 60 s (the
+/// longest), so the container stays restarting from its first exit on.
+#[track_caller]
+fn run_d_long_backoff(t: &TestCtx, args: &[&str]) -> String {
+    let mut v = vec!["run", "-d"];
+    v.extend_from_slice(args);
+    let out = t
+        .burrow(v)
+        .env("BURROW_RESTART_BACKOFF_MS", "60000")
+        .output();
+    out.assert_ok();
+    let id = out.stdout.trim().to_string();
+    if !is_hex(&id, 64) {
+        out.fail("run -d did not print a 64-hex id");
+    }
+    id
+}
+
+/// Run `args`, asserting success within `bound` (far below the 60 s back-off).
+#[track_caller]
+fn ok_within(t: &TestCtx, args: &[&str], bound: Duration) -> Output {
+    let start = Instant::now();
+    let out = ok(t, args);
+    let took = start.elapsed();
+    if took >= bound {
+        out.fail(&format!(
+            "took {took:?} (bound {bound:?}) for a container in a 60 s back-off"
+        ));
+    }
+    out
+}
+
+#[test]
+fn restarting_state_and_prompt_stop() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let id = run_d_long_backoff(
+        &t,
+        &[
+            "--name",
+            "rs",
+            "--restart",
+            "always",
+            img,
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    );
+    // Listed by ps without -a, as docker's "Restarting (CODE) N seconds ago".
+    poll("ps to show rs restarting", || {
+        let out = t
+            .burrow(["ps", "--format", "{{.Names}}|{{.State}}|{{.Status}}"])
+            .output();
+        let line = out.stdout.trim_end();
+        if out.code == 0
+            && line.starts_with("rs|restarting|Restarting (3) ")
+            && line.ends_with(" ago")
+        {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.State.Status}} {{.State.Restarting}} {{.State.Running}} {{.State.Pid}} \
+             {{.State.ExitCode}} {{.RestartCount}}",
+            "rs"
+        ),
+        "restarting true true 0 3 1"
+    );
+    assert_eq!(ps_names(&t, &["-f", "status=restarting"]), svec(&["rs"]));
+    assert!(ps_names(&t, &["-f", "status=exited"]).is_empty());
+    let mon = monitor_pid(&t, &id).expect("monitor_pid in the record");
+    // `wait` waits through the restarts, until the container really stops.
+    let mut waiter = t.burrow(["wait", "rs"]).spawn();
+
+    let out = t.burrow(["rm", "rs"]).output();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("container is restarting"),
+        "rm without -f: {out:?}"
+    );
+    let out = t.burrow(["exec", "rs", "true"]).output();
+    assert!(
+        out.code != 0 && out.stderr.contains("restarting"),
+        "exec: {out:?}"
+    );
+    // start of a restarting container does nothing, as of a running one
+    ok(&t, &["start", "rs"]).assert_stdout("rs\n");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.RestartCount}}", "rs"),
+        "restarting 1"
+    );
+    assert!(alive(mon), "the monitor ended during its back-off");
+    assert!(
+        waiter.child.try_wait().unwrap().is_none(),
+        "wait returned while the container was restarting"
+    );
+
+    // stop ends the back-off at once, not after 60 s
+    ok_within(&t, &["stop", "rs"], Duration::from_secs(10)).assert_stdout("rs\n");
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.State.Status}} {{.State.Restarting}} {{.State.Running}} {{.State.ExitCode}}",
+            "rs"
+        ),
+        "exited false false 3"
+    );
+    waiter.wait().assert_stdout("3\n");
+    // With its monitor gone nothing can run it again: it stays exited.
+    wait_dead(mon, "monitor after stop");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.RestartCount}}", "rs"),
+        "exited 1"
+    );
+    ok(&t, &["logs", "rs"]).assert_stdout("run\n");
+    assert!(ps_names(&t, &[]).is_empty());
+    ok(&t, &["rm", "rs"]).assert_stdout("rs\n");
+}
+
+#[test]
+fn restarting_container_kill_rm_force_and_killed_monitor() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let mut ids = Vec::new();
+    for name in ["rk", "rf", "rm9"] {
+        let args = [
+            "--name",
+            name,
+            "--restart",
+            "always",
+            img,
+            "sh",
+            "-c",
+            "exit 3",
+        ];
+        ids.push(run_d_long_backoff(&t, &args));
+    }
+    for name in ["rk", "rf", "rm9"] {
+        wait_inspect(&t, name, "{{.State.Status}}", "restarting");
+    }
+    let mons: Vec<i32> = ids
+        .iter()
+        .map(|id| monitor_pid(&t, id).expect("monitor_pid in the record"))
+        .collect();
+
+    // kill: no process to signal; the restarts end at once
+    ok_within(&t, &["kill", "rk"], Duration::from_secs(10)).assert_stdout("rk\n");
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.ExitCode}}", "rk"),
+        "exited 3"
+    );
+    wait_dead(mons[0], "monitor after kill");
+
+    // rm -f: removed at once, the monitor gone, nothing comes back
+    ok_within(&t, &["rm", "-f", "rf"], Duration::from_secs(10)).assert_stdout("rf\n");
+    wait_dead(mons[1], "monitor after rm -f");
+    assert!(
+        !t.root.join("containers").join(&ids[1]).exists(),
+        "container directory left after rm -f"
+    );
+
+    // A monitor killed during its back-off leaves the container exited (with
+    // its code), never a stuck "restarting".
+    // SAFETY: plain kill(2) of a monitor this test started.
+    assert_eq!(unsafe { libc::kill(mons[2], libc::SIGKILL) }, 0);
+    wait_dead(mons[2], "killed monitor");
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.State.Status}} {{.State.Restarting}} {{.State.ExitCode}}",
+            "rm9"
+        ),
+        "exited false 3"
+    );
+    assert!(ps_names(&t, &[]).is_empty(), "restarting containers listed");
+    assert_eq!(ps_names(&t, &["-a"]), svec(&["rk", "rm9"]));
+    ok(&t, &["rm", "rm9"]).assert_stdout("rm9\n");
+}
+
+#[test]
+fn restarting_with_default_backoff_and_wait_through_restarts() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(
+        &t,
+        &[
+            "--name",
+            "rd",
+            "--restart",
+            "on-failure:5",
+            img,
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    let waiter = t.burrow(["wait", "rd"]).spawn();
+    // Back-offs of 0.1 to 1.6 s: seen restarting in one of them.
+    poll("ps -f status=restarting to list rd", || {
+        let out = t
+            .burrow(["ps", "-f", "status=restarting", "--format", "{{.Names}}"])
+            .output();
+        if out.code == 0 && out.stdout == "rd\n" {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    // wait returns once the policy gave up, not at the first exit
+    waiter.wait().assert_stdout("3\n");
+    assert_eq!(
+        inspect_f(
+            &t,
+            "{{.RestartCount}} {{.State.Status}} {{.State.Restarting}}",
+            "rd"
+        ),
+        "5 exited false"
+    );
+}
+
 // -------------------------------------------------------------- parallelism
 
 #[test]
