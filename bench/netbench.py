@@ -2,13 +2,17 @@
 """Measurements for bench/network.sh, on the host side of a container's network.
 
   netbench.py send PORT MIB      host -> container: the container runs a persistent
-                                 `nc -ll -p PORT -e /count.sh` (count.sh: `wc -c`) behind a
-                                 published port; prints "seconds MiB/s".
-  netbench.py recv PORT MIB CMD...   container -> host: listen on 127.0.0.1:PORT, run CMD (which
+                                 `nc -ll -p PORT -e /bench/count.sh` (which answers with the
+                                 number of bytes it read) behind a published port; prints
+                                 "seconds MiB/s".
+  netbench.py recv [--bind ADDR] PORT MIB CMD...   container -> host: listen on ADDR:PORT
+                                 (default 127.0.0.1; 0.0.0.0 when host.containers.internal is
+                                 the host's own address rather than its loopback), run CMD (which
                                  starts a container that sends MIB MiB to the host), time from
                                  the first byte to the last; prints "seconds MiB/s".
-  netbench.py latency PORT N     N sequential HTTP GETs of / on 127.0.0.1:PORT (busybox httpd
-                                 in the container); prints the median connect+response time in ms.
+  netbench.py latency [HOST:]PORT N   N sequential HTTP GETs of / on HOST:PORT (default
+                                 127.0.0.1; busybox httpd in the container); prints the median
+                                 connect+response time in ms.
 """
 import socket
 import statistics
@@ -47,16 +51,16 @@ def send(port, mib):
                 break
             reply += b
     took = time.monotonic() - start
-    if int(reply.strip() or 0) != total:
+    if reply.strip() != str(total).encode():
         sys.exit(f"the container counted {reply!r}, sent {total}")
     print(f"{took:.3f} {mib / took:.1f}")
 
 
-def recv(port, mib, cmd):
+def recv(addr, port, mib, cmd):
     total = mib * 1024 * 1024
     l = socket.socket()
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("127.0.0.1", port))
+    l.bind((addr, port))
     l.listen(1)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     l.settimeout(READY)
@@ -81,13 +85,13 @@ def recv(port, mib, cmd):
     print(f"{took:.3f} {mib / took:.1f}")
 
 
-def latency(port, n):
+def latency(host, port, n):
     deadline = time.monotonic() + READY
     times = []
     while len(times) < n:
         t0 = time.monotonic()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            with socket.create_connection((host, port), timeout=2) as s:
                 s.sendall(b"GET / HTTP/1.0\r\n\r\n")
                 data = s.recv(4096)
         except OSError:
@@ -106,8 +110,13 @@ if __name__ == "__main__":
     if what == "send":
         send(int(sys.argv[2]), int(sys.argv[3]))
     elif what == "recv":
-        recv(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
+        args = sys.argv[2:]
+        addr = "127.0.0.1"
+        if args[:1] == ["--bind"]:
+            addr, args = args[1], args[2:]
+        recv(addr, int(args[0]), int(args[1]), args[2:])
     elif what == "latency":
-        latency(int(sys.argv[2]), int(sys.argv[3]))
+        host, _, port = sys.argv[2].rpartition(":")
+        latency(host or "127.0.0.1", int(port), int(sys.argv[3]))
     else:
         sys.exit(__doc__)
