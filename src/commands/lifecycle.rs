@@ -343,6 +343,9 @@ impl<'a> RecordingHooks<'a> {
     pub fn record_end(&mut self, code: u8, status: Status) {
         if let Ok(latest) = self.containers.load(&self.record.id) {
             self.record.stopped_by_user |= latest.stopped_by_user;
+            // `rename` and `network connect` change the stored record while it runs.
+            self.record.name = latest.name;
+            self.record.create_args = latest.create_args;
         }
         self.record.status = status;
         if status == Status::Restarting {

@@ -1754,6 +1754,10 @@ fn rename_container() {
     // the old name is free again
     ok(&t, &["create", "--name", "old", img, "true"]);
     ok(&t, &["exec", "new", "true"]);
+    // The new name outlives the container's exit (its monitor records the exit).
+    ok(&t, &["stop", "-t", "1", "new"]);
+    assert_eq!(inspect_f(&t, "{{.Name}}", &id), "/new");
+    assert_eq!(full_id(&t, "new"), id);
 }
 
 #[test]
