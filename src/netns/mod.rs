@@ -13,6 +13,7 @@ mod helper;
 pub mod netlink;
 pub mod networks;
 pub mod pasta;
+pub mod port_proxy;
 pub mod ports;
 pub mod slirp4netns;
 
@@ -25,7 +26,7 @@ pub use etc_files::DnsConfig;
 pub use helper::pipe as helper_pipe;
 pub use pasta::PastaOptions;
 pub use ports::{Endpoint, NetworkRecord, PortMapping, Proto};
-pub use slirp4netns::SlirpOptions;
+pub use slirp4netns::{PortHandler, SlirpOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -247,9 +248,13 @@ enum Backend {
     Pasta(pasta::Pasta),
 }
 
-/// Helpers (slirp4netns, pasta) attached to a running container; dropping it tears them down.
+/// Helpers (slirp4netns, pasta, the port proxy) attached to a running container; dropping it
+/// tears them down.
 #[derive(Debug, Default)]
 pub struct NetworkAttachment {
+    /// Forwards the published TCP ports with slirp4netns (unless `port_handler=slirp4netns`)
+    /// and on user-defined networks.
+    proxy: Option<port_proxy::PortProxy>,
     backend: Option<Backend>,
     /// The ports as published (random host ports resolved).
     pub ports: Vec<PortMapping>,
@@ -286,6 +291,26 @@ impl NetworkAttachment {
             None => None,
         }
     }
+}
+
+/// The TCP mappings and the others (UDP).
+fn split_tcp(ports: &[PortMapping]) -> (Vec<PortMapping>, Vec<PortMapping>) {
+    ports
+        .iter()
+        .cloned()
+        .partition(|m| m.proto == ports::Proto::Tcp)
+}
+
+/// The port proxy for `tcp`, if there is any.
+fn start_proxy(
+    pid: nix::unistd::Pid,
+    container_dir: &Path,
+    tcp: &[PortMapping],
+) -> Result<Option<port_proxy::PortProxy>, NetError> {
+    if tcp.is_empty() {
+        return Ok(None);
+    }
+    port_proxy::PortProxy::start(pid.as_raw(), container_dir, tcp).map(Some)
 }
 
 fn host_resolv_conf() -> String {
@@ -463,6 +488,16 @@ impl NetworkPlan {
             }
             NetworkMode::Network(_) => {
                 let ports = ports::resolve(&self.ports)?;
+                // TCP through the proxy (bound now: a port in use fails before the join);
+                // UDP through the network's slirp4netns, which forwards to the member. An
+                // internal network has no way in or out: its join refuses them all, as before.
+                let internal = self.networks.first().is_some_and(|n| n.internal);
+                let (tcp, udp) = if internal {
+                    (Vec::new(), ports.clone())
+                } else {
+                    split_tcp(&ports)
+                };
+                attachment.proxy = start_proxy(pid, container_dir, &tcp)?;
                 let hosts = container_dir.join("userdata").join("hosts");
                 // Taken off every network it got on, also when a later one fails.
                 attachment.membership = Some(Membership {
@@ -471,7 +506,7 @@ impl NetworkPlan {
                     container_dir: container_dir.to_path_buf(),
                 });
                 for (i, def) in self.networks.iter().enumerate() {
-                    let endpoint = self.join_network(def, i, pid, who, &hosts, &ports)?;
+                    let endpoint = self.join_network(def, i, pid, who, &hosts, &udp)?;
                     if i == 0 {
                         record.address = Some(IpAddr::V4(endpoint.ip));
                         let text = self.hosts_text_at(
@@ -495,8 +530,16 @@ impl NetworkPlan {
             mode => {
                 let opts = mode.slirp().expect("slirp4netns mode");
                 let ports = ports::resolve(&self.ports)?;
+                let through_slirp = match opts.port_handler {
+                    PortHandler::Proxy => {
+                        let (tcp, udp) = split_tcp(&ports);
+                        attachment.proxy = start_proxy(pid, container_dir, &tcp)?;
+                        udp
+                    }
+                    PortHandler::Slirp4netns => ports.clone(),
+                };
                 let s = slirp4netns::Slirp::start(pid.as_raw(), container_dir, &opts)?;
-                for m in &ports {
+                for m in &through_slirp {
                     s.add_hostfwd(container_dir, m)?;
                 }
                 attachment.backend = Some(Backend::Slirp(s));
@@ -509,7 +552,8 @@ impl NetworkPlan {
     }
 
     /// Join the `index`th of the container's user-defined networks (`eth{index}`; published
-    /// ports and the default route go through the first).
+    /// UDP ports, which the network's slirp4netns forwards, and the default route go through
+    /// the first).
     fn join_network(
         &self,
         def: &networks::NetworkDef,

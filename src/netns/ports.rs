@@ -173,7 +173,12 @@ pub fn check_free(ip: IpAddr, port: u16, proto: Proto) -> Result<(), NetError> {
         Proto::Tcp => TcpListener::bind(addr).map(drop),
         Proto::Udp => UdpSocket::bind(addr).map(drop),
     };
-    result.map_err(|source| match source.kind() {
+    result.map_err(|source| bind_error(ip, port, proto, source))
+}
+
+/// The error for a host port that cannot be bound: in use, or below the unprivileged start.
+pub fn bind_error(ip: IpAddr, port: u16, proto: Proto, source: std::io::Error) -> NetError {
+    match source.kind() {
         std::io::ErrorKind::PermissionDenied => NetError::PortDenied {
             port,
             ip,
@@ -188,7 +193,7 @@ pub fn check_free(ip: IpAddr, port: u16, proto: Proto) -> Result<(), NetError> {
             ip,
             source,
         },
-    })
+    }
 }
 
 /// A free host port on `ip` for `proto`, chosen by the kernel.

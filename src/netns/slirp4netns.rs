@@ -5,7 +5,8 @@
 //! 10.0.2.2, DNS forwarder 10.0.2.3), `--ready-fd` (burrow waits for it, bounded) and
 //! `--exit-fd` (the read end of a pipe whose write end only the owner holds: when the owner
 //! drops the attachment or dies, even by SIGKILL, slirp4netns exits; PR_SET_PDEATHSIG as well).
-//! Published ports go through its API socket (`add_hostfwd`).
+//! Published UDP ports go through its API socket (`add_hostfwd`), and TCP ones too with
+//! `port_handler=slirp4netns` (else burrow's own proxy, [`super::port_proxy`], forwards them).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -33,6 +34,18 @@ pub struct SlirpOptions {
     pub enable_ipv6: bool,
     pub outbound_addr: Option<String>,
     pub outbound_addr6: Option<String>,
+    pub port_handler: PortHandler,
+}
+
+/// Who forwards published TCP ports (`port_handler=`; UDP always goes through slirp4netns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortHandler {
+    /// burrow's own proxy ([`super::port_proxy`]), podman's `rootlesskit`/`rootlessport`.
+    #[default]
+    Proxy,
+    /// slirp4netns's `add_hostfwd`: every byte through libslirp's TCP stack, but the container
+    /// sees the client's real address.
+    Slirp4netns,
 }
 
 impl Default for SlirpOptions {
@@ -44,6 +57,7 @@ impl Default for SlirpOptions {
             enable_ipv6: false,
             outbound_addr: None,
             outbound_addr6: None,
+            port_handler: PortHandler::default(),
         }
     }
 }
@@ -92,16 +106,14 @@ impl SlirpOptions {
                 }
                 "outbound_addr" => o.outbound_addr = Some(v.to_string()),
                 "outbound_addr6" => o.outbound_addr6 = Some(v.to_string()),
-                "port_handler" => match v {
-                    "slirp4netns" => {}
-                    "rootlesskit" => {
-                        return Err(bad(
-                            "burrow forwards ports through slirp4netns itself; rootlesskit's \
-                             port handler is not supported (use port_handler=slirp4netns)",
-                        ));
+                "port_handler" => {
+                    o.port_handler = match v {
+                        "slirp4netns" => PortHandler::Slirp4netns,
+                        // podman's name, and that of its port handler's program.
+                        "rootlesskit" | "rootlessport" => PortHandler::Proxy,
+                        _ => return Err(bad("expected rootlesskit or slirp4netns")),
                     }
-                    _ => return Err(bad("expected slirp4netns")),
-                },
+                }
                 _ => {
                     return Err(bad(
                         "unknown option (allow_host_loopback, cidr, enable_ipv6, mtu, \
@@ -331,7 +343,15 @@ mod tests {
         assert_eq!(o.mtu, 1500);
         assert!(SlirpOptions::parse("mtu=9999999").is_err());
         assert!(SlirpOptions::parse("frobnicate=1").is_err());
-        assert!(SlirpOptions::parse("port_handler=rootlesskit").is_err());
+        assert_eq!(o.port_handler, PortHandler::Slirp4netns);
+        assert_eq!(
+            SlirpOptions::parse("port_handler=rootlesskit")
+                .unwrap()
+                .port_handler,
+            PortHandler::Proxy
+        );
+        assert_eq!(SlirpOptions::default().port_handler, PortHandler::Proxy);
+        assert!(SlirpOptions::parse("port_handler=socat").is_err());
         let o = SlirpOptions::parse("cidr=10.5.0.0/16").unwrap();
         assert_eq!(o.guest_address().to_string(), "10.5.0.100");
         assert_eq!(o.gateway().to_string(), "10.5.0.2");

@@ -81,7 +81,11 @@ fn http_get_until(port: u16, want: &str) -> Result<String, String> {
     ))
 }
 
-/// Pids of slirp4netns/pasta processes working for containers under `root`.
+/// burrow's port proxy and its connector (see src/netns/port_proxy.rs).
+const PORT_PROXY: &str = "burrow-portfwd";
+
+/// Pids of slirp4netns/pasta processes and of port proxies working for containers under
+/// `root`.
 fn helpers_under(root: &Path) -> Vec<(i32, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -90,6 +94,14 @@ fn helpers_under(root: &Path) -> Vec<(i32, String)> {
         };
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
         let comm = comm.trim();
+        // The proxy is forked, not executed, so its environment is burrow's: it works in the
+        // container's directory instead. A zombie has no working directory.
+        if comm == PORT_PROXY {
+            if std::fs::read_link(e.path().join("cwd")).is_ok_and(|d| d.starts_with(root)) {
+                out.push((pid, comm.to_string()));
+            }
+            continue;
+        }
         // Debian's pasta runs as pasta.avx2 or passt.avx2 on AVX2 machines.
         if comm != "slirp4netns" && !comm.starts_with("pasta") && !comm.starts_with("passt") {
             continue;
@@ -470,6 +482,276 @@ fn network_publish_udp_pasta() {
         return;
     };
     udp_forward(&t, "pasta", ip);
+}
+
+// ------------------------------------------------------------------ published ports: the proxy
+
+/// A static TCP server (gcc -static) on port 5000, a process per connection. A connection whose
+/// first byte is 'e' gets every byte back as it arrives; any other is read to its end (the
+/// client's half-close) and answered with `peer=ADDR n=BYTES sum=FNV1A64`.
+fn tcp_server_binary(t: &TestCtx) -> Option<Vec<u8>> {
+    let src = t.write(
+        "tcpsum.c",
+        r#"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static int put(int c, const char *b, size_t n) {
+    while (n > 0) { ssize_t w = write(c, b, n); if (w <= 0) return -1; b += w; n -= w; }
+    return 0;
+}
+static void serve(int c) {
+    static char buf[1 << 16];
+    unsigned long long n = 0, sum = 0xcbf29ce484222325ULL;
+    int echo = -1;
+    ssize_t r;
+    while ((r = read(c, buf, sizeof buf)) > 0) {
+        if (echo < 0) echo = buf[0] == 'e';
+        if (echo) { if (put(c, buf, r) < 0) return; continue; }
+        for (ssize_t i = 0; i < r; i++) { sum ^= (unsigned char)buf[i]; sum *= 1099511628211ULL; }
+        n += r;
+    }
+    if (echo == 1) return;
+    struct sockaddr_in p; socklen_t pl = sizeof p;
+    getpeername(c, (struct sockaddr *)&p, &pl);
+    char out[128];
+    int len = snprintf(out, sizeof out, "peer=%s n=%llu sum=%016llx\n",
+                       inet_ntoa(p.sin_addr), n, sum);
+    put(c, out, len);
+}
+int main(void) {
+    signal(SIGCHLD, SIG_IGN);
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(5000);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 256) < 0) return 1;
+    for (;;) {
+        int c = accept(s, 0, 0);
+        if (c < 0) continue;
+        if (fork() == 0) { close(s); serve(c); _exit(0); }
+        close(c);
+    }
+}
+"#,
+    );
+    let bin = t.path("tcpsum");
+    let ok = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then(|| std::fs::read(&bin).ok()).flatten()
+}
+
+/// FNV-1a 64, as the server computes it.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Send `payload`, half-close, and read the server's whole answer.
+fn summary_of(port: u16, payload: &[u8]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(payload)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// What the server answers for `payload` from a client it sees at `peer`.
+fn expected_summary(peer: &str, payload: &[u8]) -> String {
+    format!(
+        "peer={peer} n={} sum={:016x}\n",
+        payload.len(),
+        fnv1a(payload)
+    )
+}
+
+/// Load the server's image and run it with port 5000 published on a free host port; None (and
+/// a skip) without gcc. Returns once the server answers through the port.
+fn start_tcp_server(t: &TestCtx, network: &str) -> Option<(u16, crate::harness::Running)> {
+    let Some(server) = tcp_server_binary(t) else {
+        crate::harness::skip(&t.name, "cannot build a static TCP server with gcc");
+        return None;
+    };
+    let base = images::tar(&images::busybox_rootfs(&t.busybox, &RootfsOpts::default()));
+    let extra = images::tar(&[Entry::file("bin/tcpsum", 0o755, server)]);
+    fixtures::load_image(
+        t,
+        Image::new("test/tcpsum:1", vec![base, extra], Config::shell()),
+    );
+    let port = free_port();
+    let run = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "-p",
+            &format!("{port}:5000"),
+            "test/tcpsum:1",
+            "sh",
+            "-c",
+            &serve("tcpsum"),
+        ])
+        .spawn();
+    let deadline = Instant::now() + READY;
+    loop {
+        match summary_of(port, b"ready?") {
+            Ok(answer) if answer.starts_with("peer=") => return Some((port, run)),
+            other if Instant::now() >= deadline => {
+                run.signal(libc::SIGKILL);
+                run.wait()
+                    .fail(&format!("the server never answered on {port}: {other:?}"));
+            }
+            _ => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Many clients at once through one published port, each with its own payload, half-closing
+/// and reading the server's answer; the container sees them all from 127.0.0.1.
+fn concurrent_clients(port: u16) -> Result<(), String> {
+    let clients: Vec<_> = (0..48u32)
+        .map(|i| {
+            thread::spawn(move || {
+                let payload: Vec<u8> = format!("client {i};")
+                    .bytes()
+                    .cycle()
+                    .take(1 + (i as usize * 7919) % 300_000)
+                    .collect();
+                let got = summary_of(port, &payload).map_err(|e| format!("client {i}: {e}"))?;
+                let want = expected_summary("127.0.0.1", &payload);
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("client {i}: got {got:?}, want {want:?}"))
+                }
+            })
+        })
+        .collect();
+    clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .collect::<Result<Vec<()>, String>>()
+        .map(drop)
+}
+
+#[test]
+fn network_publish_tcp_concurrent_clients_through_the_proxy() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let Some((port, run)) = start_tcp_server(&t, "slirp4netns") else {
+        return;
+    };
+    let result = concurrent_clients(port);
+    let proxies = helpers_under(&t.root)
+        .iter()
+        .filter(|(_, comm)| comm == PORT_PROXY)
+        .count();
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    if let Err(e) = result {
+        out.fail(&e);
+    }
+    assert!(proxies > 0, "no port proxy ran: {out:?}");
+    out.assert_ok();
+    assert_no_helpers(&t);
+}
+
+/// 64 MiB each way at once (echo), every byte checked.
+#[test]
+fn network_publish_tcp_large_transfer_both_ways() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let Some((port, run)) = start_tcp_server(&t, "slirp4netns") else {
+        return;
+    };
+    const SIZE: usize = 64 << 20;
+    let mut payload: Vec<u8> = (0..SIZE as u64)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    payload[0] = b'e';
+    let want = fnv1a(&payload);
+    let result = (|| -> std::io::Result<(usize, u64)> {
+        let mut s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut w = s.try_clone()?;
+        let writer = thread::spawn(move || {
+            w.write_all(&payload)?;
+            w.shutdown(std::net::Shutdown::Write)
+        });
+        let mut back = Vec::with_capacity(SIZE);
+        s.read_to_end(&mut back)?;
+        writer.join().unwrap()?;
+        Ok((back.len(), fnv1a(&back)))
+    })();
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    match result {
+        Ok(got) if got == (SIZE, want) => {}
+        other => out.fail(&format!("got {other:?}, want ({SIZE}, {want})")),
+    }
+    out.assert_ok();
+    assert_no_helpers(&t);
+}
+
+/// port_handler=slirp4netns keeps slirp4netns's forwarding: no proxy, and the container sees
+/// a loopback client as slirp's gateway.
+#[test]
+fn network_publish_tcp_port_handler_slirp4netns() {
+    need!("slirp4netns");
+    let t = ctx!();
+    let Some((port, run)) = start_tcp_server(&t, "slirp4netns:port_handler=slirp4netns") else {
+        return;
+    };
+    let payload = b"through libslirp".repeat(1000);
+    let got = summary_of(port, &payload);
+    let helpers = helpers_under(&t.root);
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    out.assert_ok();
+    assert_eq!(
+        got.ok().as_deref(),
+        Some(expected_summary("10.0.2.2", &payload).as_str())
+    );
+    assert!(
+        helpers.iter().all(|(_, comm)| comm != PORT_PROXY),
+        "{helpers:?}"
+    );
+    assert_no_helpers(&t);
+}
+
+/// A member of a user-defined network publishes through the proxy too.
+#[test]
+fn network_member_publishes_through_the_proxy() {
+    need!("slirp4netns");
+    let t = ctx!();
+    t.burrow(["network", "create", "appnet"])
+        .output()
+        .assert_ok();
+    let Some((port, run)) = start_tcp_server(&t, "appnet") else {
+        return;
+    };
+    let result = concurrent_clients(port);
+    run.signal(libc::SIGTERM);
+    let out = run.wait();
+    if let Err(e) = result {
+        out.fail(&e);
+    }
+    out.assert_ok();
+    assert_no_infra(&t);
 }
 
 // ------------------------------------------------------------------ the host, from inside
