@@ -33,6 +33,7 @@ pub mod port;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod reexec;
 pub mod rename;
 pub mod rm;
 pub mod rmi;

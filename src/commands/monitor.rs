@@ -4,9 +4,8 @@
 //! lives exactly as long as its container.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,9 +19,6 @@ use crate::containers::logs::LogWriter;
 use crate::containers::{Status, StopRequests};
 use crate::exit::ExitError;
 use crate::runtime::{self, RuntimeError, Started, Stdio};
-
-/// The descriptor on which the monitor tells its starter whether the container started.
-const REPORT_FD: i32 = 3;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,11 +45,8 @@ enum Report {
 pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
     let containers = super::open_containers(global)?;
     let dir = containers.dir_of(id);
-    let exe =
-        std::fs::read_link("/proc/self/exe").context("cannot find burrow's own executable")?;
-    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let monitor_log = std::fs::File::create(dir.join("monitor.log"))?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = super::reexec::burrow_command().context("cannot find burrow's own executable")?;
     cmd.arg("--root")
         .arg(crate::paths::storage_root(global))
         .arg("--log-level")
@@ -63,24 +56,9 @@ pub fn spawn(global: &GlobalArgs, id: &str) -> anyhow::Result<()> {
             super::storage_driver::name(global),
         ))
         .arg("container-monitor")
-        .arg(id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(monitor_log);
-    let write_fd = report_write.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 || libc::dup2(write_fd, REPORT_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().context("cannot start the container monitor")?;
-    drop(report_write);
-    let mut text = String::new();
-    std::fs::File::from(report_read).read_to_string(&mut text)?;
+        .arg(id);
+    let (_monitor, text) = super::reexec::spawn_reporting(cmd, monitor_log)
+        .context("cannot start the container monitor")?;
     match serde_json::from_str::<Report>(&text) {
         Ok(Report::Started) => Ok(()),
         Ok(Report::Failed { code, message }) => Err(ExitError::new(code, message).into()),
@@ -101,9 +79,7 @@ fn send_report(report: &mut Option<std::fs::File>, r: &Report) {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    // SAFETY: fd 3 was set up by `spawn`; if it is not open, fcntl fails and we have no report.
-    let mut report = (unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == 0)
-        .then(|| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(REPORT_FD) }));
+    let mut report = super::reexec::take_report();
     // SAFETY: prctl with integer arguments: orphans of the container are reparented to us.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let result = monitor(global, &args.id, &mut report);

@@ -7,7 +7,6 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -17,9 +16,6 @@ use crate::cli::GlobalArgs;
 use crate::netns::bridge::{self, InfraState, RunDir};
 use crate::netns::networks::NetworkStore;
 use crate::netns::{NetError, SlirpOptions, slirp4netns::Slirp};
-
-/// The descriptor on which the infra tells its starter that the network is up.
-const REPORT_FD: i32 = 3;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,35 +29,17 @@ pub fn spawn(storage_root: &Path, network: &str) -> Result<(), NetError> {
         source,
     };
     let run = RunDir::new(storage_root, network);
-    let exe = std::fs::read_link("/proc/self/exe").map_err(spawn_err)?;
-    let (report_read, report_write) = crate::netns::helper_pipe()?;
     let log_path = run.dir.join("infra.log");
     let log = std::fs::File::create(&log_path).map_err(|source| NetError::Write {
         path: log_path.clone(),
         source,
     })?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = super::reexec::burrow_command().map_err(spawn_err)?;
     cmd.arg("--root")
         .arg(storage_root)
         .arg("network-infra")
-        .arg(network)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    let write_fd = report_write.as_raw_fd();
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 || libc::dup2(write_fd, REPORT_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(spawn_err)?;
-    drop(report_write);
-    let mut text = String::new();
-    let _ = std::fs::File::from(report_read).read_to_string(&mut text);
+        .arg(network);
+    let (mut child, text) = super::reexec::spawn_reporting(cmd, log).map_err(spawn_err)?;
     if text.trim() == "ok" {
         // The infra lives on in its own session; it is not ours to reap.
         std::mem::forget(child);
@@ -81,9 +59,7 @@ pub fn spawn(storage_root: &Path, network: &str) -> Result<(), NetError> {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    // SAFETY: fd 3 was set up by `spawn`; if it is not open, fcntl fails and we report nothing.
-    let mut report = (unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == 0)
-        .then(|| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(REPORT_FD) }));
+    let mut report = super::reexec::take_report();
     let result = serve(global, &args.network, &mut report);
     if let (Err(e), Some(mut r)) = (&result, report.take()) {
         let _ = write!(r, "{e:#}");

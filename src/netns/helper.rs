@@ -34,6 +34,47 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), NetError> {
     })
 }
 
+/// In a freshly forked child: die with `parent` (SIGKILL when it dies, at once if it already
+/// has), and start from the default signal handling, since burrow blocks and ignores the
+/// signals it forwards to the container.
+///
+/// # Safety
+/// Only async-signal-safe calls are made; call it in a forked child of a single-threaded
+/// process.
+pub unsafe fn tie_to_parent(parent: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: prctl, getppid, sigprocmask, signal and _exit are async-signal-safe.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The parent may have died before PR_SET_PDEATHSIG took effect.
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        for sig in [
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+            libc::SIGCHLD,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    Ok(())
+}
+
 /// A running helper. Dropping it ends the helper (closing its exit descriptor, then SIGTERM,
 /// then SIGKILL) and reaps it.
 #[derive(Debug)]
@@ -81,33 +122,8 @@ pub fn spawn(
     // and exec; burrow is single-threaded here.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            // burrow blocks and ignores the signals it forwards to the container; the helper
-            // starts with the defaults (SIGTERM is how pasta is asked to quit).
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            for sig in [
-                libc::SIGINT,
-                libc::SIGQUIT,
-                libc::SIGTERM,
-                libc::SIGHUP,
-                libc::SIGPIPE,
-            ] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+            // SIGTERM is how pasta is asked to quit.
+            tie_to_parent(parent)?;
             // Move every source out of the way of every target first, then into place; dup2
             // leaves the copy without FD_CLOEXEC.
             let mut high = [-1 as RawFd; 4];

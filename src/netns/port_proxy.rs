@@ -220,35 +220,9 @@ fn run_child(f: impl FnOnce() -> i32) -> ! {
 
 /// Tie a forked process to `parent`'s life, and give it sane signals and a name.
 fn become_helper(parent: Pid) -> io::Result<()> {
-    // SAFETY: plain prctl/getppid/signal calls on this (single-threaded) process.
+    // SAFETY: a freshly forked child of single-threaded burrow; plain signal/prctl calls.
     unsafe {
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        // The parent may have died before PR_SET_PDEATHSIG took effect.
-        if libc::getppid() != parent.as_raw() {
-            libc::_exit(1);
-        }
-        // burrow blocks and ignores the signals it forwards to the container.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in [
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGCHLD,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+        super::helper::tie_to_parent(parent.as_raw())?;
         // A peer that went away is an EPIPE for the connection, not the end of the proxy.
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         let name = c"burrow-portfwd";
