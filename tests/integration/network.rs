@@ -381,15 +381,27 @@ int main(int argc, char **argv) {
 }
 "#,
     );
-    let bin = t.path("udpecho");
+    gcc_static(t, &src, "udpecho")
+}
+
+/// `gcc -static` of `src` into NAME in the test's directory: the program, or None without gcc.
+fn gcc_static(t: &TestCtx, src: &Path, name: &str) -> Option<Vec<u8>> {
+    let bin = t.path(name);
     let ok = Command::new("gcc")
         .args(["-static", "-O2", "-o"])
         .arg(&bin)
-        .arg(&src)
+        .arg(src)
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     ok.then(|| std::fs::read(&bin).ok()).flatten()
+}
+
+/// Load `image`: the busybox base with `program` added as /bin/NAME.
+fn load_with_program(t: &TestCtx, image: &str, name: &str, program: Vec<u8>) {
+    let base = images::tar(&images::busybox_rootfs(&t.busybox, &RootfsOpts::default()));
+    let extra = images::tar(&[Entry::file(&format!("bin/{name}"), 0o755, program)]);
+    fixtures::load_image(t, Image::new(image, vec![base, extra], Config::shell()));
 }
 
 /// The host's own (non-loopback) address, found with a UDP connect (which sends nothing).
@@ -406,12 +418,7 @@ fn udp_forward(t: &TestCtx, network: &str, client: std::net::IpAddr) {
         crate::harness::skip(&t.name, "cannot build a static UDP echo server with gcc");
         return;
     };
-    let base = images::tar(&images::busybox_rootfs(&t.busybox, &RootfsOpts::default()));
-    let extra = images::tar(&[Entry::file("bin/udpecho", 0o755, echo)]);
-    fixtures::load_image(
-        t,
-        Image::new("test/udp:1", vec![base, extra], Config::shell()),
-    );
+    load_with_program(t, "test/udp:1", "udpecho", echo);
     let port = free_udp_port();
     let run = t
         .burrow([
@@ -540,15 +547,7 @@ int main(void) {
 }
 "#,
     );
-    let bin = t.path("tcpsum");
-    let ok = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    ok.then(|| std::fs::read(&bin).ok()).flatten()
+    gcc_static(t, &src, "tcpsum")
 }
 
 /// FNV-1a 64, as the server computes it.
@@ -585,12 +584,7 @@ fn start_tcp_server(t: &TestCtx, network: &str) -> Option<(u16, crate::harness::
         crate::harness::skip(&t.name, "cannot build a static TCP server with gcc");
         return None;
     };
-    let base = images::tar(&images::busybox_rootfs(&t.busybox, &RootfsOpts::default()));
-    let extra = images::tar(&[Entry::file("bin/tcpsum", 0o755, server)]);
-    fixtures::load_image(
-        t,
-        Image::new("test/tcpsum:1", vec![base, extra], Config::shell()),
-    );
+    load_with_program(t, "test/tcpsum:1", "tcpsum", server);
     let port = free_port();
     let run = t
         .burrow([
@@ -738,9 +732,7 @@ fn network_publish_tcp_port_handler_slirp4netns() {
 fn network_member_publishes_through_the_proxy() {
     need!("slirp4netns");
     let t = ctx!();
-    t.burrow(["network", "create", "appnet"])
-        .output()
-        .assert_ok();
+    create_network(&t, "appnet");
     let Some((port, run)) = start_tcp_server(&t, "appnet") else {
         return;
     };
@@ -909,9 +901,7 @@ fn network_no_helper_left_after_sigkill_of_burrow() {
 #[test]
 fn network_create_ls_inspect_rm() {
     let t = ctx!();
-    t.burrow(["network", "create", "appnet"])
-        .output()
-        .assert_ok();
+    create_network(&t, "appnet");
     t.burrow(["network", "create", "appnet"])
         .output()
         .assert_code(1);
@@ -1026,14 +1016,34 @@ fn httpd_saying(word: &str) -> String {
     format!("mkdir -p /www && echo {word} > /www/index.html && exec httpd -f -p 80 -h /www")
 }
 
+fn create_network(t: &TestCtx, name: &str) {
+    t.burrow(["network", "create", name]).output().assert_ok();
+}
+
+/// Run `name` detached on `network`, an httpd answering `word`.
+fn serve_on(t: &TestCtx, img: &str, name: &str, network: &str, word: &str) {
+    t.burrow([
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        img,
+        "sh",
+        "-c",
+        &httpd_saying(word),
+    ])
+    .output()
+    .assert_ok();
+}
+
 #[test]
 fn network_members_reach_each_other_by_name_and_alias() {
     need!("slirp4netns");
     let t = ctx!();
     let img = load_base(&t);
-    t.burrow(["network", "create", "appnet"])
-        .output()
-        .assert_ok();
+    create_network(&t, "appnet");
     t.burrow([
         "run",
         "-d",
@@ -1113,9 +1123,7 @@ fn network_hosts_follow_members_coming_and_going() {
     need!("slirp4netns");
     let t = ctx!();
     let img = load_base(&t);
-    t.burrow(["network", "create", "appnet"])
-        .output()
-        .assert_ok();
+    create_network(&t, "appnet");
     t.burrow([
         "run",
         "-d",
@@ -1135,20 +1143,7 @@ fn network_hosts_follow_members_coming_and_going() {
         out.stdout
     };
     assert!(!hosts().contains("late"), "{}", hosts());
-    t.burrow([
-        "run",
-        "-d",
-        "--name",
-        "late",
-        "--network",
-        "appnet",
-        img,
-        "sh",
-        "-c",
-        &httpd_saying("hello-from-late"),
-    ])
-    .output()
-    .assert_ok();
+    serve_on(&t, img, "late", "appnet", "hello-from-late");
     let text = hosts();
     assert!(
         text.lines()
@@ -1179,9 +1174,7 @@ fn network_member_publishes_ports() {
     need!("slirp4netns");
     let t = ctx!();
     let img = load_base(&t);
-    t.burrow(["network", "create", "appnet"])
-        .output()
-        .assert_ok();
+    create_network(&t, "appnet");
     // Twice, so that the second container gets the address (and the port) the first had:
     // slirp4netns must still reach it.
     for round in ["first", "second"] {
@@ -1231,20 +1224,7 @@ fn network_connect_and_disconnect() {
     for n in ["front", "back"] {
         t.burrow(["network", "create", n]).output().assert_ok();
     }
-    t.burrow([
-        "run",
-        "-d",
-        "--name",
-        "api",
-        "--network",
-        "front",
-        img,
-        "sh",
-        "-c",
-        &httpd_saying("hello-from-api"),
-    ])
-    .output()
-    .assert_ok();
+    serve_on(&t, img, "api", "front", "hello-from-api");
     // A container on "back" cannot resolve api until it is connected.
     t.burrow([
         "run",
@@ -1365,20 +1345,7 @@ fn network_internal_has_no_way_out() {
     t.burrow(["network", "create", "--internal", "sealed"])
         .output()
         .assert_ok();
-    t.burrow([
-        "run",
-        "-d",
-        "--name",
-        "srv",
-        "--network",
-        "sealed",
-        img,
-        "sh",
-        "-c",
-        &httpd_saying("hello-inside"),
-    ])
-    .output()
-    .assert_ok();
+    serve_on(&t, img, "srv", "sealed", "hello-inside");
     let out = t
         .burrow([
             "run",
@@ -1412,9 +1379,7 @@ fn network_infra_killed_is_replaced() {
     need!("slirp4netns");
     let t = ctx!();
     let img = load_base(&t);
-    t.burrow(["network", "create", "appnet"])
-        .output()
-        .assert_ok();
+    create_network(&t, "appnet");
     t.burrow([
         "run",
         "-d",
@@ -1436,20 +1401,7 @@ fn network_infra_killed_is_replaced() {
     }
     assert_no_infra(&t);
     // The next member brings the network up again.
-    t.burrow([
-        "run",
-        "-d",
-        "--name",
-        "second",
-        "--network",
-        "appnet",
-        img,
-        "sh",
-        "-c",
-        &httpd_saying("hello-again"),
-    ])
-    .output()
-    .assert_ok();
+    serve_on(&t, img, "second", "appnet", "hello-again");
     let out = t
         .burrow([
             "run",
