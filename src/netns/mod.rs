@@ -489,14 +489,20 @@ impl NetworkPlan {
             NetworkMode::Network(_) => {
                 let ports = ports::resolve(&self.ports)?;
                 // TCP through the proxy (bound now: a port in use fails before the join);
-                // UDP through the network's slirp4netns, which forwards to the member. An
-                // internal network has no way in or out: its join refuses them all, as before.
-                let internal = self.networks.first().is_some_and(|n| n.internal);
-                let (tcp, udp) = if internal {
-                    (Vec::new(), ports.clone())
-                } else {
-                    split_tcp(&ports)
-                };
+                // UDP through the network's slirp4netns, which forwards to the member.
+                if let Some(def) = self.networks.first().filter(|n| n.internal)
+                    && !ports.is_empty()
+                {
+                    return Err(NetError::BadOption {
+                        mode: "--publish",
+                        option: ports::describe(&ports[0]),
+                        reason: format!(
+                            "network {} is --internal: it has no way in or out",
+                            def.name
+                        ),
+                    });
+                }
+                let (tcp, udp) = split_tcp(&ports);
                 attachment.proxy = start_proxy(pid, container_dir, &tcp)?;
                 let hosts = container_dir.join("userdata").join("hosts");
                 // Taken off every network it got on, also when a later one fails.

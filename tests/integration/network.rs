@@ -1370,6 +1370,20 @@ fn network_internal_has_no_way_out() {
         helpers_under(&t.root).is_empty(),
         "slirp4netns on an internal network"
     );
+    let published = t
+        .burrow([
+            "run",
+            "--rm",
+            "--network",
+            "sealed",
+            "-p",
+            "80",
+            img,
+            "true",
+        ])
+        .output();
+    published.assert_code(125);
+    assert!(published.stderr.contains("--internal"), "{published:?}");
     t.burrow(["rm", "-f", "srv"]).output().assert_ok();
     assert_no_infra(&t);
 }
