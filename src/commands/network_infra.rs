@@ -134,7 +134,10 @@ fn enter_shared_userns(root: &Path, ours: &RunDir) -> anyhow::Result<()> {
 }
 
 /// Serve anchors until none is left and no join is under way; returns holding the join lock.
-fn wait_for_anchors(listener: &UnixListener, run: &RunDir) -> anyhow::Result<std::fs::File> {
+fn wait_for_anchors(
+    listener: &UnixListener,
+    run: &RunDir,
+) -> anyhow::Result<crate::storage::lock::FileLock> {
     let mut anchors: Vec<(i32, OwnedFd)> = Vec::new();
     loop {
         if anchors.is_empty()

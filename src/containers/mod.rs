@@ -14,10 +14,14 @@ use std::time::Instant;
 use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
 
+use crate::storage::lock::{FileLock, LockKind};
+
 pub use names::generate_name;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
+    #[error(transparent)]
+    Lock(#[from] crate::storage::StorageError),
     #[error(
         "the container name \"/{0}\" is already in use by container \"{1}\": remove (or rename) \
          that container to be able to reuse that name"
@@ -173,18 +177,11 @@ impl ContainerStore {
     /// Serialises changes to the name links. Without it, a create that finds a name whose
     /// holder has no config.json yet cannot tell a crashed create from one still in progress,
     /// and two concurrent creates would both take the name.
-    fn lock_names(&self) -> Result<fs::File, ContainerError> {
-        let path = self.dir.join("names.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        if !flock(&file, libc::LOCK_EX) {
-            return Err(io_err(&path)(std::io::Error::last_os_error()));
-        }
-        Ok(file)
+    fn lock_names(&self) -> Result<FileLock, ContainerError> {
+        Ok(FileLock::acquire(
+            &self.dir.join("names.lock"),
+            LockKind::Exclusive,
+        )?)
     }
 
     /// Reserve a name and make the container's directory. A name held by a container whose

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::networks::NetworkDef;
 use super::ports::PortMapping;
 use super::{NetError, netlink, slirp4netns};
+use crate::storage::lock::{FileLock, LockKind};
 
 /// The bridge in a network's namespace.
 pub const BRIDGE: &str = "br0";
@@ -150,25 +151,6 @@ pub struct RunDir {
     pub dir: PathBuf,
 }
 
-fn lock(path: &Path, op: libc::c_int) -> Result<Option<File>, NetError> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(write_err(path))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-        return Ok(Some(file));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(None)
-    } else {
-        Err(write_err(path)(e))
-    }
-}
-
 impl RunDir {
     pub fn new(storage_root: &Path, network: &str) -> RunDir {
         RunDir {
@@ -191,26 +173,35 @@ impl RunDir {
     }
 
     /// Serialise joins and leaves (blocks).
-    pub fn lock_join(&self) -> Result<File, NetError> {
+    pub fn lock_join(&self) -> Result<FileLock, NetError> {
         self.create()?;
-        Ok(lock(&self.dir.join("join.lock"), libc::LOCK_EX)?.expect("blocking lock"))
+        Ok(FileLock::acquire(
+            &self.dir.join("join.lock"),
+            LockKind::Exclusive,
+        )?)
     }
 
     /// The join lock if nobody holds it.
-    pub fn try_lock_join(&self) -> Result<Option<File>, NetError> {
+    pub fn try_lock_join(&self) -> Result<Option<FileLock>, NetError> {
         self.create()?;
-        lock(&self.dir.join("join.lock"), libc::LOCK_EX | libc::LOCK_NB)
+        Ok(FileLock::try_acquire(
+            &self.dir.join("join.lock"),
+            LockKind::Exclusive,
+        )?)
     }
 
     /// The infra's life lock, if no other infra holds it.
-    pub fn try_lock_life(&self) -> Result<Option<File>, NetError> {
+    pub fn try_lock_life(&self) -> Result<Option<FileLock>, NetError> {
         self.create()?;
-        lock(&self.dir.join("life.lock"), libc::LOCK_EX | libc::LOCK_NB)
+        Ok(FileLock::try_acquire(
+            &self.dir.join("life.lock"),
+            LockKind::Exclusive,
+        )?)
     }
 
     /// The state of the network's infra process, if one is alive.
     pub fn live_infra(&self) -> Option<InfraState> {
-        let probe = lock(&self.dir.join("life.lock"), libc::LOCK_SH | libc::LOCK_NB).ok()?;
+        let probe = FileLock::try_acquire(&self.dir.join("life.lock"), LockKind::Shared).ok()?;
         if probe.is_some() {
             return None;
         }

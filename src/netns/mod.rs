@@ -102,6 +102,8 @@ pub enum NetError {
     NetworkExists(String),
     #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadNetworkName(String),
+    #[error(transparent)]
+    Lock(#[from] crate::storage::StorageError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

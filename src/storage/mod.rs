@@ -28,7 +28,7 @@ mod images;
 mod import;
 pub mod layer_tar;
 mod layers;
-mod lock;
+pub mod lock;
 mod manifest;
 pub mod safe_fs;
 mod save;
