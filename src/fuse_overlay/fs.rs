@@ -36,6 +36,7 @@ use fuser::{
 };
 
 use super::layout::{self, EntryKind, ListEntry, Probe, Resolved};
+use super::splice_reply::SpliceReplier;
 use super::sys::{self, R, cpath, join};
 
 /// The xattr that makes a directory of the upper layer hide the layers below.
@@ -253,6 +254,8 @@ pub struct OverlayFs {
     next_handle: AtomicU64,
     tmp_seq: AtomicU64,
     volatile: bool,
+    /// Answers reads without copying the data through the server; see `splice_reply`.
+    splicer: Option<SpliceReplier>,
 }
 
 fn open_dir(p: &Path) -> std::io::Result<OwnedFd> {
@@ -387,6 +390,7 @@ impl OverlayFs {
             next_handle: AtomicU64::new(1),
             tmp_seq: AtomicU64::new(0),
             volatile,
+            splicer: None,
         };
         let all: Vec<usize> = (0..fs.layers.len()).collect();
         let root = fs
@@ -418,6 +422,11 @@ impl OverlayFs {
     }
 
     /// Descriptors the server process must keep.
+    /// Answer reads by splicing file data to `dev`, the mount's `/dev/fuse`.
+    pub fn reply_by_splice(&mut self, dev: OwnedFd) {
+        self.splicer = Some(SpliceReplier::new(dev));
+    }
+
     pub fn fds(&self) -> Vec<RawFd> {
         let mut v: Vec<RawFd> = self.layers.iter().map(|f| f.as_raw_fd()).collect();
         v.push(self.work.as_raw_fd());
@@ -1177,7 +1186,15 @@ impl OverlayFs {
         ))
     }
 
-    fn do_read(&self, ino: u64, fh: FileHandle, offset: u64, size: u32, reply: ReplyData) {
+    fn do_read(
+        &self,
+        unique: u64,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        reply: ReplyData,
+    ) {
         // A file opened read-only before it was copied up: read what is current.
         let reopened = if fh.0 & LOWER_FH != 0 {
             let t = self.table();
@@ -1203,6 +1220,12 @@ impl OverlayFs {
             None
         };
         let fd = reopened.as_ref().map_or(fh_fd(fh), |f| f.as_raw_fd());
+        if let Some(splicer) = &self.splicer
+            && splicer.reply(unique, fd, offset, size).is_ok()
+        {
+            SpliceReplier::answered(reply);
+            return;
+        }
         thread_local! {
             // One read buffer per server thread, zeroed once.
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -1421,7 +1444,7 @@ impl Filesystem for OverlayFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -1430,7 +1453,7 @@ impl Filesystem for OverlayFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.do_read(ino.0, fh, offset, size, reply);
+        self.do_read(req.unique().0, ino.0, fh, offset, size, reply);
     }
 
     fn write(

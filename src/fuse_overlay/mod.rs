@@ -46,6 +46,7 @@
 
 mod fs;
 pub mod layout;
+mod splice_reply;
 mod sys;
 
 use std::ffi::CString;
@@ -75,8 +76,9 @@ fn mount_fuse(dev: &OwnedFd, target: &Path) -> io::Result<()> {
     // SAFETY: geteuid/getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let opts = format!(
-        "fd={},rootmode=40000,user_id={uid},group_id={gid},allow_other,default_permissions,subtype=burrow-overlay",
-        dev.as_raw_fd()
+        "fd={},rootmode=40000,user_id={uid},group_id={gid},max_read={},allow_other,default_permissions,subtype=burrow-overlay",
+        dev.as_raw_fd(),
+        splice_reply::MAX_READ
     );
     let target_c = CString::new(target.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -98,7 +100,8 @@ fn mount_fuse(dev: &OwnedFd, target: &Path) -> io::Result<()> {
 }
 
 /// Serve a mounted filesystem until it is unmounted.
-pub fn serve(fs: OverlayFs, dev: OwnedFd, threads: usize) -> io::Result<()> {
+pub fn serve(mut fs: OverlayFs, dev: OwnedFd, threads: usize) -> io::Result<()> {
+    fs.reply_by_splice(dev.try_clone()?);
     let mut config = fuser::Config::default();
     config.acl = fuser::SessionACL::All;
     config.n_threads = Some(threads.max(1));

@@ -215,6 +215,42 @@ pub fn pwrite_full(fd: RawFd, mut buf: &[u8], mut off: u64) -> R<usize> {
     Ok(total)
 }
 
+/// Write all of `buf` to a pipe or other stream.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> R<()> {
+    while !buf.is_empty() {
+        // SAFETY: the slice is valid for reads of its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = last();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// One `splice(2)` of up to `len` bytes; `off` as for a pread when given.
+pub fn splice(
+    from: RawFd,
+    off: Option<&mut libc::loff_t>,
+    to: RawFd,
+    len: usize,
+    flags: libc::c_uint,
+) -> R<usize> {
+    let off = off.map_or(std::ptr::null_mut(), |o| o as *mut libc::loff_t);
+    loop {
+        // SAFETY: `off` is null or points to a live loff_t; the descriptors are the caller's.
+        let n = unsafe { libc::splice(from, off, to, std::ptr::null_mut(), len, flags) };
+        if n < 0 && last() == libc::EINTR {
+            continue;
+        }
+        return check_size(n);
+    }
+}
+
 /// Copy the whole of `from` into `to` (both at offset 0): copy_file_range, which can share
 /// extents, falling back to read/write.
 pub fn copy_data(from: RawFd, to: RawFd) -> R<()> {
