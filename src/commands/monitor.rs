@@ -171,6 +171,9 @@ fn monitor(
             stops: &mut stops,
         };
         let status = pump_logs(&started, out_read, err_read, &mut pump);
+        // Stops the root filesystem's server, if any, before the exit is recorded: whoever
+        // waits for that finds nothing of the run left.
+        drop(started);
         let code = runtime::supervise::exit_code(status);
         // `stop`, `kill` and `rm -f` tell us through the fifo; the record's flag may have been
         // overwritten by one of our own saves.

@@ -4,11 +4,14 @@
 //! FUSE overlay taking over where the kernel refuses to mount one; `vfs` (a plain copy of the
 //! layers per container) is the last resort, chosen only by name.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, StorageDriverName};
 use crate::fuse_overlay::FuseOverlay;
-use crate::runtime::rootfs::{KernelOverlay, Layers, RootfsDriver, RootfsError};
+use crate::runtime::rootfs::{
+    KernelOverlay, Layers, MountServer, Mounted, RootfsDriver, RootfsError,
+};
 use crate::runtime::vfs::Vfs;
 
 #[derive(Debug, serde::Deserialize)]
@@ -60,12 +63,16 @@ pub fn driver(global: &GlobalArgs) -> Box<dyn RootfsDriver> {
 struct KeepVfs<D>(D);
 
 impl<D: RootfsDriver> RootfsDriver for KeepVfs<D> {
-    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<Mounted, RootfsError> {
         if crate::runtime::vfs::owns(layers) {
             log::info!("the container's root was made by the vfs driver; it stays with vfs");
             return Vfs.mount(layers, target);
         }
         self.0.mount(layers, target)
+    }
+
+    fn serve(&self, layers: &Layers<'_>, dev: OwnedFd) -> Result<MountServer, RootfsError> {
+        self.0.serve(layers, dev)
     }
 }
 
@@ -74,7 +81,7 @@ impl<D: RootfsDriver> RootfsDriver for KeepVfs<D> {
 struct KernelThenFuse;
 
 impl RootfsDriver for KernelThenFuse {
-    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<Mounted, RootfsError> {
         match KernelOverlay.mount(layers, target) {
             Err(RootfsError::Overlay { source, .. })
                 if matches!(
@@ -89,6 +96,10 @@ impl RootfsDriver for KernelThenFuse {
             }
             other => other,
         }
+    }
+
+    fn serve(&self, layers: &Layers<'_>, dev: OwnedFd) -> Result<MountServer, RootfsError> {
+        FuseOverlay.serve(layers, dev)
     }
 }
 

@@ -13,26 +13,27 @@
 //!
 //! # Where the server lives
 //! [`RootfsDriver::mount`] runs in the container's first process after clone, in the new mount
-//! and pid namespaces, before `pivot_root`; that process then execs the container's command, so
-//! it cannot serve the mount itself. It forks the server (it is single-threaded there; the
-//! server starts its threads after the fork), which is therefore a process of the container's
-//! pid namespace, the child of its pid 1:
-//! * when the container's pid 1 exits, the kernel kills every process of the namespace, the
-//!   server too; the mount namespace, the only place the mount exists, dies with them, so
-//!   nothing outlives the container and `--rm` finds no server or mount to clean up. Nothing
-//!   in the container can still need the filesystem at that point.
-//! * if the filesystem is unmounted first, reading `/dev/fuse` fails with `ENODEV` and the
-//!   server exits (its parent, the container's pid 1, reaps it or, after exec, ignores it).
-//! * the server is visible to `ps` in the container and its root could kill it (the
-//!   filesystem then fails with `ENOTCONN`): it detaches from the terminal's session and
-//!   ignores job-control and termination signals so that nothing does so by accident.
+//! and pid namespaces, before `pivot_root`: it mounts and hands the `/dev/fuse` descriptor to
+//! its parent over the sync channel. The parent — the detached container's monitor, or the
+//! foreground `burrow run` — forks the server ([`RootfsDriver::serve`]; it is single-threaded
+//! there, the server starts its threads after the fork). So the server is a process of
+//! burrow's, outside the container's pid namespace:
+//! * nothing in the container sees it in `ps` or can kill it (a `kill -9 -1` inside leaves
+//!   the filesystem working);
+//! * when the container's pid 1 has exited, the kernel has killed every process of its pid
+//!   namespace and nothing can use the filesystem: the parent then kills and reaps the server
+//!   (`MountServer`'s drop). The mount namespace, the only place the mount exists, is gone
+//!   with the container, so `--rm` finds no server or mount to clean up;
+//! * if the parent is killed, the container dies with it (its parent-death signal), its
+//!   mount goes away, reading `/dev/fuse` fails with `ENODEV` and the server exits;
+//! * it detaches from the terminal's session and ignores job-control and termination
+//!   signals, so a ^C at the terminal of a foreground run does not reach it.
 //!
-//! The server never resolves an absolute path: `pivot_root` makes the overlay its root too.
-//! It works on descriptors of the layer directories opened before the fork, keeps only those,
-//! `/dev/fuse` and `/dev/null` open, and never touches burrow's sync channel or the
-//! container's stdio. Moving the server into burrow's own process (or a detached container's
-//! monitor) only needs the descriptor passed out: [`serve`] takes the `/dev/fuse` descriptor
-//! and the filesystem and runs anywhere.
+//! The server never resolves a path: it works on descriptors of the layer directories opened
+//! before the fork, keeps only those, `/dev/fuse` and `/dev/null` open, and never touches
+//! burrow's sync channel, the monitor's log pipes or the container's stdio. [`serve`] takes
+//! the `/dev/fuse` descriptor and the filesystem and runs anywhere (the tests serve from a
+//! thread).
 //!
 //! # Semantics
 //! As the kernel overlay's (see `fs` for the details): copy-up of data, mode, owner, xattrs
@@ -58,7 +59,7 @@ use std::thread::JoinHandle;
 
 pub use fs::OverlayFs;
 
-use crate::runtime::rootfs::{Layers, RootfsDriver, RootfsError};
+use crate::runtime::rootfs::{self, Layers, MountServer, RootfsDriver, RootfsError};
 
 /// Worker threads of a server.
 const THREADS: usize = 4;
@@ -174,7 +175,7 @@ fn server_main(fs: OverlayFs, dev: OwnedFd, null: OwnedFd, keep_stderr: bool) ->
 }
 
 impl RootfsDriver for FuseOverlay {
-    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<rootfs::Mounted, RootfsError> {
         if layers.lower.is_empty() {
             return Err(RootfsError::NoLayers);
         }
@@ -182,22 +183,22 @@ impl RootfsDriver for FuseOverlay {
             target: target.to_path_buf(),
             source,
         };
-        let fs = OverlayFs::new(layers.lower, layers.upper, layers.work, layers.volatile)
-            .map_err(err)?;
         let dev = open_dev("/dev/fuse", libc::O_RDWR).map_err(err)?;
-        let null = open_dev("/dev/null", libc::O_RDWR).map_err(err)?;
-        let keep_stderr = std::env::var_os("BURROW_FUSE_DEBUG").is_some();
         mount_fuse(&dev, target).map_err(err)?;
-        // SAFETY: the caller is single-threaded (the container's first process); the child
-        // only runs server_main, which never returns.
+        Ok(rootfs::Mounted::NeedsServer(dev))
+    }
+
+    fn serve(&self, layers: &Layers<'_>, dev: OwnedFd) -> Result<MountServer, RootfsError> {
+        let fs = OverlayFs::new(layers.lower, layers.upper, layers.work, layers.volatile)
+            .map_err(RootfsError::Server)?;
+        let null = open_dev("/dev/null", libc::O_RDWR).map_err(RootfsError::Server)?;
+        let keep_stderr = std::env::var_os("BURROW_FUSE_DEBUG").is_some();
+        // SAFETY: the caller (burrow starting a container) is single-threaded; the child only
+        // runs server_main, which never returns.
         match unsafe { libc::fork() } {
-            -1 => {
-                let e = io::Error::last_os_error();
-                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-                Err(err(e))
-            }
+            -1 => Err(RootfsError::Server(io::Error::last_os_error())),
             0 => server_main(fs, dev, null, keep_stderr),
-            _ => Ok(()),
+            pid => Ok(MountServer::new(nix::unistd::Pid::from_raw(pid))),
         }
     }
 }

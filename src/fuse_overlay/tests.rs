@@ -435,3 +435,36 @@ fn writeback_cache_and_readdirplus() {
         assert!(fs::read_dir(d.merged.join("etc")).unwrap().count() == 3);
     });
 }
+
+#[test]
+fn reads_are_answered_by_splice() {
+    with_overlay("splice", |d| {
+        use std::io::{Read, Seek, SeekFrom};
+        // 5 MiB and a bit of a lower layer, and a file of the upper layer, both read through
+        // the mount for the first time (no page cache of the mount yet).
+        let data: Vec<u8> = (0..(5 << 20) as u32 + 1234)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        fs::write(d.lower[0].join("big"), &data).unwrap();
+        fs::write(d.upper.join("mine"), &data[..70_000]).unwrap();
+        let before = splice_reply::spliced_replies();
+        assert!(fs::read(d.merged.join("big")).unwrap() == data);
+        assert!(fs::read(d.merged.join("mine")).unwrap() == data[..70_000]);
+        assert!(
+            splice_reply::spliced_replies() > before,
+            "no read was answered by splice"
+        );
+        // Reads at odd offsets, across the end and past it.
+        let mut f = fs::File::open(d.merged.join("big")).unwrap();
+        let mut buf = vec![0u8; 300_000];
+        f.seek(SeekFrom::Start(4097)).unwrap();
+        f.read_exact(&mut buf).unwrap();
+        assert!(buf == data[4097..4097 + 300_000]);
+        f.seek(SeekFrom::Start(data.len() as u64 - 10)).unwrap();
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, data[data.len() - 10..]);
+        f.seek(SeekFrom::Start(data.len() as u64 + 5)).unwrap();
+        assert_eq!(f.read(&mut buf).unwrap(), 0);
+    });
+}

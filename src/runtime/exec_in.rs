@@ -54,7 +54,8 @@ pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> 
                         let _ = wait_child(child);
                         return Err(ExitError::new(code, message).into());
                     }
-                    Some((ChildMessage::Ready, _)) => {}
+                    // An exec'd process mounts no root filesystem.
+                    Some((ChildMessage::Ready | ChildMessage::MountServer, _)) => {}
                     None => break,
                 }
             }
@@ -69,6 +70,7 @@ pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> 
                 pidfd,
                 signals: sigfd,
                 master,
+                rootfs_server: None,
             };
             let _raw = match &started.master {
                 Some(_) if spec.interactive && pty::is_terminal(0) => pty::RawMode::enable(0).ok(),

@@ -2,11 +2,13 @@
 //! capabilities. Runs in the new namespaces; reports failure to burrow over the sync channel.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
 
+use super::rootfs::Mounted;
 use super::sync::{Channel, ChildMessage, ParentMessage};
 use super::{ContainerSpec, Network, ProcessConfig, Stdio, caps, exec, mounts, pty, user};
 use crate::exit::BURROW_ERROR;
@@ -54,9 +56,15 @@ fn setup_and_exec(spec: &ContainerSpec, chan: &Channel) -> Result<Failure, Failu
         None::<&str>,
     )
     .map_err(fail_on("make mounts private"))?;
-    spec.rootfs_driver
+    let mounted = spec
+        .rootfs_driver
         .mount(&spec.layers(), &spec.merged)
         .map_err(fail_on("root filesystem"))?;
+    if let Mounted::NeedsServer(dev) = mounted {
+        // Until the parent serves it, anything touching the mount below waits.
+        chan.send(&ChildMessage::MountServer, Some(dev.as_raw_fd()))
+            .map_err(fail_on("hand over the root filesystem"))?;
+    }
     mounts::seed_volumes(&spec.merged, &spec.mounts).map_err(fail_on("volumes"))?;
     mounts::apply(&spec.merged, &mounts::plan(&spec.mount_plan_input()))
         .map_err(fail_on("mounts"))?;

@@ -24,6 +24,8 @@ pub enum RootfsError {
     },
     #[error("image has no layers")]
     NoLayers,
+    #[error("cannot start the server of the root filesystem: {0}")]
+    Server(std::io::Error),
 }
 
 /// The directories an overlay root filesystem is made of.
@@ -38,9 +40,49 @@ pub struct Layers<'a> {
     pub volatile: bool,
 }
 
+/// What mounting the root filesystem leaves for burrow to do.
+#[derive(Debug)]
+pub enum Mounted {
+    /// Nothing: the kernel serves the mount.
+    Done,
+    /// A FUSE mount whose requests arrive on this `/dev/fuse` descriptor. burrow serves it
+    /// from a process of its own, outside the container, which nothing in the container can
+    /// see or kill; see [`RootfsDriver::serve`].
+    NeedsServer(OwnedFd),
+}
+
 pub trait RootfsDriver {
     /// Mount the layers at `target`, inside the container's mount namespace.
-    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError>;
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<Mounted, RootfsError>;
+
+    /// Serve a mount that [`RootfsDriver::mount`] left to burrow (`Mounted::NeedsServer`), from
+    /// the container's parent: the foreground `burrow run` or the detached container's monitor.
+    fn serve(&self, _layers: &Layers<'_>, _dev: OwnedFd) -> Result<MountServer, RootfsError> {
+        Err(RootfsError::Server(std::io::Error::other(
+            "this storage driver has no server",
+        )))
+    }
+}
+
+/// The process serving a container's root filesystem. Dropped once the container has exited
+/// (when nothing can use the filesystem any more): it is killed and reaped then, rather than
+/// left to notice that its mount is gone.
+#[derive(Debug)]
+pub struct MountServer {
+    pid: nix::unistd::Pid,
+}
+
+impl MountServer {
+    pub fn new(pid: nix::unistd::Pid) -> MountServer {
+        MountServer { pid }
+    }
+}
+
+impl Drop for MountServer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
 }
 
 /// The kernel's overlayfs, mounted in our user namespace (`userxattr`: overlay metadata lives
@@ -182,7 +224,7 @@ impl KernelOverlay {
 }
 
 impl RootfsDriver for KernelOverlay {
-    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<Mounted, RootfsError> {
         if layers.lower.is_empty() {
             return Err(RootfsError::NoLayers);
         }
@@ -193,9 +235,11 @@ impl RootfsDriver for KernelOverlay {
             }
             other => other,
         };
-        result.map_err(|source| RootfsError::Overlay {
-            target: target.to_path_buf(),
-            source,
-        })
+        result
+            .map(|()| Mounted::Done)
+            .map_err(|source| RootfsError::Overlay {
+                target: target.to_path_buf(),
+                source,
+            })
     }
 }

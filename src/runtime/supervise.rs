@@ -9,6 +9,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::rootfs::MountServer;
 use super::sync::{ChildMessage, ParentMessage, channel_pair};
 use super::{ContainerSpec, Hooks, Network, init, pty};
 use crate::exit::ExitError;
@@ -93,6 +94,9 @@ pub struct Started {
     pub signals: SignalFd,
     /// The pty master with `-t`.
     pub master: Option<OwnedFd>,
+    /// The server of a FUSE root filesystem; stopped when this is dropped, after the
+    /// container has exited.
+    pub rootfs_server: Option<MountServer>,
 }
 
 /// Start the container described by `spec`, calling `hooks` around the start of its command,
@@ -164,32 +168,48 @@ pub fn start(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<Started, Run
     drop(theirs);
     let pid = Pid::from_raw(child);
     let pidfd = pidfd_open(child)?;
-    let master = handshake(&ours, pid, hooks)?;
+    let (master, rootfs_server) = handshake(&ours, pid, spec, hooks)?;
     hooks.started(pid);
     Ok(Started {
         pid,
         pidfd,
         signals: sigfd,
         master,
+        rootfs_server,
     })
 }
 
-/// Wait for the container to be ready, let the hooks attach what they must, tell it to exec,
-/// and learn whether exec worked. Returns the pty master, if any.
-pub(super) fn handshake(
+/// Wait for the container to be ready (serving its root filesystem if it asks), let the
+/// hooks attach what they must, tell it to exec, and learn whether exec worked. Returns the
+/// pty master and the root filesystem's server, if any.
+fn handshake(
     chan: &super::sync::Channel,
     pid: Pid,
+    spec: &ContainerSpec,
     hooks: &mut dyn Hooks,
-) -> Result<Option<OwnedFd>, RuntimeError> {
+) -> Result<(Option<OwnedFd>, Option<MountServer>), RuntimeError> {
     let fail = |code: u8, message: String| -> RuntimeError {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = wait_child(pid);
         ExitError::new(code, message).into()
     };
     let mut master: Option<OwnedFd> = None;
+    let mut server: Option<MountServer> = None;
     loop {
         match chan.recv::<ChildMessage>()? {
             Some((ChildMessage::PtyMaster, fd)) => master = fd,
+            Some((ChildMessage::MountServer, Some(dev))) => {
+                match spec.rootfs_driver.serve(&spec.layers(), dev) {
+                    Ok(s) => server = Some(s),
+                    Err(e) => return Err(fail(crate::exit::BURROW_ERROR, e.to_string())),
+                }
+            }
+            Some((ChildMessage::MountServer, None)) => {
+                return Err(fail(
+                    crate::exit::BURROW_ERROR,
+                    "the root filesystem's device did not arrive".into(),
+                ));
+            }
             Some((ChildMessage::Ready, _)) => break,
             Some((ChildMessage::Failed { code, message }, _)) => return Err(fail(code, message)),
             None => {
@@ -209,7 +229,7 @@ pub(super) fn handshake(
     if let Some((ChildMessage::Failed { code, message }, _)) = chan.recv::<ChildMessage>()? {
         return Err(fail(code, message));
     }
-    Ok(master)
+    Ok((master, server))
 }
 
 fn write_all(fd: RawFd, mut buf: &[u8]) -> bool {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub enum ChildMessage {
     /// The pty master; the descriptor travels with the message.
     PtyMaster,
+    /// The root filesystem is a FUSE mount for burrow to serve; its `/dev/fuse` descriptor
+    /// travels with the message.
+    MountServer,
     /// Mounts and namespaces are ready; burrow may attach networking.
     Ready,
     /// Setting up the container failed; exit with `code`.

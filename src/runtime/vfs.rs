@@ -22,7 +22,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, lchown};
 use std::path::{Path, PathBuf};
 
-use super::rootfs::{Layers, RootfsDriver, RootfsError};
+use super::rootfs::{Layers, Mounted, RootfsDriver, RootfsError};
 use crate::storage::layer_tar::{is_opaque, is_whiteout};
 
 pub struct Vfs;
@@ -32,7 +32,7 @@ const TMP: &str = "vfs-tmp";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
 
 impl RootfsDriver for Vfs {
-    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<(), RootfsError> {
+    fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<Mounted, RootfsError> {
         if layers.lower.is_empty() {
             return Err(RootfsError::NoLayers);
         }
@@ -48,7 +48,8 @@ impl RootfsDriver for Vfs {
             nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
             None::<&str>,
         )
-        .map_err(|e| err(e.into()))
+        .map_err(|e| err(e.into()))?;
+        Ok(Mounted::Done)
     }
 }
 

@@ -12,6 +12,7 @@ mod fixtures;
 pub mod images;
 
 mod fs_semantics;
+mod fuse_overlay;
 mod images_cmds;
 mod lifecycle;
 mod load;
