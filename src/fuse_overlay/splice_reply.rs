@@ -31,6 +31,7 @@ const PAGE: u64 = 4096;
 /// Replies sent by splice in this process, for tests to see that the path is taken.
 static SPLICED: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(test)]
 pub fn spliced_replies() -> u64 {
     SPLICED.load(Ordering::Relaxed)
 }
