@@ -1221,7 +1221,7 @@ impl OverlayFs {
         };
         let fd = reopened.as_ref().map_or(fh_fd(fh), |f| f.as_raw_fd());
         if let Some(splicer) = &self.splicer
-            && splicer.reply(unique, fd, offset, size).is_ok()
+            && splicer.reply(unique, fd, offset, size)
         {
             SpliceReplier::answered(reply);
             return;

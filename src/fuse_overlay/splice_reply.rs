@@ -79,41 +79,35 @@ impl Pipe {
     }
 }
 
-/// Why a read was not answered by splice; the caller answers it the ordinary way.
-#[derive(Debug, PartialEq, Eq)]
-pub enum NotSpliced {
-    /// Nothing to splice (end of file) or too much for the pipe.
-    NotWorth,
-    /// The pipe or the file misbehaved; the pipe was discarded.
-    Failed(sys::Errno),
-}
-
 impl SpliceReplier {
     pub fn new(dev: OwnedFd) -> SpliceReplier {
         SpliceReplier { dev }
     }
 
-    /// Answer request `unique` with up to `size` bytes of `fd` at `offset`.
-    pub fn reply(&self, unique: u64, fd: RawFd, offset: u64, size: u32) -> Result<(), NotSpliced> {
-        let st = sys::fstat(fd).map_err(NotSpliced::Failed)?;
+    /// Answer request `unique` with up to `size` bytes of `fd` at `offset`. False when it
+    /// was not answered: nothing to splice (end of file), too much for the pipe, or a pipe or
+    /// file that misbehaved (the pipe is then discarded); the caller answers the ordinary way.
+    pub fn reply(&self, unique: u64, fd: RawFd, offset: u64, size: u32) -> bool {
+        let Ok(st) = sys::fstat(fd) else {
+            return false;
+        };
         let len = (st.st_size.max(0) as u64)
             .saturating_sub(offset)
             .min(size as u64) as usize;
         let slots = (offset % PAGE + len as u64).div_ceil(PAGE) as usize + 1;
         if len == 0 || slots > PIPE_BYTES / PAGE as usize {
-            return Err(NotSpliced::NotWorth);
+            return false;
         }
         PIPE.with_borrow_mut(|slot| {
             let Some(pipe) = slot.get_or_insert_with(Pipe::new) else {
-                return Err(NotSpliced::NotWorth);
+                return false;
             };
-            let sent = self.send(pipe, unique, fd, offset, len);
-            if let Err(e) = sent {
+            if self.send(pipe, unique, fd, offset, len).is_err() {
                 // Whatever is left in the pipe belongs to no reply: start afresh.
                 *slot = None;
-                return Err(NotSpliced::Failed(e));
+                return false;
             }
-            Ok(())
+            true
         })
     }
 
