@@ -120,7 +120,7 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let mut opts = args.registry.client_options();
     opts.creds = Some(creds.clone());
     opts.no_stored_creds = true;
-    let client = RegistryClient::connect(&registry, conf.is_insecure(&registry), &opts)?;
+    let client = RegistryClient::connect(&registry, None, conf.is_insecure(&registry), &opts)?;
     client.check_login()?;
     drop(client);
     let path = auth::store(authfile, &key, &creds)?;
