@@ -10,6 +10,14 @@ use crate::registry::cli_args::RegistryArgs;
 use crate::registry::client::RegistryClient;
 use crate::registry::registries_conf::RegistriesConf;
 
+/// `burrow login --help`: what the command does beyond its one-line summary.
+pub const LONG_ABOUT: &str = "Log in to a registry: check the credentials against it, then store them.\n\n\
+The password comes from --password-stdin (preferred), --password (insecure: other \
+processes can see it; burrow warns), or a prompt without echo when standard input is a \
+terminal. Credentials are stored in --authfile, else $REGISTRY_AUTH_FILE, else \
+$XDG_RUNTIME_DIR/containers/auth.json (mode 0600). SERVER may be REGISTRY/NAMESPACE to \
+store credentials used only for repositories under that namespace.";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Registry to log in to (default: docker.io); REGISTRY/NAMESPACE stores credentials for
