@@ -4,6 +4,7 @@
 //! that came from import, commit or a pull.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::registry::{
     have_openssl, have_registry, htpasswd, load_named, make_tls, pushed_digest, respond,
     store_blobs, store_tmp, upload_image,
 };
+use crate::tty::PtySession;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -1067,4 +1069,97 @@ fn push_imported_committed_and_pulled_images() {
     );
     let t3 = ctx2("push_imported_committed_and_pulled_images-3");
     t3.burrow(["pull", "-q", &copy]).output().assert_ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// On a terminal
+
+#[test]
+fn login_prompts_on_a_terminal_without_echo() {
+    let t = ctx!();
+    if let Err(why) = have_registry() {
+        return harness::skip(function_name!(), &why);
+    }
+    let htp = t.path("htpasswd");
+    htpasswd(&htp, "tia", "Tty9secret");
+    let reg = Registry::start(RegistryConfig {
+        htpasswd: Some(htp),
+        ..Default::default()
+    });
+    let authfile = t.user_dir("auth").join("auth.json");
+    let host = reg.host();
+    let mut s = PtySession::spawn(
+        &t,
+        &["login", "--authfile", authfile.to_str().unwrap(), &host],
+        24,
+        100,
+    );
+    s.wait_for("Username: ");
+    s.type_("tia\n");
+    s.wait_for("Password: ");
+    s.type_("Tty9secret\n");
+    let (code, output) = s.finish();
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("Login Succeeded"), "{output}");
+    // The username was echoed, the password not.
+    assert!(output.contains("tia"), "{output}");
+    assert!(!output.contains("Tty9secret"), "{output}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&authfile).unwrap()).unwrap();
+    assert_eq!(
+        saved["auths"][&host]["auth"].as_str(),
+        Some(B64.encode("tia:Tty9secret").as_str())
+    );
+}
+
+#[test]
+fn pull_progress_on_a_terminal() {
+    let t = ctx!();
+    let image = Arc::new(served_image("progress", 1));
+    let img = image.clone();
+    // Layers trickle out, so the live display has something to show.
+    let server = MiniServer::start(move |req, s| {
+        let path = req.target.split('?').next().unwrap_or("").to_string();
+        if path == "/v2/" {
+            respond(s, "200 OK", &[], b"{}");
+        } else if path.ends_with("/manifests/1") {
+            respond_manifest(s, &img.manifest);
+        } else if let Some(data) = path
+            .split_once("/blobs/")
+            .and_then(|(_, d)| img.blobs.get(d))
+        {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                data.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            for chunk in data.chunks(data.len().div_ceil(8)) {
+                let _ = s.write_all(chunk);
+                let _ = s.flush();
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        } else {
+            respond_unknown(s);
+        }
+    });
+    let name = format!("127.0.0.1:{}/slow/app:1", server.port);
+    let s = PtySession::spawn(&t, &["pull", &name], 24, 120);
+    let (code, output) = s.finish();
+    assert_eq!(code, 0, "{output}");
+    let layer = &image.layer_digests[0][7..19];
+    // Live rows: redrawn in place, with a bar, bytes so far of the total, and a speed.
+    assert!(output.contains("\x1b[2K"), "{output:?}");
+    assert!(
+        output.contains(&format!("{layer}: Downloading [")),
+        "{output:?}"
+    );
+    assert!(output.contains("/s"), "{output:?}");
+    assert!(
+        output.contains(&format!("{layer}: Download complete")),
+        "{output:?}"
+    );
+    assert!(
+        output.contains("Status: Downloaded newer image"),
+        "{output:?}"
+    );
 }
