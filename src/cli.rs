@@ -128,14 +128,17 @@ pub enum Command {
     /// List containers
     Ps(commands::ps::Args),
     /// Download an image from a registry
+    #[command(long_about = commands::pull::LONG_ABOUT)]
     Pull(commands::pull::Args),
     /// Upload an image to a registry
     Push(commands::push::Args),
     /// Log in to a registry
+    #[command(long_about = commands::login::LONG_ABOUT)]
     Login(commands::login::Args),
     /// Log out from a registry
     Logout(commands::logout::Args),
     /// Search Docker Hub (or another registry) for images
+    #[command(long_about = commands::search::LONG_ABOUT)]
     Search(commands::search::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(commands::tag::Args),

@@ -222,7 +222,7 @@ pub fn current_mapping() -> Result<IdMapping, UsernsError> {
     })
 }
 
-fn thread_count() -> usize {
+pub(crate) fn thread_count() -> usize {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

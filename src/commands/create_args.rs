@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::network_args::NetworkArgs;
-use crate::registry::pull::PullPolicy;
+use crate::registry::cli_args::RegistryArgs;
+use crate::registry::pull::{PullOptions, PullPolicy};
 
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 #[command(disable_help_flag = true)]
@@ -68,6 +69,14 @@ pub struct CreateArgs {
     #[arg(short, long)]
     #[serde(skip)]
     pub quiet: bool,
+    /// Platform to pull from a multi-platform image (OS/ARCH[/VARIANT], e.g. linux/arm64)
+    #[arg(long, value_name = "PLATFORM", env = "DOCKER_DEFAULT_PLATFORM")]
+    #[serde(skip)]
+    pub platform: Option<String>,
+    /// How to reach the registry when the image is pulled
+    #[command(flatten)]
+    #[serde(skip)]
+    pub registry: RegistryArgs,
     /// Bind mount or volume: [SOURCE:]TARGET[:ro|rw|z|Z|U|nocopy]
     #[arg(short, long = "volume", value_name = "SPEC")]
     pub volume: Vec<String>,
@@ -90,6 +99,18 @@ pub struct CreateArgs {
     /// Command and arguments (default: the image's)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+impl CreateArgs {
+    /// What a pull for this container uses (`--platform`, `--tls-verify`, `--authfile`,
+    /// `--cert-dir`).
+    pub fn pull_options(&self) -> PullOptions {
+        PullOptions {
+            client: self.registry.client_options(),
+            platform: self.platform.clone(),
+            ..PullOptions::default()
+        }
+    }
 }
 
 /// `--restart`.

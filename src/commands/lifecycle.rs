@@ -10,7 +10,7 @@ use crate::cli::GlobalArgs;
 use crate::containers::{self, ContainerRecord, ContainerStore, Status};
 use crate::netns::networks::NetworkStore;
 use crate::netns::{NetworkAttachment, NetworkMode, NetworkPlan, Who, bridge};
-use crate::registry::pull::{PullPolicy, ensure_image};
+use crate::registry::pull::{PullOptions, PullPolicy, ensure_image};
 use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
 use crate::runtime::{ContainerSpec, Hooks, Network, RuntimeError, Stdio};
 use crate::storage::{ImageRecord, Store, UnpackOptions};
@@ -18,20 +18,16 @@ use crate::userns::{IdMapping, MappingKind};
 
 /// Find the image locally, pulling it as `--pull` says.
 pub fn resolve_image(
-    global: &GlobalArgs,
     store: &Store,
     image: &str,
     pull: PullPolicy,
+    opts: &PullOptions,
     quiet: bool,
 ) -> anyhow::Result<ImageRecord> {
     match (store.find_image(image), pull) {
         (Ok(found), PullPolicy::Missing | PullPolicy::Never) => Ok(found),
-        (Err(crate::storage::StorageError::ImageNotFound(_)), PullPolicy::Never) => anyhow::bail!(
-            "Unable to find image '{image}' locally, and --pull=never: load it with 'burrow load', \
-             'burrow import' or 'burrow pull'"
-        ),
         (Err(e @ crate::storage::StorageError::Ambiguous(..)), _) => Err(e.into()),
-        _ => Ok(ensure_image(global, store, image, pull, quiet)?),
+        _ => Ok(ensure_image(store, image, pull, opts, quiet)?),
     }
 }
 
@@ -46,7 +42,13 @@ pub fn create(
     }
     args.net.plan(&crate::paths::storage_root(global), &[])?;
     let store = super::open_store(global)?;
-    let image = resolve_image(global, &store, &args.image, args.pull, args.quiet)?;
+    let image = resolve_image(
+        &store,
+        &args.image,
+        args.pull,
+        &args.pull_options(),
+        args.quiet,
+    )?;
     let config = store.image_config(&image)?;
     let containers = super::open_containers(global)?;
 

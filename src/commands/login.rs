@@ -10,6 +10,14 @@ use crate::registry::cli_args::RegistryArgs;
 use crate::registry::client::RegistryClient;
 use crate::registry::registries_conf::RegistriesConf;
 
+/// `burrow login --help`: what the command does beyond its one-line summary.
+pub const LONG_ABOUT: &str = "Log in to a registry: check the credentials against it, then store them.\n\n\
+The password comes from --password-stdin (preferred), --password (insecure: other \
+processes can see it; burrow warns), or a prompt without echo when standard input is a \
+terminal. Credentials are stored in --authfile, else $REGISTRY_AUTH_FILE, else \
+$XDG_RUNTIME_DIR/containers/auth.json (mode 0600). SERVER may be REGISTRY/NAMESPACE to \
+store credentials used only for repositories under that namespace.";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Registry to log in to (default: docker.io); REGISTRY/NAMESPACE stores credentials for
@@ -52,13 +60,14 @@ fn prompt_line(prompt: &str) -> anyhow::Result<String> {
 fn prompt_secret(prompt: &str) -> anyhow::Result<String> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
-    eprint!("{prompt}");
-    std::io::stderr().flush().ok();
     let saved = tcgetattr(&stdin).context("reading the terminal settings")?;
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
+    // Echo goes off before the prompt shows: whatever is typed after it is never echoed.
     tcsetattr(&stdin, SetArg::TCSANOW, &quiet).context("turning echo off")?;
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
     let mut line = String::new();
     let r = stdin.lock().read_line(&mut line);
     let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
@@ -120,7 +129,7 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let mut opts = args.registry.client_options();
     opts.creds = Some(creds.clone());
     opts.no_stored_creds = true;
-    let client = RegistryClient::connect(&registry, conf.is_insecure(&registry), &opts)?;
+    let client = RegistryClient::connect(&registry, None, conf.is_insecure(&registry), &opts)?;
     client.check_login()?;
     drop(client);
     let path = auth::store(authfile, &key, &creds)?;

@@ -9,6 +9,20 @@ use crate::registry::pull::{PullOptions, pull};
 use crate::registry::tags::list_tags;
 use crate::storage::Store;
 
+/// `burrow pull --help`: what the command does beyond its one-line summary.
+pub const LONG_ABOUT: &str = "Download an image from a registry.\n\n\
+Short names (alpine, user/app) go through registries.conf (unqualified-search-registries, \
+[aliases], mirrors) and default to docker.io. For a multi-platform image the entry for \
+--platform (default: this host's) is pulled. Layers download in parallel, each checked \
+against its digest as it arrives and unpacked as soon as it is stored; layers already in \
+the store are not fetched again, and concurrent pulls fetch each blob once.\n\n\
+Credentials come from --authfile, else $REGISTRY_AUTH_FILE or \
+$XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json and \
+~/.docker/config.json (with its credential helpers). Plain HTTP is used only for \
+localhost and 127.0.0.0/8, registries.conf insecure registries and --tls-verify=false; \
+a registry's own CA goes in ~/.config/containers/certs.d/HOST:PORT/ca.crt or --cert-dir. \
+Progress: live per-layer lines on a terminal, one line per layer otherwise, nothing with -q.";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Image to pull: NAME[:TAG], NAME@DIGEST or NAME:TAG@DIGEST

@@ -4,6 +4,12 @@ use crate::cli::GlobalArgs;
 use crate::registry::cli_args::RegistryArgs;
 use crate::registry::search::{SearchResult, search};
 
+/// `burrow search --help`: what the command does beyond its one-line summary.
+pub const LONG_ABOUT: &str = "Search Docker Hub (or another registry) for images.\n\n\
+TERM alone searches Docker Hub. REGISTRY/TERM searches that registry: its /v1/search if it \
+has one, else the repositories of its /v2/_catalog whose name contains TERM; a registry \
+with neither is reported as not supporting search.";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What to search for; REGISTRY/TERM searches that registry

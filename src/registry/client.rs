@@ -409,7 +409,14 @@ fn error_body(resp: &mut Response<Body>) -> (Option<String>, String) {
 
 impl RegistryClient {
     /// Connect to `registry`: pick HTTPS or (where allowed) HTTP, and learn its auth scheme.
-    pub fn connect(registry: &str, insecure: bool, opts: &ClientOptions) -> Result<RegistryClient> {
+    /// `repository` (the one this client is for, if any) picks credentials stored for a
+    /// namespace (`host/ns`) over those for the whole registry.
+    pub fn connect(
+        registry: &str,
+        repository: Option<&str>,
+        insecure: bool,
+        opts: &ClientOptions,
+    ) -> Result<RegistryClient> {
         let host = endpoint_host(registry);
         let local = is_local(host);
         let verify = opts.tls_verify != Some(false) && !insecure;
@@ -419,7 +426,7 @@ impl RegistryClient {
         let creds = match &opts.creds {
             Some(c) => Some(c.clone()),
             None if opts.no_stored_creds => None,
-            None => auth::lookup(registry, None, opts.authfile.as_deref())?,
+            None => auth::lookup(registry, repository, opts.authfile.as_deref())?,
         };
         let mut client = RegistryClient {
             registry: registry.to_string(),

@@ -198,12 +198,30 @@ pub fn parse_platform(s: &str) -> Result<Platform> {
 fn norm_variant(p: &Platform) -> Option<String> {
     match (p.architecture.as_str(), p.variant.as_deref()) {
         ("arm64", None | Some("v8")) => None,
+        // An arm image without a variant is v7, as docker and containerd read it.
+        ("arm", None) => Some("v7".to_string()),
         (_, v) => v.map(str::to_string),
     }
 }
 
-/// Pick the manifest for `want` from an index: os and arch must match; with a variant asked
-/// for it must match too, otherwise the host's variant is preferred, then any.
+/// The variants that run where `variant` does, best first: an arm v7 machine runs v6 and v5
+/// images too (containerd's order).
+fn compatible_variants(arch: &str, variant: Option<&str>) -> Vec<Option<String>> {
+    let arm_order = ["v8", "v7", "v6", "v5"];
+    match (arch, variant) {
+        ("arm", Some(v)) if arm_order.contains(&v) => arm_order
+            .iter()
+            .skip_while(|a| **a != v)
+            .map(|a| Some(a.to_string()))
+            .collect(),
+        (_, v) => vec![v.map(str::to_string)],
+    }
+}
+
+/// Pick the manifest for `want` from an index: os and arch must match; the variant too, or
+/// one the wanted variant runs (arm v7 runs v6 images). An arm platform without a variant
+/// means v7, as docker has it. Without an explicit variant, any variant of the architecture
+/// is the last resort.
 pub fn select_platform<'a>(
     index: &'a ImageIndex,
     want: &Platform,
@@ -219,11 +237,13 @@ pub fn select_platform<'a>(
         })
         .collect();
     let want_variant = norm_variant(want);
-    if let Some(d) = candidates
-        .iter()
-        .find(|d| norm_variant(d.platform.as_ref().unwrap()) == want_variant)
-    {
-        return Some(d);
+    for variant in compatible_variants(&want.architecture, want_variant.as_deref()) {
+        if let Some(d) = candidates
+            .iter()
+            .find(|d| d.platform.as_ref().map(norm_variant) == Some(variant.clone()))
+        {
+            return Some(d);
+        }
     }
     if explicit && want.variant.is_some() {
         return None;
@@ -276,9 +296,32 @@ mod tests {
         assert_eq!(pick("linux/arm64").as_deref(), Some("sha256:dd"));
         assert_eq!(pick("linux/arm64/v8").as_deref(), Some("sha256:dd"));
         assert_eq!(pick("linux/s390x"), None);
+        // arm v5 runs no v6/v7 image.
         assert_eq!(pick("linux/arm/v5"), None);
+        // linux/arm means v7, as docker has it, not the first arm entry (v6).
+        assert_eq!(pick("linux/arm").as_deref(), Some("sha256:cc"));
         assert!(available_platforms(&i).contains("linux/arm/v7"));
         assert!(!available_platforms(&i).contains("unknown"));
+    }
+
+    #[test]
+    fn arm_variants_fall_back_to_older_ones() {
+        let i = index();
+        let mut only_v6 = i.clone();
+        only_v6
+            .manifests
+            .retain(|d| d.digest != "sha256:cc" && d.digest != "sha256:dd");
+        let pick = |idx: &ImageIndex, s: &str| {
+            select_platform(idx, &parse_platform(s).unwrap(), true).map(|d| d.digest.clone())
+        };
+        assert_eq!(pick(&only_v6, "linux/arm").as_deref(), Some("sha256:bb"));
+        assert_eq!(pick(&only_v6, "linux/arm/v7").as_deref(), Some("sha256:bb"));
+        assert_eq!(pick(&only_v6, "linux/arm/v6").as_deref(), Some("sha256:bb"));
+        // An image without a variant counts as v7.
+        let mut bare = i.clone();
+        bare.manifests.retain(|d| d.digest != "sha256:cc");
+        bare.manifests[1].platform.as_mut().unwrap().variant = None;
+        assert_eq!(pick(&bare, "linux/arm/v7").as_deref(), Some("sha256:bb"));
     }
 
     #[test]

@@ -121,7 +121,9 @@ pub enum RegistryError {
     #[error("credential helper docker-credential-{helper}: {message}")]
     CredentialHelper { helper: String, message: String },
 
-    #[error("{reference}: image not known locally and --pull=never was given")]
+    #[error(
+        "No such image: {reference}: it is not in local storage and --pull=never forbids pulling it"
+    )]
     NotPresent { reference: String },
 
     #[error("{registry} does not support search")]

@@ -4,7 +4,7 @@
 //! already has, from any image, are never fetched again; a per-digest lock makes concurrent
 //! pulls of the same blob do the work once.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -13,7 +13,6 @@ use super::manifest::{self, Descriptor, ImageManifest, Manifest, Platform};
 use super::progress::{Progress, short_id};
 use super::registries_conf::{RegistriesConf, Source};
 use super::{RegistryError, Result, check_digest_str, sha256_digest, store_digest};
-use crate::cli::GlobalArgs;
 use crate::reference::Reference;
 use crate::storage::{ImageRecord, Store};
 
@@ -305,6 +304,8 @@ pub fn download_blob(
             actual: done,
         });
     }
+    // Every byte is in the temporary file, nothing verified or named yet.
+    crate::storage::crash_point("pull-blob-written");
     let expected = store_digest(&desc.digest)?;
     progress.set_status(row, "Verifying Checksum");
     match writer.commit(Some(&expected)) {
@@ -430,7 +431,12 @@ fn pull_from(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<Pulled> {
-    let client = RegistryClient::connect(&source.registry, insecure, &opts.client)?;
+    let client = RegistryClient::connect(
+        &source.registry,
+        Some(&source.repository),
+        insecure,
+        &opts.client,
+    )?;
     let repository = source.repository.as_str();
     let scopes = vec![scope(repository, "pull")];
     let display = reference.to_string();
@@ -568,7 +574,12 @@ pub fn remote_manifest_digest(input: &str, opts: &PullOptions) -> Result<String>
         .pop()
         .expect("pull_sources returns the primary location");
     let insecure = source.insecure || conf.is_insecure(&source.registry);
-    let client = RegistryClient::connect(&source.registry, insecure, &opts.client)?;
+    let client = RegistryClient::connect(
+        &source.registry,
+        Some(&source.repository),
+        insecure,
+        &opts.client,
+    )?;
     let scopes = vec![scope(&source.repository, "pull")];
     let tag_or_digest = reference
         .digest
@@ -586,23 +597,18 @@ pub fn remote_manifest_digest(input: &str, opts: &PullOptions) -> Result<String>
     Ok(fetched.digest)
 }
 
-/// For `run`/`create --pull=POLICY`: the image for `reference`, pulled if the policy says so.
+/// For `run`/`create --pull=POLICY`: the image for `reference`, pulled if the policy says so,
+/// with the client settings (`--tls-verify`, `--authfile`, `--cert-dir`) and `--platform` in
+/// `opts`.
 pub fn ensure_image(
-    global: &GlobalArgs,
     store: &Store,
     reference: &str,
     policy: PullPolicy,
+    opts: &PullOptions,
     quiet: bool,
 ) -> Result<ImageRecord, RegistryError> {
-    let _ = global;
     let local = store.find_image(reference);
-    let opts = PullOptions::default();
-    let do_pull = |store: &Store| -> Result<ImageRecord> {
-        // run's stdout is the container's: report the pull on stderr, as docker does.
-        let progress = Progress::new_stderr(quiet);
-        let pulled = pull(store, reference, &opts, &progress)?;
-        Ok(pulled.image)
-    };
+    let do_pull = |store: &Store| pull_unpacking(store, reference, opts, quiet);
     match policy {
         PullPolicy::Never => local.map_err(|_| RegistryError::NotPresent {
             reference: reference.to_string(),
@@ -614,16 +620,88 @@ pub fn ensure_image(
         PullPolicy::Always => do_pull(store),
         PullPolicy::Newer => match local {
             Err(_) => do_pull(store),
-            Ok(img) => match remote_manifest_digest(reference, &opts) {
+            Ok(img) => match remote_manifest_digest(reference, opts) {
                 Ok(d) if d == img.manifest_digest.to_string() => Ok(img),
                 Ok(_) => do_pull(store),
                 Err(e) => {
                     log::warn!(
                         "{reference}: cannot check the registry ({e}); using the local image"
                     );
+                    if log::max_level() < log::LevelFilter::Warn {
+                        eprintln!(
+                            "burrow: warning: {reference}: cannot check the registry; using the local image"
+                        );
+                    }
                     Ok(img)
                 }
             },
         },
+    }
+}
+
+/// Pull for a container about to be made: in a forked child that enters burrow's user
+/// namespace, so each layer unpacks as soon as it has arrived (as `burrow pull` does) while
+/// this process stays outside it (run enters the container's namespace later, which may be
+/// another one). The child reports the image id, or the error text, through a pipe.
+/// With other threads alive, forking is unsafe: the pull then runs here and leaves the
+/// unpacking to the container's start.
+fn pull_unpacking(
+    store: &Store,
+    reference: &str,
+    opts: &PullOptions,
+    quiet: bool,
+) -> Result<ImageRecord> {
+    // run's stdout is the container's: report the pull on stderr, as docker does.
+    let pull_here = |opts: &PullOptions| -> Result<ImageRecord> {
+        let progress = Progress::new_stderr(quiet);
+        Ok(pull(store, reference, opts, &progress)?.image)
+    };
+    if crate::userns::thread_count() > 1 {
+        return pull_here(opts);
+    }
+    let io_err = |e: nix::Error| RegistryError::io(store.root(), std::io::Error::from(e));
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io_err)?;
+    // SAFETY: this process is single-threaded (checked above); the child pulls, writes its
+    // report and leaves with _exit, never returning into the caller.
+    match unsafe { nix::unistd::fork() }.map_err(io_err)? {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            let result = crate::userns::enter_current()
+                .map_err(|e| RegistryError::Other(e.to_string()))
+                .and_then(|mapping| {
+                    let mut opts = opts.clone();
+                    opts.unpack = Some(crate::storage::UnpackOptions {
+                        ignore_chown_errors: mapping.kind == crate::userns::MappingKind::SingleId,
+                    });
+                    pull_here(&opts)
+                });
+            let report = match result {
+                Ok(image) => serde_json::json!({ "id": image.id.to_string() }),
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
+            };
+            let _ = std::fs::File::from(write_end).write_all(report.to_string().as_bytes());
+            // SAFETY: leave the forked copy without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut text = String::new();
+            let read = std::fs::File::from(read_end).read_to_string(&mut text);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.map_err(|e| RegistryError::io(store.root(), e))?;
+            let report: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+                RegistryError::Other(format!("{reference}: the pull ended without a result"))
+            })?;
+            if let Some(id) = report.get("id").and_then(|v| v.as_str()) {
+                return Ok(store.find_image(id)?);
+            }
+            Err(RegistryError::Other(
+                report
+                    .get("error")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("the pull failed")
+                    .to_string(),
+            ))
+        }
     }
 }

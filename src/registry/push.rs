@@ -71,7 +71,12 @@ pub fn push(
     };
     let conf = RegistriesConf::load()?;
     let insecure = conf.is_insecure(&dest_ref.registry);
-    let client = RegistryClient::connect(&dest_ref.registry, insecure, &opts.client)?;
+    let client = RegistryClient::connect(
+        &dest_ref.registry,
+        Some(&dest_ref.repository),
+        insecure,
+        &opts.client,
+    )?;
     let repository = dest_ref.repository.as_str();
 
     // Other repositories of the same registry the image is known under: blobs can be

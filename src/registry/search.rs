@@ -56,7 +56,7 @@ pub fn search(term: &str, limit: usize, opts: &ClientOptions) -> Result<Vec<Sear
     if registry == DEFAULT_REGISTRY {
         return hub_search(&query, limit, opts);
     }
-    let client = RegistryClient::connect(&registry, insecure, opts)?;
+    let client = RegistryClient::connect(&registry, None, insecure, opts)?;
     // Registries with a v1 search endpoint (e.g. Quay) answer it; distribution answers 404.
     let url = format!(
         "{}?q={}&n={limit}",

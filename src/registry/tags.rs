@@ -58,7 +58,12 @@ pub fn list_tags(input: &str, opts: &ClientOptions) -> Result<Vec<Reference>> {
 }
 
 fn tags_of(reference: &Reference, insecure: bool, opts: &ClientOptions) -> Result<Vec<String>> {
-    let client = RegistryClient::connect(&reference.registry, insecure, opts)?;
+    let client = RegistryClient::connect(
+        &reference.registry,
+        Some(&reference.repository),
+        insecure,
+        opts,
+    )?;
     let repository = reference.repository.as_str();
     let scopes = vec![scope(repository, "pull")];
     let mut url = format!("{}?n=1000", client.url(&format!("{repository}/tags/list")));

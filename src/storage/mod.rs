@@ -171,7 +171,9 @@ impl Store {
         }
         let layout = root.join("oci-layout");
         if !layout.exists() {
-            let tmp = root.join("oci-layout.tmp");
+            // One temporary name per process: two first uses of a fresh root at once must
+            // not rename each other's file away.
+            let tmp = root.join(format!("oci-layout.tmp{}", std::process::id()));
             fs::write(&tmp, br#"{"imageLayoutVersion":"1.0.0"}"#)
                 .and_then(|()| fs::rename(&tmp, &layout))
                 .map_err(|e| StorageError::io(&layout, e))?;

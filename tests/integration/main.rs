@@ -18,6 +18,7 @@ mod lifecycle;
 mod load;
 mod network;
 mod registry;
+mod registry_more;
 mod run;
 pub mod tty;
 mod userns;

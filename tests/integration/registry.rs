@@ -25,7 +25,7 @@ const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 // ---------------------------------------------------------------------------------------------
 // The registry server
 
-fn have_registry() -> Result<(), String> {
+pub(crate) fn have_registry() -> Result<(), String> {
     if Path::new(REGISTRY_BIN).exists() {
         return Ok(());
     }
@@ -42,14 +42,14 @@ fn have_registry() -> Result<(), String> {
     }
 }
 
-fn have_openssl() -> Result<(), String> {
+pub(crate) fn have_openssl() -> Result<(), String> {
     match Command::new("openssl").arg("version").output() {
         Ok(o) if o.status.success() => Ok(()),
         _ => Err("no openssl CLI".into()),
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -57,7 +57,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, what: &str) {
+pub(crate) fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -69,22 +69,22 @@ fn wait_for_port(port: u16, what: &str) {
 }
 
 #[derive(Default)]
-struct RegistryConfig {
-    htpasswd: Option<PathBuf>,
-    tls: Option<(PathBuf, PathBuf)>,
+pub(crate) struct RegistryConfig {
+    pub(crate) htpasswd: Option<PathBuf>,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
     /// (realm, service, issuer, rootcertbundle)
-    token: Option<(String, String, String, PathBuf)>,
+    pub(crate) token: Option<(String, String, String, PathBuf)>,
 }
 
 /// A `docker-registry` on 127.0.0.1, killed on drop.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Registry {
-    fn start(cfg: RegistryConfig) -> Registry {
+    pub(crate) fn start(cfg: RegistryConfig) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("burrow-registry-")
             .tempdir()
@@ -129,12 +129,12 @@ impl Registry {
         r
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
     /// Path of a blob's data in the registry's storage.
-    fn blob_data(&self, digest: &str) -> PathBuf {
+    pub(crate) fn blob_data(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap();
         self.dir
             .path()
@@ -144,8 +144,7 @@ impl Registry {
             .join("data")
     }
 
-    #[allow(dead_code)]
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 }
@@ -167,12 +166,12 @@ fn agent() -> ureq::Agent {
         .new_agent()
 }
 
-fn digest_of(data: &[u8]) -> String {
+pub(crate) fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", images::sha256_hex(data))
 }
 
 /// Upload a blob; returns its descriptor fields.
-fn upload_blob(base: &str, repo: &str, data: &[u8]) -> (String, usize) {
+pub(crate) fn upload_blob(base: &str, repo: &str, data: &[u8]) -> (String, usize) {
     let a = agent();
     let digest = digest_of(data);
     let resp = a
@@ -196,7 +195,7 @@ fn upload_blob(base: &str, repo: &str, data: &[u8]) -> (String, usize) {
     (digest, data.len())
 }
 
-fn put_manifest(base: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
+pub(crate) fn put_manifest(base: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
     let resp = agent()
         .put(format!("{base}/v2/{repo}/manifests/{reference}"))
         .header("Content-Type", media_type)
@@ -209,15 +208,15 @@ fn put_manifest(base: &str, repo: &str, reference: &str, media_type: &str, body:
     );
 }
 
-struct Built {
-    manifest: Vec<u8>,
-    manifest_digest: String,
-    config_digest: String,
-    layer_digests: Vec<String>,
+pub(crate) struct Built {
+    pub(crate) manifest: Vec<u8>,
+    pub(crate) manifest_digest: String,
+    pub(crate) config_digest: String,
+    pub(crate) layer_digests: Vec<String>,
 }
 
 /// Build and upload a small OCI image for `arch` with `n` gzip layers.
-fn upload_image(base: &str, repo: &str, arch: &str, n: usize, salt: &str) -> Built {
+pub(crate) fn upload_image(base: &str, repo: &str, arch: &str, n: usize, salt: &str) -> Built {
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for i in 0..n {
@@ -272,28 +271,28 @@ fn upload_image(base: &str, repo: &str, arch: &str, n: usize, salt: &str) -> Bui
 // ---------------------------------------------------------------------------------------------
 // Looking into a store
 
-fn store_blobs(t: &TestCtx) -> BTreeSet<String> {
+pub(crate) fn store_blobs(t: &TestCtx) -> BTreeSet<String> {
     harness::list_dir(&t.root.join("blobs/sha256"))
         .into_iter()
         .map(|h| format!("sha256:{h}"))
         .collect()
 }
 
-fn has_blob(t: &TestCtx, digest: &str) -> bool {
+pub(crate) fn has_blob(t: &TestCtx, digest: &str) -> bool {
     store_blobs(t).contains(digest)
 }
 
 /// Files left in the store's temporary directory.
-fn store_tmp(t: &TestCtx) -> Vec<String> {
+pub(crate) fn store_tmp(t: &TestCtx) -> Vec<String> {
     harness::list_dir(&t.root.join("tmp"))
 }
 
-fn ctx2(name: &str) -> TestCtx {
+pub(crate) fn ctx2(name: &str) -> TestCtx {
     TestCtx::new(name, Who::Default).expect("second test context")
 }
 
 /// `N: digest: sha256:... size: N` → the digest.
-fn pushed_digest(stdout: &str) -> String {
+pub(crate) fn pushed_digest(stdout: &str) -> String {
     stdout
         .lines()
         .find_map(|l| l.split(" digest: ").nth(1))
@@ -305,14 +304,14 @@ fn pushed_digest(stdout: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Tiny HTTP servers for the token issuer and the failing registry
 
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -320,7 +319,7 @@ impl Request {
     }
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<Request> {
+pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -352,7 +351,12 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
     })
 }
 
-fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+pub(crate) fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) {
     let mut head = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -366,14 +370,16 @@ fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], bod
 }
 
 /// An HTTP server on 127.0.0.1 running `handler` per connection; stopped on drop.
-struct MiniServer {
-    port: u16,
+pub(crate) struct MiniServer {
+    pub(crate) port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl MiniServer {
-    fn start(handler: impl Fn(Request, &mut TcpStream) + Send + Sync + 'static) -> MiniServer {
+    pub(crate) fn start(
+        handler: impl Fn(Request, &mut TcpStream) + Send + Sync + 'static,
+    ) -> MiniServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -412,7 +418,7 @@ impl Drop for MiniServer {
     }
 }
 
-fn query_params(target: &str) -> Vec<(String, String)> {
+pub(crate) fn query_params(target: &str) -> Vec<(String, String)> {
     let q = target.split_once('?').map_or("", |(_, q)| q);
     q.split('&')
         .filter(|p| !p.is_empty())
@@ -423,7 +429,7 @@ fn query_params(target: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -445,7 +451,7 @@ fn percent_decode(s: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Certificates and passwords
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -460,7 +466,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA and a server certificate for 127.0.0.1/localhost, in `dir`: ca.crt, server.crt,
 /// server.key.
-fn make_tls(dir: &Path) {
+pub(crate) fn make_tls(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     openssl(
         dir,
@@ -522,13 +528,13 @@ fn make_tls(dir: &Path) {
     );
 }
 
-fn htpasswd(path: &Path, user: &str, password: &str) {
+pub(crate) fn htpasswd(path: &Path, user: &str, password: &str) {
     let hash = bcrypt::hash(password, 5).unwrap();
     std::fs::write(path, format!("{user}:{hash}\n")).unwrap();
 }
 
 /// Load the busybox base image into `t` and name it `name`.
-fn load_named(t: &TestCtx, name: &str) {
+pub(crate) fn load_named(t: &TestCtx, name: &str) {
     let base = fixtures::load_base(t);
     t.burrow(["tag", base, name]).output().assert_ok();
 }
@@ -678,6 +684,13 @@ fn push_chunked_and_cross_repository_mount() {
         .output();
     out.assert_ok();
     assert!(out.stdout.contains("Pushed"), "{}", out.stdout);
+    // The base layer is larger than a chunk: it went up in several PATCH requests.
+    let patches = reg
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"PATCH /v2/chunked/app/blobs/uploads/"))
+        .count();
+    assert!(patches >= 2, "{patches} PATCH requests:\n{}", reg.log());
     // Another repository of the same registry: blobs are mounted, not uploaded.
     t.burrow(["tag", base, &first]).output().assert_ok();
     let second = format!("{}/other/app:2", reg.host());
@@ -1125,9 +1138,10 @@ fn credentials_from_docker_config() {
 
 /// A token issuer: checks basic credentials, grants the scopes asked for to `user`, nothing
 /// to anonymous callers; signs RS256 JWTs with a key whose certificate the registry trusts.
-struct TokenIssuer {
-    server: MiniServer,
+pub(crate) struct TokenIssuer {
+    pub(crate) server: MiniServer,
     requests: Arc<Mutex<Vec<String>>>,
+    tokens: Arc<Mutex<Vec<String>>>,
 }
 
 fn sign_rs256(key: &Path, input: &[u8]) -> Vec<u8> {
@@ -1146,6 +1160,18 @@ fn sign_rs256(key: &Path, input: &[u8]) -> Vec<u8> {
 
 impl TokenIssuer {
     fn start(dir: &Path, service: &str, issuer: &str, user: &str, password: &str) -> TokenIssuer {
+        Self::start_with_anonymous(dir, service, issuer, user, password, None)
+    }
+
+    /// Like `start`, and anonymous callers get `pull` on `anonymous_repo`.
+    pub(crate) fn start_with_anonymous(
+        dir: &Path,
+        service: &str,
+        issuer: &str,
+        user: &str,
+        password: &str,
+        anonymous_repo: Option<&str>,
+    ) -> TokenIssuer {
         std::fs::create_dir_all(dir).unwrap();
         openssl(
             dir,
@@ -1181,13 +1207,23 @@ impl TokenIssuer {
         let key = dir.join("token.key");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let reqs = requests.clone();
+        let tokens = Arc::new(Mutex::new(Vec::new()));
+        let issued = tokens.clone();
+        let anonymous_repo = anonymous_repo.map(str::to_string);
         let (service, issuer) = (service.to_string(), issuer.to_string());
         let want_auth = format!("Basic {}", B64.encode(format!("{user}:{password}")));
         let user = user.to_string();
         let server = MiniServer::start(move |req, s| {
-            reqs.lock()
-                .unwrap()
-                .push(format!("{} {}", req.method, req.target));
+            reqs.lock().unwrap().push(format!(
+                "{} {}{}",
+                req.method,
+                req.target,
+                if req.header("authorization").is_some() {
+                    " [authorization]"
+                } else {
+                    ""
+                }
+            ));
             let authed = req.header("authorization") == Some(want_auth.as_str());
             if req.header("authorization").is_some() && !authed {
                 respond(
@@ -1199,16 +1235,20 @@ impl TokenIssuer {
                 return;
             }
             let mut access = Vec::new();
-            if authed {
-                for (k, v) in query_params(&req.target) {
-                    if k != "scope" {
+            for (k, v) in query_params(&req.target) {
+                if k != "scope" {
+                    continue;
+                }
+                for scope in v.split(' ') {
+                    let parts: Vec<&str> = scope.split(':').collect();
+                    if parts.len() != 3 {
                         continue;
                     }
-                    for scope in v.split(' ') {
-                        let parts: Vec<&str> = scope.split(':').collect();
-                        if parts.len() == 3 {
-                            access.push(json!({"type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>()}));
-                        }
+                    if authed {
+                        access.push(json!({"type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>()}));
+                    } else if anonymous_repo.as_deref() == Some(parts[1]) {
+                        access
+                            .push(json!({"type": parts[0], "name": parts[1], "actions": ["pull"]}));
                     }
                 }
             }
@@ -1229,6 +1269,7 @@ impl TokenIssuer {
             );
             let sig = sign_rs256(&key, input.as_bytes());
             let token = format!("{input}.{}", B64URL.encode(sig));
+            issued.lock().unwrap().push(token.clone());
             let body = serde_json::to_vec(
                 &json!({"token": token, "access_token": token, "expires_in": 300}),
             )
@@ -1240,11 +1281,21 @@ impl TokenIssuer {
                 &body,
             );
         });
-        TokenIssuer { server, requests }
+        TokenIssuer {
+            server,
+            requests,
+            tokens,
+        }
     }
 
-    fn token_requests(&self) -> Vec<String> {
+    /// `METHOD TARGET`, with ` [authorization]` when the request carried credentials.
+    pub(crate) fn token_requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Every token handed out.
+    pub(crate) fn tokens(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().clone()
     }
 }
 
