@@ -114,7 +114,7 @@ fn monitor(
     let policy = RestartPolicy::parse(&lifecycle::create_args_of(&record)?.restart)?;
     let mapping = lifecycle::enter_userns_for(&containers, &record)?;
     let dir = containers.dir_of(&record.id);
-    let mut log = LogWriter::open(&lifecycle::log_path(&dir))?;
+    let mut log = LogWriter::open(&record.log_config, &dir)?;
     let create = lifecycle::create_args_of(&record)?;
     let interactive = create.interactive && !create.tty;
     let (_dir_fd, socket) = attach_socket(&dir)?;
@@ -164,7 +164,7 @@ fn monitor(
         send_report(report, &Report::Started);
         release_setup_memory();
         let mut pump = Pump {
-            log: &mut log,
+            log: log.as_mut(),
             listener: listener.as_ref(),
             clients: Vec::new(),
             stdin: stdin_write,
@@ -287,7 +287,7 @@ fn release_setup_memory() {
 /// The container's output goes to its log and to every `attach` client; what clients type
 /// goes to the container's terminal (or its stdin with `-i`).
 struct Pump<'a> {
-    log: &'a mut LogWriter,
+    log: Option<&'a mut LogWriter>,
     listener: Option<&'a UnixListener>,
     clients: Vec<UnixStream>,
     stdin: Option<OwnedFd>,
@@ -296,7 +296,9 @@ struct Pump<'a> {
 
 impl Pump<'_> {
     fn output(&mut self, stream: usize, data: &[u8]) {
-        self.log.write(stream, data);
+        if let Some(log) = self.log.as_mut() {
+            log.write(stream, data);
+        }
         // A client that cannot keep up is dropped rather than stalling the container.
         self.clients.retain_mut(|c| c.write_all(data).is_ok());
     }
@@ -438,7 +440,9 @@ fn pump_logs(
                     pump.output(0, &buf[..n]);
                 }
             }
-            pump.log.flush();
+            if let Some(log) = pump.log.as_mut() {
+                log.flush();
+            }
             break;
         }
     }

@@ -15,6 +15,7 @@ mod fs_semantics;
 mod images_cmds;
 mod lifecycle;
 mod load;
+mod logs;
 mod network;
 mod registry;
 mod run;
