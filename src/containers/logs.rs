@@ -394,7 +394,9 @@ impl LogWriter {
         while let Some(pos) = data.iter().position(|&b| b == b'\n') {
             let mut line = std::mem::take(&mut self.pending[stream]);
             line.extend_from_slice(&data[..=pos]);
-            self.emit(stream, &line);
+            for chunk in line.chunks(MAX_LINE) {
+                self.emit(stream, chunk);
+            }
             data = &data[pos + 1..];
         }
         self.pending[stream].extend_from_slice(data);
@@ -561,6 +563,9 @@ mod tests {
         w.write(0, b"a b\n\n");
         w.write(1, &vec![b'x'; MAX_LINE + 3]);
         w.write(1, b"\n");
+        let mut long = vec![b'y'; 2 * MAX_LINE + 1];
+        long.push(b'\n');
+        w.write(1, &long);
         w.write(0, b"end");
         w.flush();
         let text = fs::read_to_string(dir.path().join("ctr.log")).unwrap();
@@ -583,6 +588,9 @@ mod tests {
                 ("stdout", "F", String::new()),
                 ("stderr", "P", x(MAX_LINE)),
                 ("stderr", "F", x(3)),
+                ("stderr", "P", "y".repeat(MAX_LINE)),
+                ("stderr", "P", "y".repeat(MAX_LINE)),
+                ("stderr", "F", "y".to_string()),
                 ("stdout", "P", "end".to_string()),
             ]
         );

@@ -35,10 +35,12 @@ fn k8s_file_written_by_monitor_and_read_by_logs() {
     let t = ctx!();
     let _c = Cleanup(&t);
     let img = load_base(&t);
-    // A line longer than the 16 KiB buffer, stderr, an empty line, and output that ends
-    // without a newline.
-    let script = "echo out; echo err >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; echo; \
-                  printf partial";
+    // A line longer than the 16 KiB buffer, an empty line, output that ends without a
+    // newline, and stderr. stderr comes last: the monitor logs what is in the stdout pipe
+    // before what is in the stderr pipe, so only then is the order across streams fixed.
+    // "partial" waits for its newline, so it is written at the end.
+    let script = "echo out; head -c 20000 /dev/zero | tr '\\0' x; echo; echo; printf partial; \
+                  echo err >&2";
     let id = run_d(
         &t,
         &[
@@ -68,10 +70,10 @@ fn k8s_file_written_by_monitor_and_read_by_logs() {
         got,
         [
             ("stdout", "F", "out".to_string()),
-            ("stderr", "F", "err".to_string()),
             ("stdout", "P", x(16384)),
             ("stdout", "F", x(20000 - 16384)),
             ("stdout", "F", String::new()),
+            ("stderr", "F", "err".to_string()),
             ("stdout", "P", "partial".to_string()),
         ],
         "raw file:\n{raw}"
@@ -82,13 +84,14 @@ fn k8s_file_written_by_monitor_and_read_by_logs() {
     assert_eq!(out.stdout, format!("out\n{long}\npartial"), "{out:?}");
     assert_eq!(out.stderr, "err\n", "{out:?}");
     // --tail counts lines, a long line once; stderr goes to stderr.
-    let out = ok(&t, &["logs", "--tail", "2", "k8"]);
-    assert_eq!(out.stdout, "\npartial", "{out:?}");
-    assert_eq!(out.stderr, "", "{out:?}");
-    let out = ok(&t, &["logs", "--tail", "3", "k8"]);
-    assert_eq!(out.stdout, format!("{long}\npartial"), "{out:?}");
-    let out = ok(&t, &["logs", "--tail", "4", "k8"]);
-    assert_eq!(out.stderr, "err\n", "{out:?}");
+    let tail = |n: &str| {
+        let out = ok(&t, &["logs", "--tail", n, "k8"]);
+        (out.stdout, out.stderr)
+    };
+    assert_eq!(tail("1"), ("partial".to_string(), String::new()));
+    assert_eq!(tail("2"), ("partial".to_string(), "err\n".to_string()));
+    assert_eq!(tail("3"), ("\npartial".to_string(), "err\n".to_string()));
+    assert_eq!(tail("4"), (format!("{long}\npartial"), "err\n".to_string()));
     // -t: one time a line, also for the line split in two entries.
     let out = ok(&t, &["logs", "-t", "k8"]);
     let stamped: Vec<(&str, &str)> = out
