@@ -1,10 +1,14 @@
-//! Container logs: the `k8s-file` and `none` log drivers, `--log-opt`, and the time forms
-//! of `logs --since/--until`.
+//! Container logs and attach streams: the `k8s-file` and `none` log drivers, `--log-opt`,
+//! `logs --since/--until` time forms, and `attach` with a slow reader and separate stderr.
 //!
 //! Nothing here sleeps for correctness: every wait is a bounded poll on output or state.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+
 use crate::fixtures::load_base;
-use crate::lifecycle::{Cleanup, inspect_f, ok, run_d};
+use crate::harness::TestCtx;
+use crate::lifecycle::{Cleanup, inspect_f, ok, poll, run_d, wait_inspect};
 
 /// `2026-11-23T10:00:00.123456789Z`
 fn rfc3339_nano_utc(s: &str) -> bool {
@@ -323,4 +327,136 @@ fn logs_since_until_accept_docker_time_forms() {
     let out = t.burrow(["logs", "--since", "yesterday", "ls"]).output();
     out.assert_code(125);
     assert!(out.stderr.contains("invalid time"), "{out:?}");
+}
+
+// -------------------------------------------------------------------- attach
+
+/// `burrow attach NAME` with stdin "go\n" and piped stdout and stderr, read by the test at
+/// its own pace.
+fn spawn_attach(t: &TestCtx, name: &str) -> std::process::Child {
+    let mut cmd = t.burrow(["attach", name]).command();
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn attach");
+    // The container's `read` returns only once attach is connected and forwards this.
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    child
+}
+
+/// Wait until the container has exited, then read attach's output to its end.
+fn read_after_exit(
+    t: &TestCtx,
+    name: &str,
+    mut child: std::process::Child,
+) -> (i32, String, String) {
+    wait_inspect(t, name, "{{.State.Status}}", "exited");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = poll("attach to exit", || {
+        child
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "still running".to_string())
+    });
+    (crate::harness::status_code(status), stdout, stderr)
+}
+
+#[test]
+fn attach_slow_reader_gets_all_output() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    // About 1.3 MB: far more than the socket and pipe buffers between the monitor and the
+    // test, which reads nothing until the container has exited.
+    run_d(
+        &t,
+        &["-i", "--name", "sl", img, "sh", "-c", "read x; seq 200000"],
+    );
+    let child = spawn_attach(&t, "sl");
+    let (code, stdout, stderr) = read_after_exit(&t, "sl", child);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 200000, "stderr: {stderr}");
+    assert_eq!(lines.last(), Some(&"200000"));
+    assert_eq!(ok(&t, &["logs", "sl"]).lines().len(), 200000);
+}
+
+#[test]
+fn attach_client_too_slow_is_told_and_disconnected() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    // 32 MB: more than the monitor queues for one client.
+    run_d(
+        &t,
+        &[
+            "-i",
+            "--log-driver",
+            "none",
+            "--name",
+            "ts",
+            img,
+            "sh",
+            "-c",
+            "read x; head -c 32000000 /dev/zero",
+        ],
+    );
+    let child = spawn_attach(&t, "ts");
+    let (code, stdout, stderr) = read_after_exit(&t, "ts", child);
+    assert_eq!(code, 1, "stderr: {stderr}");
+    assert!(stderr.contains("too slowly"), "stderr: {stderr}");
+    assert!(
+        stdout.len() < 32_000_000,
+        "got everything: {}",
+        stdout.len()
+    );
+}
+
+#[test]
+fn attach_keeps_stderr_apart() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    run_d(
+        &t,
+        &[
+            "-i",
+            "--name",
+            "se",
+            img,
+            "sh",
+            "-c",
+            "read x; echo out; echo err >&2; echo out2; exit 3",
+        ],
+    );
+    let mut child = spawn_attach(&t, "se");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut text).unwrap();
+    }
+    assert_eq!(text, "out\nout2\n");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(err, "err\n");
+    let status = child.wait().unwrap();
+    assert_eq!(crate::harness::status_code(status), 3);
 }
