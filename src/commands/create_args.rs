@@ -92,6 +92,15 @@ pub struct CreateArgs {
     /// Mount the volumes of another container: CONTAINER[:ro|rw]
     #[arg(long, value_name = "CONTAINER")]
     pub volumes_from: Vec<String>,
+    /// Logging driver: json-file (docker's, the default), k8s-file (podman's CRI format) or
+    /// none (no log; `logs` refuses)
+    #[arg(long, value_name = "DRIVER")]
+    #[serde(default)]
+    pub log_driver: Option<String>,
+    /// Log driver option: path=FILE, max-size=SIZE (e.g. 10m), max-file=N (with max-size)
+    #[arg(long, value_name = "KEY=VALUE")]
+    #[serde(default)]
+    pub log_opt: Vec<String>,
     #[command(flatten)]
     pub net: NetworkArgs,
     /// Image to run

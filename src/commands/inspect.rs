@@ -67,7 +67,8 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
         "ResolvConfPath": containers.dir_of(&r.id).join("userdata/resolv.conf"),
         "HostnamePath": containers.dir_of(&r.id).join("userdata/hostname"),
         "HostsPath": containers.dir_of(&r.id).join("userdata/hosts"),
-        "LogPath": super::lifecycle::log_path(&containers.dir_of(&r.id)),
+        // docker shows an empty LogPath for drivers without a file.
+        "LogPath": r.log_config.path(&containers.dir_of(&r.id)).unwrap_or_default(),
         "Name": format!("/{}", r.name),
         "RestartCount": r.restart_count,
         "Driver": "overlay",
@@ -82,6 +83,10 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
                 },
             },
             "GroupAdd": create.as_ref().map(|c| c.group_add.clone()).unwrap_or_default(),
+            "LogConfig": {
+                "Type": r.log_config.driver.name(),
+                "Config": r.log_config.opts,
+            },
         },
         "Mounts": mounts_json(r),
         "Config": {

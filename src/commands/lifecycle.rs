@@ -37,6 +37,7 @@ pub fn create(
     args: &CreateArgs,
 ) -> anyhow::Result<(ContainerRecord, ImageRecord)> {
     RestartPolicy::parse(&args.restart)?;
+    let log_config = containers::logs::LogConfig::parse(args.log_driver.as_deref(), &args.log_opt)?;
     if args.rm && args.restart != "no" {
         anyhow::bail!("conflicting options: --restart and --rm");
     }
@@ -124,6 +125,7 @@ pub fn create(
         stopped_by_user: false,
         monitor_pid: 0,
         mounts,
+        log_config,
     };
     // A generated name may collide; a chosen one is the user's to change.
     let mut attempts = 0;
@@ -427,10 +429,6 @@ pub fn remove_quietly(global: &GlobalArgs, containers: &ContainerStore, id: &str
             Err(e) => log::warn!("cannot remove container {}: {e}", &id[..12.min(id.len())]),
         }
     }
-}
-
-pub fn log_path(dir: &Path) -> PathBuf {
-    dir.join("ctr.log")
 }
 
 /// Send `sig` to the container's first process. Processes of container users other than root

@@ -114,7 +114,7 @@ fn monitor(
     let policy = RestartPolicy::parse(&lifecycle::create_args_of(&record)?.restart)?;
     let mapping = lifecycle::enter_userns_for(&containers, &record)?;
     let dir = containers.dir_of(&record.id);
-    let mut log = LogWriter::open(&lifecycle::log_path(&dir))?;
+    let mut log = LogWriter::open(&record.log_config, &dir)?;
     let create = lifecycle::create_args_of(&record)?;
     let interactive = create.interactive && !create.tty;
     let (_dir_fd, socket) = attach_socket(&dir)?;
@@ -164,7 +164,7 @@ fn monitor(
         send_report(report, &Report::Started);
         release_setup_memory();
         let mut pump = Pump {
-            log: &mut log,
+            log: log.as_mut(),
             listener: listener.as_ref(),
             clients: Vec::new(),
             stdin: stdin_write,
@@ -174,6 +174,7 @@ fn monitor(
         // Stops the root filesystem's server, if any, before the exit is recorded: whoever
         // waits for that finds nothing of the run left.
         drop(started);
+        let clients = std::mem::take(&mut pump.clients);
         let code = runtime::supervise::exit_code(status);
         // `stop`, `kill` and `rm -f` tell us through the fifo; the record's flag may have been
         // overwritten by one of our own saves.
@@ -197,6 +198,8 @@ fn monitor(
         );
         drop(hooks.attachment.take());
         record = hooks.record;
+        // Recorded first: a slow attach client delays only itself, not `wait` or `ps`.
+        finish_clients(clients, code);
         if !restart {
             break code;
         }
@@ -290,18 +293,129 @@ fn release_setup_memory() {
 /// The container's output goes to its log and to every `attach` client; what clients type
 /// goes to the container's terminal (or its stdin with `-i`).
 struct Pump<'a> {
-    log: &'a mut LogWriter,
+    log: Option<&'a mut LogWriter>,
     listener: Option<&'a UnixListener>,
-    clients: Vec<UnixStream>,
+    clients: Vec<Client>,
     stdin: Option<OwnedFd>,
     stops: &'a mut StopRequests,
 }
 
 impl Pump<'_> {
     fn output(&mut self, stream: usize, data: &[u8]) {
-        self.log.write(stream, data);
-        // A client that cannot keep up is dropped rather than stalling the container.
-        self.clients.retain_mut(|c| c.write_all(data).is_ok());
+        if let Some(log) = self.log.as_mut() {
+            log.write(stream, data);
+        }
+        for c in &mut self.clients {
+            c.send_output(stream, data);
+        }
+        self.clients.retain_mut(|c| c.flush().is_ok());
+    }
+}
+
+/// How far an `attach` client may fall behind the container's output before the monitor
+/// disconnects it.
+///
+/// The container is not slowed down to the pace of its slowest client (back-pressure): one
+/// stalled reader — a terminal scrolled back or suspended, a pipe into a slow command — would
+/// stall the container, its log and every other client. Instead each client has a queue, sent
+/// as its socket becomes writable; it absorbs bursts far larger than the socket buffer, and a
+/// client that falls behind it anyway is told so (`attach` exits with an error pointing to
+/// `logs`, which has everything) and disconnected. The queue is memory only while a client
+/// lags, so the monitor stays small.
+const MAX_CLIENT_QUEUE: usize = 8 << 20;
+
+/// An `attach` client and the frames it has yet to receive.
+struct Client {
+    socket: UnixStream,
+    queue: std::collections::VecDeque<u8>,
+    /// Its last frame is queued: disconnect once the queue is sent.
+    closing: bool,
+}
+
+impl Client {
+    fn new(socket: UnixStream) -> Client {
+        Client {
+            socket,
+            queue: Default::default(),
+            closing: false,
+        }
+    }
+
+    fn send_output(&mut self, stream: usize, data: &[u8]) {
+        if self.closing {
+            return;
+        }
+        if self.queue.len() + data.len() > MAX_CLIENT_QUEUE {
+            super::attach::frames::push_dropped(&mut self.queue);
+            self.closing = true;
+            return;
+        }
+        super::attach::frames::push_output(&mut self.queue, stream, data);
+    }
+
+    fn send_exit(&mut self, code: u8) {
+        if !self.closing {
+            super::attach::frames::push_exit(&mut self.queue, i32::from(code));
+            self.closing = true;
+        }
+    }
+
+    /// Send what the socket takes without blocking. An error means the client is gone or
+    /// done: drop it.
+    fn flush(&mut self) -> std::io::Result<()> {
+        while !self.queue.is_empty() {
+            let (front, _) = self.queue.as_slices();
+            match self.socket.write(front) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => drop(self.queue.drain(..n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Give back the memory a burst took.
+        if self.queue.capacity() > 64 * 1024 {
+            self.queue = Default::default();
+        }
+        if self.closing {
+            // Done: dropping the socket closes it and `attach` reads the end.
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+
+    fn poll_flags(&self) -> PollFlags {
+        if self.queue.is_empty() {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        }
+    }
+}
+
+/// How long the end of a run waits for an `attach` client that reads nothing.
+const CLIENT_LINGER: Duration = Duration::from_secs(10);
+
+/// The run ended with `code`: send every client the rest of its queue and the exit code, then
+/// disconnect it. A client that stops reading for [`CLIENT_LINGER`] is dropped.
+fn finish_clients(mut clients: Vec<Client>, code: u8) {
+    for c in &mut clients {
+        c.send_exit(code);
+    }
+    clients.retain_mut(|c| c.flush().is_ok());
+    while !clients.is_empty() {
+        let mut fds: Vec<PollFd> = clients
+            .iter()
+            .map(|c| PollFd::new(c.socket.as_fd(), PollFlags::POLLOUT))
+            .collect();
+        let timeout = PollTimeout::try_from(CLIENT_LINGER).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Err(nix::Error::EINTR) => continue,
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        drop(fds);
+        clients.retain_mut(|c| c.flush().is_ok());
     }
 }
 
@@ -348,21 +462,20 @@ fn pump_logs(
             None => PollFd::new(out.as_fd(), PollFlags::empty()),
         });
         fds.push(PollFd::new(pump.stops.fd(), PollFlags::POLLIN));
-        let client_fds: Vec<_> = pump.clients.iter().map(|c| c.as_fd()).collect();
-        for c in &client_fds {
-            fds.push(PollFd::new(*c, PollFlags::POLLIN));
+        for c in &pump.clients {
+            fds.push(PollFd::new(c.socket.as_fd(), c.poll_flags()));
         }
         if let Err(e) = poll(&mut fds, PollTimeout::NONE)
             && e != nix::Error::EINTR
         {
             break;
         }
-        let ready: Vec<bool> = fds
+        let revents: Vec<PollFlags> = fds
             .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect();
+        let ready: Vec<bool> = revents.iter().map(|r| !r.is_empty()).collect();
         drop(fds);
-        drop(client_fds);
         if ready[6] {
             pump.stops.read(started.pid.as_raw());
             // Its sender saw no run, or an earlier one, and signals nothing: a stop that
@@ -400,20 +513,25 @@ fn pump_logs(
             && let Ok((client, _)) = l.accept()
         {
             let _ = client.set_nonblocking(true);
-            pump.clients.push(client);
+            pump.clients.push(Client::new(client));
         }
-        // Input from clients, in order; a closed client is dropped.
+        // Input from clients, in order; a closed client is dropped. A client that can take
+        // more of its queue gets it.
         let mut keep = Vec::new();
         for (i, mut c) in std::mem::take(&mut pump.clients).into_iter().enumerate() {
-            if !ready.get(7 + i).copied().unwrap_or(false) {
+            let flags = revents.get(7 + i).copied().unwrap_or(PollFlags::empty());
+            if flags.contains(PollFlags::POLLOUT) && c.flush().is_err() {
+                continue;
+            }
+            if !flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 keep.push(c);
                 continue;
             }
-            match c.read(&mut buf) {
+            match c.socket.read(&mut buf) {
                 Ok(0) => {}
                 Ok(n) => {
                     let target = started.master.as_ref().or(pump.stdin.as_ref());
-                    if let Some(t) = target {
+                    if let (Some(t), false) = (target, c.closing) {
                         let _ = nix::unistd::write(t, &buf[..n]);
                     }
                     keep.push(c);
@@ -441,10 +559,11 @@ fn pump_logs(
                     pump.output(0, &buf[..n]);
                 }
             }
-            pump.log.flush();
+            if let Some(log) = pump.log.as_mut() {
+                log.flush();
+            }
             break;
         }
     }
-    pump.clients.clear();
     runtime::supervise::wait_child(started.pid).unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
 }

@@ -124,6 +124,9 @@ pub struct ContainerRecord {
     /// Volumes, bind mounts and tmpfs mounts, resolved at create time.
     #[serde(default)]
     pub mounts: Vec<crate::runtime::ExtraMount>,
+    /// `--log-driver` and `--log-opt` (records from before them: json-file).
+    #[serde(default)]
+    pub log_config: logs::LogConfig,
 }
 
 pub struct ContainerStore {
@@ -541,6 +544,7 @@ mod tests {
             stopped_by_user: false,
             monitor_pid: 0,
             mounts: Vec::new(),
+            log_config: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ mod fuse_overlay;
 mod images_cmds;
 mod lifecycle;
 mod load;
+mod logs;
 mod network;
 mod registry;
 mod registry_more;

@@ -1,6 +1,8 @@
 //! `burrow attach`: connect the terminal to a detached container's terminal or output, through
 //! its monitor. ctrl-p ctrl-q (or `--detach-keys`) detaches and leaves it running.
 
+pub mod frames;
+
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -9,6 +11,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cli::GlobalArgs;
 use crate::containers::Status;
+use crate::exit::ExitError;
 use crate::runtime::pty;
 
 #[derive(Debug, clap::Args)]
@@ -70,7 +73,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let mut stdin_open = !args.no_stdin;
     let mut matched = 0usize;
     let mut buf = vec![0u8; 32 * 1024];
-    let mut out = std::io::stdout();
+    let mut decoder = frames::Decoder::default();
+    let mut end = End::Closed;
     loop {
         let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
         if stdin_open {
@@ -90,8 +94,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             match stream.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    out.write_all(&buf[..n])?;
-                    out.flush()?;
+                    decoder.push(&buf[..n]);
+                    if let Some(e) = write_frames(&mut decoder)? {
+                        end = e;
+                    }
                 }
             }
         }
@@ -121,9 +127,65 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             }
         }
     }
-    // The container exited: report its exit code once the monitor has recorded it.
-    containers.wait_unlocked(&record.id);
-    Ok(containers.load(&record.id).map_or(0, |r| r.exit_code as u8))
+    drop(_raw);
+    match end {
+        End::Dropped => Err(ExitError::new(
+            1,
+            format!(
+                "attach to {} ended: this client read the container's output too slowly and \
+                 the monitor disconnected it; 'burrow logs {}' has all of the output",
+                record.name, record.name
+            ),
+        )
+        .into()),
+        End::Exit(code) => {
+            // As before: return once the monitor is done (and `--rm` honoured), unless it
+            // stays for a restart.
+            let restarting = containers
+                .load(&record.id)
+                .is_ok_and(|r| r.status == Status::Restarting);
+            if !restarting {
+                containers.wait_unlocked(&record.id);
+            }
+            Ok(code as u8)
+        }
+        // The monitor went away without a word (it was killed): its record says how the
+        // container ended.
+        End::Closed => {
+            containers.wait_unlocked(&record.id);
+            Ok(containers.load(&record.id).map_or(0, |r| r.exit_code as u8))
+        }
+    }
+}
+
+/// How the monitor ended the connection.
+enum End {
+    /// Without a last frame.
+    Closed,
+    Exit(i32),
+    Dropped,
+}
+
+/// Write out the complete frames received; returns how the connection ends if a last frame
+/// came. stdout and stderr stay apart, so `2>/dev/null` hides the container's stderr.
+fn write_frames(decoder: &mut frames::Decoder) -> anyhow::Result<Option<End>> {
+    let mut end = None;
+    while let Some(frame) = decoder.next_frame()? {
+        match frame {
+            frames::Frame::Output { stream: 0, data } => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&data)?;
+                out.flush()?;
+            }
+            frames::Frame::Output { data, .. } => {
+                // Like docker, a closed stderr does not end the attach.
+                let _ = std::io::stderr().lock().write_all(&data);
+            }
+            frames::Frame::Exit(code) => end = Some(End::Exit(code)),
+            frames::Frame::Dropped => end = Some(End::Dropped),
+        }
+    }
+    Ok(end)
 }
 
 #[cfg(test)]
