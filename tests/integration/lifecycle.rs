@@ -2273,6 +2273,27 @@ fn inspect_exit_code_is_reset_when_started_again() {
 }
 
 #[test]
+fn network_connect_of_a_stopped_container_updates_its_record() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    for n in ["front", "back"] {
+        ok(&t, &["network", "create", n]);
+    }
+    ok(
+        &t,
+        &["create", "--name", "w", "--network", "back", img, "true"],
+    );
+    ok(&t, &["network", "connect", "front", "w"]);
+    let networks = || ok(&t, &["ps", "-a", "--format", "{{.Networks}}"]).stdout;
+    assert_eq!(networks(), "back,front\n");
+    ok(&t, &["rename", "w", "w2"]);
+    ok(&t, &["network", "disconnect", "back", "w2"]);
+    assert_eq!(networks(), "front\n");
+    assert_eq!(inspect_f(&t, "{{.Name}}", "w2"), "/w2");
+}
+
+#[test]
 fn inspect_falls_back_to_images() {
     let t = ctx!();
     let img = load_base(&t);
