@@ -192,6 +192,12 @@ pub fn main() -> ExitCode {
         }
     };
     crate::logging::init(cli.global.log_level.into());
+    // docker's run and create exit 125 for whatever stops them; its other commands exit 1
+    // when the daemon refuses (`container run/create` are told apart in `container`).
+    let refusals_exit_1 = !matches!(
+        cli.command,
+        Command::Run(_) | Command::Create(_) | Command::Container(_)
+    );
     let result = match cli.command {
         Command::Run(a) => commands::run::run(&cli.global, a),
         Command::Create(a) => commands::create::run(&cli.global, a),
@@ -205,7 +211,8 @@ pub fn main() -> ExitCode {
         Command::Wait(a) => commands::wait::run(&cli.global, a),
         Command::Rename(a) => commands::rename::run(&cli.global, a),
         Command::Top(a) => commands::top::run(&cli.global, a),
-        Command::Pause(a) | Command::Unpause(a) => commands::pause::run(&cli.global, a),
+        Command::Pause(a) => commands::pause::pause(&cli.global, a),
+        Command::Unpause(a) => commands::pause::unpause(&cli.global, a),
         Command::Container(a) => commands::container::run(&cli.global, a),
         Command::Volume(a) => commands::volume::run(&cli.global, a),
         Command::Attach(a) => commands::attach::run(&cli.global, a),
@@ -238,5 +245,9 @@ pub fn main() -> ExitCode {
         Command::ContainerMonitor(a) => commands::monitor::run(&cli.global, a),
         Command::NetworkInfra(a) => commands::network_infra::run(&cli.global, a),
     };
-    exit::finish(result)
+    exit::finish(if refusals_exit_1 {
+        exit::refusals(result)
+    } else {
+        result
+    })
 }

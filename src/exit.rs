@@ -8,6 +8,9 @@ pub const BURROW_ERROR: u8 = 125;
 pub const CANNOT_INVOKE: u8 = 126;
 /// The command was not found (docker: 127).
 pub const NOT_FOUND: u8 = 127;
+/// What docker's CLI exits with when its daemon refuses a request: no such container, a
+/// container that is not running, not paused, a name in use, ...
+pub const REFUSED: u8 = 1;
 
 /// An error that carries the exit code it should end burrow with.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,39 @@ impl ExitError {
             message: message.into(),
         }
     }
+}
+
+/// A request refused the way docker's daemon refuses it (exit [`REFUSED`]).
+pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    ExitError::new(REFUSED, message).into()
+}
+
+/// For every command but `run` and `create` (which exit 125 for whatever stops them, as
+/// docker's do): a container that does not exist, an ambiguous id prefix, a name in use or an
+/// invalid name is a refusal, exit [`REFUSED`], unless the error already carries its code.
+pub fn refusals(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
+    use crate::containers::ContainerError;
+    result.map_err(|err| {
+        if err.chain().any(|e| e.is::<ExitError>()) {
+            return err;
+        }
+        let refusal = err.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<ContainerError>(),
+                Some(
+                    ContainerError::NotFound(_)
+                        | ContainerError::Ambiguous(_)
+                        | ContainerError::NameInUse(..)
+                        | ContainerError::BadName(_)
+                )
+            )
+        });
+        if refusal {
+            refused(format!("{err:#}"))
+        } else {
+            err
+        }
+    })
 }
 
 /// Turn a command's result into burrow's exit code, printing the error chain once.

@@ -2,7 +2,7 @@
 
 use crate::cli::GlobalArgs;
 use crate::containers::Status;
-use crate::exit::ExitError;
+use crate::exit::refused;
 use crate::runtime::RuntimeError;
 use crate::runtime::exec_in::{ExecSpec, exec_in};
 
@@ -38,22 +38,25 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
-    if record.status == Status::Restarting {
-        return Err(ExitError::new(
-            crate::exit::BURROW_ERROR,
-            format!(
-                "container {} is restarting, wait until the container is running",
+    match record.status {
+        Status::Running => {}
+        Status::Restarting => {
+            return Err(refused(format!(
+                "Container {} is restarting, wait until the container is running",
                 record.name
-            ),
-        )
-        .into());
-    }
-    if record.status != Status::Running {
-        return Err(ExitError::new(
-            crate::exit::BURROW_ERROR,
-            format!("container {} is not running", record.name),
-        )
-        .into());
+            )));
+        }
+        // A process started now would run in a container whose other processes are stopped
+        // (pause uses SIGSTOP, not a freezer that would hold it too).
+        Status::Paused => {
+            return Err(refused(format!(
+                "Container {} is paused, unpause the container before exec",
+                record.name
+            )));
+        }
+        Status::Created | Status::Exited => {
+            return Err(refused(format!("container {} is not running", record.name)));
+        }
     }
     let base = record
         .process

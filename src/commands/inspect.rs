@@ -2,9 +2,12 @@
 
 use serde_json::{Value, json};
 
+use super::create_args::CreateArgs;
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerRecord, ContainerStore, Status};
-use crate::netns::NetworkRecord;
+use crate::netns::{NetworkMode, NetworkRecord};
+use crate::runtime::process_config::ImageProcess;
+use crate::storage::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,11 +26,107 @@ fn zero_time() -> String {
     "0001-01-01T00:00:00Z".into()
 }
 
+/// docker's `Config.Entrypoint` and `Config.Cmd`: the record keeps only the merged command
+/// line, so it is split again with the rules that merged it (`--entrypoint`, then command
+/// arguments, then the image's `Entrypoint`).
+fn entrypoint_and_cmd(
+    store: &Store,
+    r: &ContainerRecord,
+    create: Option<&CreateArgs>,
+    args: &[String],
+) -> (Option<Vec<String>>, Vec<String>) {
+    let split = |n: usize| {
+        let n = n.min(args.len());
+        let entrypoint = (n > 0).then(|| args[..n].to_vec());
+        (entrypoint, args[n..].to_vec())
+    };
+    let Some(create) = create else {
+        return split(0);
+    };
+    match create.entrypoint.as_deref() {
+        Some("") => split(0),
+        Some(_) => split(1),
+        None if !create.command.is_empty() => {
+            split(args.len().saturating_sub(create.command.len()))
+        }
+        None => {
+            let image_entrypoint = store
+                .find_image(&r.image_id)
+                .and_then(|image| store.image_config(&image))
+                .map(|config| ImageProcess::from_oci(config.config().as_ref()).entrypoint)
+                .unwrap_or_default();
+            if args.starts_with(&image_entrypoint) {
+                split(image_entrypoint.len())
+            } else {
+                split(0)
+            }
+        }
+    }
+}
+
+/// `HostConfig.NetworkMode`: the mode as given, and for the default the mode it stands for
+/// (as podman, rootless: `slirp4netns` or `pasta`).
+fn network_mode(create: Option<&CreateArgs>) -> String {
+    let given = create
+        .and_then(|c| c.net.network.clone())
+        .unwrap_or_default();
+    match given.as_str() {
+        "" | "default" | "bridge" | "private" => NetworkMode::default_mode().name(),
+        _ => given,
+    }
+}
+
+/// The storage driver that made the container's root: vfs keeps its own; a running
+/// container's root mount says which overlay; otherwise the driver its next start would use.
+fn storage_driver(global: &GlobalArgs, containers: &ContainerStore, r: &ContainerRecord) -> String {
+    let dir = containers.dir_of(&r.id);
+    let layers = crate::runtime::rootfs::Layers {
+        lower: &[],
+        upper: &dir.join("upper"),
+        work: &dir.join("work"),
+        volatile: false,
+    };
+    if crate::runtime::vfs::owns(&layers) {
+        return "vfs".into();
+    }
+    if r.status.is_running()
+        && let Some(fstype) = root_fstype(r.pid)
+    {
+        return if fstype == "overlay" {
+            "overlay".into()
+        } else if fstype.starts_with("fuse") {
+            "fuse-overlay".into()
+        } else {
+            "vfs".into()
+        };
+    }
+    super::storage_driver::flag_value(super::storage_driver::name(global)).into()
+}
+
+/// The filesystem type of the root of `pid`'s mount namespace.
+fn root_fstype(pid: i32) -> Option<String> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    // The last mount on "/" is the one seen; the type follows the " - " separator.
+    info.lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .and_then(|l| l.split_once(" - "))
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .map(str::to_string)
+}
+
 /// The container as docker's inspect shows it.
-pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value {
+pub fn container_json(
+    global: &GlobalArgs,
+    store: &Store,
+    containers: &ContainerStore,
+    r: &ContainerRecord,
+) -> Value {
     let create = super::lifecycle::create_args_of(r).ok();
     let process = r.process.clone();
     let args = process.as_ref().map(|p| p.args.clone()).unwrap_or_default();
+    let (entrypoint, cmd) = entrypoint_and_cmd(store, r, create.as_ref(), &args);
+    let driver = storage_driver(global, containers, r);
+    let dir = containers.dir_of(&r.id);
     let running = r.status.is_running();
     let policy = create
         .as_ref()
@@ -71,10 +170,18 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
         "LogPath": r.log_config.path(&containers.dir_of(&r.id)).unwrap_or_default(),
         "Name": format!("/{}", r.name),
         "RestartCount": r.restart_count,
-        "Driver": "overlay",
+        "Driver": driver,
+        "GraphDriver": {
+            "Name": driver,
+            "Data": {
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+                "MergedDir": dir.join("merged"),
+            },
+        },
         "HostConfig": {
             "AutoRemove": r.auto_remove,
-            "NetworkMode": create.as_ref().map(|c| c.net.network.clone()).unwrap_or_default(),
+            "NetworkMode": network_mode(create.as_ref()),
             "RestartPolicy": {
                 "Name": policy.map(|p| p.name()).unwrap_or("no"),
                 "MaximumRetryCount": match policy {
@@ -95,10 +202,10 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
             "Tty": create.as_ref().is_some_and(|c| c.tty),
             "OpenStdin": create.as_ref().is_some_and(|c| c.interactive),
             "Env": process.as_ref().map(|p| p.env.clone()).unwrap_or_default(),
-            "Cmd": args,
+            "Cmd": cmd,
             "Image": r.image,
             "WorkingDir": process.as_ref().map(|p| p.cwd.clone()).unwrap_or_default(),
-            "Entrypoint": create.as_ref().and_then(|c| c.entrypoint.clone()).map(|e| vec![e]),
+            "Entrypoint": entrypoint,
             "Labels": labels,
             "StopSignal": create.as_ref().and_then(|c| c.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
         },
@@ -109,7 +216,7 @@ pub fn container_json(containers: &ContainerStore, r: &ContainerRecord) -> Value
 /// docker's `NetworkSettings`: published ports, the address, and one entry per user-defined
 /// network (`{{.NetworkSettings.Networks.appnet.IPAddress}}`).
 fn network_settings(containers: &ContainerStore, r: &ContainerRecord) -> Value {
-    let net = if r.status == Status::Running {
+    let net = if r.status.is_running() {
         NetworkRecord::load(&containers.dir_of(&r.id))
     } else {
         NetworkRecord::default()
@@ -185,7 +292,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         containers
             .find(name)
             .ok()
-            .map(|r| container_json(&containers, &r))
+            .map(|r| container_json(global, &store, &containers, &r))
     };
     let mut out = Vec::new();
     let mut failed = false;
@@ -199,7 +306,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         match found {
             Some(v) => out.push(v),
             None => {
-                eprintln!("burrow: no such object: {name}");
+                // docker's words, by what was looked for.
+                let what = match args.kind.as_deref() {
+                    Some("container") => "container",
+                    Some("image") => "image",
+                    _ => "object",
+                };
+                eprintln!("burrow: No such {what}: {name}");
                 failed = true;
             }
         }

@@ -127,8 +127,10 @@ pub fn create(
         mounts,
         log_config,
     };
-    // A generated name may collide; a chosen one is the user's to change.
+    // A generated name may collide; a chosen one is the user's to change, unless it is held
+    // by an `--rm` container whose burrow was killed (docker's daemon would have removed it).
     let mut attempts = 0;
+    let mut cleaned = false;
     loop {
         match containers.create(&record) {
             Ok(_) => return Ok((record, image)),
@@ -137,6 +139,14 @@ pub fn create(
             {
                 attempts += 1;
                 record.name = format!("{}{}", containers::generate_name(), attempts);
+            }
+            Err(containers::ContainerError::NameInUse(_, holder))
+                if !cleaned
+                    && let Ok(held) = containers.load(&holder)
+                    && super::container::is_abandoned(&containers, &held) =>
+            {
+                cleaned = true;
+                super::container::clean_up(global, &containers, &[held]);
             }
             Err(e) => return Err(e.into()),
         }
@@ -343,22 +353,28 @@ impl<'a> RecordingHooks<'a> {
     }
 
     /// Record the exit of the container's command and the state that leaves it in: exited,
-    /// or restarting when its monitor runs it again after a back-off.
+    /// or restarting when its monitor runs it again after a back-off. Other fields may have
+    /// changed meanwhile (`rename`, `network connect`, a stop request): the record is changed
+    /// in place, and `self.record` becomes what was saved.
     pub fn record_end(&mut self, code: u8, status: Status) {
-        if let Ok(latest) = self.containers.load(&self.record.id) {
-            self.record.stopped_by_user |= latest.stopped_by_user;
-            // `rename` and `network connect` change the stored record while it runs.
-            self.record.name = latest.name;
-            self.record.create_args = latest.create_args;
-        }
-        self.record.status = status;
-        if status == Status::Restarting {
-            self.record.pid = 0;
-        }
-        self.record.exit_code = i32::from(code);
-        self.record.finished_at = Some(containers::now_rfc3339());
-        if let Err(e) = self.containers.save(&self.record) {
-            log::warn!("{e}");
+        let ours = &self.record;
+        let updated = self.containers.update(&ours.id, |r| {
+            r.stopped_by_user |= ours.stopped_by_user;
+            r.restart_count = ours.restart_count;
+            r.status = status;
+            if status == Status::Restarting {
+                r.pid = 0;
+            }
+            r.exit_code = i32::from(code);
+            r.finished_at = Some(containers::now_rfc3339());
+        });
+        match updated {
+            Ok(r) => self.record = r,
+            Err(e) => {
+                log::warn!("{e}");
+                self.record.status = status;
+                self.record.exit_code = i32::from(code);
+            }
         }
     }
 }
@@ -377,13 +393,18 @@ impl Hooks for RecordingHooks<'_> {
         );
         // Recorded before the command runs, so nothing it prints can be seen before `ps`,
         // `stop` or `rm -f` know its pid.
-        self.record.status = Status::Running;
-        self.record.pid = pid.as_raw();
-        self.record.started_at = Some(containers::now_rfc3339());
-        self.record.finished_at = None;
-        self.containers
-            .save(&self.record)
-            .map_err(|e| e.to_string())
+        self.record = self
+            .containers
+            .update(&self.record.id, |r| {
+                r.status = Status::Running;
+                r.pid = pid.as_raw();
+                r.started_at = Some(containers::now_rfc3339());
+                r.finished_at = None;
+                // As docker: the code of the previous run is gone once it runs again.
+                r.exit_code = 0;
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(())
     }
 }
 
@@ -483,8 +504,9 @@ pub fn wait_exit(record: &ContainerRecord, timeout: std::time::Duration) -> bool
 }
 
 /// docker's stop: the stop signal, then SIGKILL after the timeout; returns once the watching
-/// burrow process has recorded the exit. A restarting container is not run again: its
-/// monitor, woken from its back-off, records it exited and ends at once.
+/// burrow process has recorded the exit (or, if it cannot, see [`wait_released`]). A
+/// restarting container is not run again: its monitor, woken from its back-off, records it
+/// exited and ends at once. A paused container is continued after the signal, as docker does.
 pub fn stop_container(
     containers: &ContainerStore,
     record: &mut ContainerRecord,
@@ -496,7 +518,7 @@ pub fn stop_container(
         // (or to kill the run it starts) and wait for it to go.
         if record.status == Status::Restarting || containers.is_locked(&record.id) {
             containers.request_stop(record, 0)?;
-            containers.wait_unlocked(&record.id);
+            wait_released(containers, &record.id);
         }
         return Ok(());
     }
@@ -510,16 +532,71 @@ pub fn stop_container(
     let timeout = timeout
         .or(args.as_ref().and_then(|a| a.stop_timeout))
         .unwrap_or(10);
-    if record.status == Status::Paused {
-        signal_container(record, nix::sys::signal::Signal::SIGCONT)?;
-    }
     signal_container(record, sig)?;
+    if record.status == Status::Paused {
+        super::pause::thaw(containers, record)?;
+    }
     if !wait_exit(record, std::time::Duration::from_secs(u64::from(timeout))) {
         signal_container(record, nix::sys::signal::Signal::SIGKILL)?;
         wait_exit(record, std::time::Duration::from_secs(30));
     }
-    containers.wait_unlocked(&record.id);
+    wait_released(containers, &record.id);
     Ok(())
+}
+
+/// How long `stop`, `kill`, `restart` and `rm -f` wait for the burrow process that watches a
+/// container to record its end and let it go.
+const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wait, bounded, until no burrow process watches the container. A monitor that cannot make
+/// progress (stopped, by SIGSTOP or a debugger) or has not finished within the grace time is
+/// killed, once its pid is known still to be this container's monitor; the record then
+/// reads as exited. False if the container is still held (by a foreground `run` that is
+/// stuck: nothing to kill safely).
+pub fn wait_released(containers: &ContainerStore, id: &str) -> bool {
+    let monitor = containers
+        .load(id)
+        .ok()
+        .map(|r| r.monitor_pid)
+        .filter(|&pid| is_monitor_of(pid, id));
+    let stopped = || {
+        monitor.is_some_and(|pid| {
+            matches!(super::pause::process_state(pid), Some('T' | 't')) && is_monitor_of(pid, id)
+        })
+    };
+    if containers.wait_unlocked_for(id, RELEASE_GRACE, stopped) {
+        return true;
+    }
+    let Some(pid) = monitor.filter(|&pid| is_monitor_of(pid, id)) else {
+        log::warn!(
+            "container {}: the burrow process that runs it does not let it go",
+            &id[..12.min(id.len())]
+        );
+        return false;
+    };
+    log::warn!(
+        "container {}: its monitor (pid {pid}) is stopped or stuck: killing it",
+        &id[..12.min(id.len())]
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    containers.wait_unlocked_for(id, std::time::Duration::from_secs(5), || false)
+}
+
+/// Whether `pid` is the monitor of container `id` (`burrow ... container-monitor ID`): a pid
+/// read from a record may have been reused since.
+fn is_monitor_of(pid: i32, id: &str) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    args.windows(2)
+        .any(|w| w[0] == b"container-monitor" && w[1] == id.as_bytes())
 }
 
 /// `SIGTERM`, `TERM`, `term` or `15`.

@@ -123,9 +123,10 @@ fn monitor(
     if let Some(l) = &listener {
         l.set_nonblocking(true)?;
     }
-    record.stopped_by_user = false;
-    record.monitor_pid = std::process::id() as i32;
-    containers.save(&record)?;
+    record = containers.update(&record.id, |r| {
+        r.stopped_by_user = false;
+        r.monitor_pid = std::process::id() as i32;
+    })?;
     let mut backoff = initial_backoff();
     let code = loop {
         let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -214,7 +215,10 @@ fn monitor(
             Ok(latest) if stopped || latest.stopped_by_user => {
                 record.stopped_by_user = true;
                 record.status = Status::Exited;
-                if let Err(e) = containers.save(&record) {
+                if let Err(e) = containers.update(&record.id, |r| {
+                    r.stopped_by_user = true;
+                    r.status = Status::Exited;
+                }) {
                     log::warn!("{e}");
                 }
                 break code;

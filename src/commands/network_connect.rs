@@ -2,7 +2,7 @@
 //! network or take it off, while it runs (a new `ethN` in its network namespace, its name in
 //! the other members' /etc/hosts) and for its next start (recorded with its creation flags).
 
-use crate::containers::{ContainerRecord, ContainerStore, Status};
+use crate::containers::{ContainerRecord, ContainerStore};
 use crate::netns::bridge::{self, RunDir};
 use crate::netns::networks::NetworkDef;
 use crate::netns::{Endpoint, NetworkMode, NetworkRecord};
@@ -36,8 +36,8 @@ pub fn connect(
     key: &str,
     aliases: &[String],
 ) -> anyhow::Result<()> {
-    let mut record = containers.find(key)?;
-    let mut args = create_args_of(&record)?;
+    let record = containers.find(key)?;
+    let args = create_args_of(&record)?;
     let on = networks_of(&record);
     if on.contains(&def.name) {
         anyhow::bail!(
@@ -55,15 +55,31 @@ pub fn connect(
             def.name
         );
     }
-    if record.status == Status::Running {
+    if record.status.is_running() {
         plug(containers, &record, def, aliases)?;
     }
-    args.net.connected.push(def.name.clone());
-    args.net.network_alias.extend(aliases.iter().cloned());
-    record = containers.find(&record.id)?;
-    record.create_args = serde_json::to_value(&args)?;
-    containers.save(&record)?;
-    Ok(())
+    update_flags(containers, &record.id, |a| {
+        a.net.connected.push(def.name.clone());
+        a.net.network_alias.extend(aliases.iter().cloned());
+    })
+}
+
+/// Change the creation flags recorded for the container's next start, under its metadata
+/// lock (its monitor may be recording an exit at the same time).
+fn update_flags(
+    containers: &ContainerStore,
+    id: &str,
+    change: impl FnOnce(&mut super::create_args::CreateArgs),
+) -> anyhow::Result<()> {
+    let mut result = Ok(());
+    containers.update(id, |r| {
+        result = create_args_of(r).and_then(|mut args| {
+            change(&mut args);
+            r.create_args = serde_json::to_value(&args)?;
+            Ok(())
+        });
+    })?;
+    result
 }
 
 /// Give a running container an interface on `def`.
@@ -120,8 +136,7 @@ fn plug(
 }
 
 pub fn disconnect(containers: &ContainerStore, def: &NetworkDef, key: &str) -> anyhow::Result<()> {
-    let mut record = containers.find(key)?;
-    let mut args = create_args_of(&record)?;
+    let record = containers.find(key)?;
     if !networks_of(&record).contains(&def.name) {
         anyhow::bail!(
             "container {} is not connected to network {}",
@@ -131,7 +146,7 @@ pub fn disconnect(containers: &ContainerStore, def: &NetworkDef, key: &str) -> a
     }
     let dir = containers.dir_of(&record.id);
     let mut net = NetworkRecord::load(&dir);
-    if record.status == Status::Running && net.endpoints.iter().any(|e| e.network == def.name) {
+    if record.status.is_running() && net.endpoints.iter().any(|e| e.network == def.name) {
         let root = containers.storage_root();
         let run = RunDir::new(root, &def.name);
         if let Some(infra) = run.live_infra() {
@@ -147,17 +162,15 @@ pub fn disconnect(containers: &ContainerStore, def: &NetworkDef, key: &str) -> a
         net.endpoints.retain(|e| e.network != def.name);
         net.save(&dir)?;
     }
-    args.net.connected.retain(|n| n != &def.name);
-    if args.net.network.as_deref() == Some(def.name.as_str()) {
-        // docker lets the first network go too; the next one (or none) takes its place.
-        args.net.network = Some(if args.net.connected.is_empty() {
-            "none".to_string()
-        } else {
-            args.net.connected.remove(0)
-        });
-    }
-    record = containers.find(&record.id)?;
-    record.create_args = serde_json::to_value(&args)?;
-    containers.save(&record)?;
-    Ok(())
+    update_flags(containers, &record.id, |args| {
+        args.net.connected.retain(|n| n != &def.name);
+        if args.net.network.as_deref() == Some(def.name.as_str()) {
+            // docker lets the first network go too; the next one (or none) takes its place.
+            args.net.network = Some(if args.net.connected.is_empty() {
+                "none".to_string()
+            } else {
+                args.net.connected.remove(0)
+            });
+        }
+    })
 }

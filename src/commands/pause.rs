@@ -1,21 +1,170 @@
-//! `burrow pause` / `unpause`: freeze a container with the cgroup v2 freezer where burrow has a
-//! delegated cgroup. burrow does not place containers in cgroups of their own yet, so it says
-//! so instead of pretending (a SIGSTOP would be visible to, and undone by, the container).
+//! `burrow pause` / `unpause`: freeze every process of a container with SIGSTOP and thaw it
+//! with SIGCONT.
+//!
+//! docker and podman use the cgroup freezer, which the frozen processes cannot notice. burrow
+//! does not put containers in cgroups of their own (a rootless user rarely has a delegated
+//! cgroup v2 tree, and none under cgroups v1), so it uses the signals, and it differs in what
+//! the container can see: a process of it can observe that it was stopped and continued
+//! (SIGCHLD of a stopped child, `waitpid` with `WUNTRACED`), and a process started into the
+//! container while it is paused would run, which is why `exec` refuses a paused container.
 
+use nix::sys::signal::Signal;
+
+use super::stop::for_each;
 use crate::cli::GlobalArgs;
+use crate::containers::{ContainerRecord, ContainerStore, Status};
+use crate::exit::refused;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "burrow has no cgroup freezer to use (containers get no cgroups of their \
+                  own): pause stops every process of the container with SIGSTOP and unpause \
+                  continues them with SIGCONT. The container's processes can notice this \
+                  (a parent sees its child stopped); exec into a paused container is refused."
+)]
 pub struct Args {
+    /// Containers (names or ids)
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
-pub fn run(_global: &GlobalArgs, _args: Args) -> anyhow::Result<u8> {
-    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let why = if v2 {
-        "burrow does not put containers in a delegated cgroup yet"
-    } else {
-        "this system has no cgroup v2 hierarchy (cgroups v1/hybrid), so there is no freezer a rootless user can use"
-    };
-    anyhow::bail!("pause and unpause need the cgroup v2 freezer: {why}")
+pub fn pause(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let containers = super::open_containers(global)?;
+    Ok(for_each(&containers, &args.containers, |r| {
+        pause_one(&containers, r)
+    }))
+}
+
+pub fn unpause(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    let containers = super::open_containers(global)?;
+    Ok(for_each(&containers, &args.containers, |r| {
+        if r.status != Status::Paused {
+            return Err(refused(format!("Container {} is not paused", r.name)));
+        }
+        thaw(&containers, r)
+    }))
+}
+
+fn pause_one(containers: &ContainerStore, r: &ContainerRecord) -> anyhow::Result<()> {
+    match r.status {
+        Status::Running => {}
+        Status::Paused => {
+            return Err(refused(format!("Container {} is already paused", r.name)));
+        }
+        Status::Restarting => {
+            return Err(refused(format!(
+                "Container {} is restarting, wait until the container is running",
+                r.name
+            )));
+        }
+        Status::Created | Status::Exited => {
+            return Err(refused(format!("container {} is not running", r.name)));
+        }
+    }
+    signal_all(r, Signal::SIGSTOP)?;
+    let pid = r.pid;
+    let saved = containers.update(&r.id, |x| {
+        // Not if it ended meanwhile (its monitor recorded the exit).
+        if x.status == Status::Running && x.pid == pid {
+            x.status = Status::Paused;
+        }
+    })?;
+    if saved.status != Status::Paused {
+        return Err(refused(format!("container {} is not running", r.name)));
+    }
+    Ok(())
+}
+
+/// Continue every process of a paused container and record it running again (`unpause`,
+/// and `stop`/`kill` of a paused container after their signal, as docker does).
+pub fn thaw(containers: &ContainerStore, r: &ContainerRecord) -> anyhow::Result<()> {
+    signal_all(r, Signal::SIGCONT)?;
+    containers.update(&r.id, |x| {
+        if x.status == Status::Paused {
+            x.status = Status::Running;
+        }
+    })?;
+    Ok(())
+}
+
+/// The pids of every process in the pid namespace of `init` (call where reading their
+/// namespaces is allowed: inside the container's user namespace).
+pub fn container_processes(init: i32) -> std::io::Result<Vec<i32>> {
+    let target = std::fs::read_link(format!("/proc/{init}/ns/pid"))?;
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|ns| ns == target))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The state letter of /proc/PID/stat (R, S, D, T, Z, ...).
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
+/// The FUSE overlay's server shares the container's pid namespace: it is left running, as
+/// processes of the container waiting for a reply from it could not stop otherwise.
+fn is_fuse_server(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "burrow-fuse")
+        && std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "/dev/fuse"))
+        })
+}
+
+/// Send `sig` to every process of the container, from a child that joins the container's user
+/// namespace (its processes belong to subordinate ids). SIGSTOP is repeated until every
+/// process is stopped: one may fork while the others are being stopped.
+fn signal_all(r: &ContainerRecord, sig: Signal) -> anyhow::Result<()> {
+    use nix::unistd::{ForkResult, Pid, fork};
+    let init = r.pid;
+    // SAFETY: burrow is single-threaded; the child only joins a namespace, reads /proc,
+    // signals and exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let ok = crate::runtime::join::enter_userns_of(Pid::from_raw(init)).is_ok()
+                && signal_until_done(init, sig);
+            // SAFETY: leave the forked copy without running destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None)? {
+            nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+            _ if sig == Signal::SIGSTOP => {
+                // Leave nothing half-frozen.
+                let _ = signal_all(r, Signal::SIGCONT);
+                anyhow::bail!("cannot stop every process of container {}", r.name)
+            }
+            _ => anyhow::bail!("cannot send {sig} to the processes of container {}", r.name),
+        },
+    }
+}
+
+fn signal_until_done(init: i32, sig: Signal) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let Ok(pids) = container_processes(init) else {
+            return false;
+        };
+        let mut pending = false;
+        for pid in pids {
+            if sig == Signal::SIGSTOP {
+                if is_fuse_server(pid) || matches!(process_state(pid), Some('T' | 'Z' | 'X')) {
+                    continue;
+                }
+                pending = true;
+            }
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+        if !pending {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

@@ -1,7 +1,6 @@
 //! `burrow port`: list a container's published ports.
 
 use crate::cli::GlobalArgs;
-use crate::containers::Status;
 use crate::exit::ExitError;
 use crate::netns::ports::{self, NetworkRecord, Proto};
 
@@ -17,7 +16,7 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
-    let net = if record.status == Status::Running {
+    let net = if record.status.is_running() {
         NetworkRecord::load(&containers.dir_of(&record.id))
     } else {
         NetworkRecord::default()

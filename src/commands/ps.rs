@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerRecord, ContainerStore, Status};
+use crate::exit::refused;
 
 use super::format::{ago, human_duration, seconds_since};
 
@@ -27,7 +28,7 @@ pub struct Args {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: status=, name=, id=, label=, ancestor=, exited=
+    /// Filter: status=, name= (a regular expression), id=, label=, ancestor=, exited=
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
     /// Format the output using a Go template, "table ...", or "json"
@@ -65,15 +66,75 @@ fn labels(r: &ContainerRecord) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The states `-f status=` accepts, docker's list (burrow has no `removing` or `dead`
+/// containers, but a script may ask for them).
+const STATUSES: [&str; 7] = [
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
+
+/// One `--filter KEY=VALUE`, checked once: a bad key, status or pattern is an error before
+/// anything is listed.
+enum Filter {
+    Status(String),
+    /// docker matches names with a regular expression, against the name with and without
+    /// its leading "/".
+    Name(regex::Regex),
+    Other(String),
+}
+
+impl Filter {
+    fn parse(f: &str) -> anyhow::Result<(String, Filter)> {
+        let (key, value) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter {f:?}: use KEY=VALUE"))?;
+        let filter = match key {
+            "status" if STATUSES.contains(&value) => Filter::Status(value.to_string()),
+            "status" => {
+                return Err(refused(format!(
+                    "invalid filter 'status={value}': the status is one of {}",
+                    STATUSES.join(", ")
+                )));
+            }
+            "name" => Filter::Name(regex::Regex::new(value).map_err(|e| {
+                refused(format!(
+                    "invalid filter 'name={value}': not a regular expression: {e}"
+                ))
+            })?),
+            "id" | "label" | "ancestor" | "exited" => Filter::Other(value.into()),
+            other => {
+                return Err(refused(format!(
+                    "invalid filter {other:?}: use status, name, id, label, ancestor or exited"
+                )));
+            }
+        };
+        Ok((key.to_string(), filter))
+    }
+}
+
 /// docker's `ps --filter` keys; several values of one key match any, different keys all.
-fn matches(r: &ContainerRecord, filters: &[(String, String)]) -> anyhow::Result<bool> {
+fn matches(r: &ContainerRecord, filters: &[(String, Filter)]) -> bool {
     let keys: std::collections::BTreeSet<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
     for key in keys {
         let mut any = false;
-        for (_, value) in filters.iter().filter(|(k, _)| k == key) {
+        for (_, filter) in filters.iter().filter(|(k, _)| k == key) {
+            let value = match filter {
+                Filter::Status(status) => {
+                    any |= r.status.as_str() == status;
+                    continue;
+                }
+                Filter::Name(re) => {
+                    any |= re.is_match(&r.name) || re.is_match(&format!("/{}", r.name));
+                    continue;
+                }
+                Filter::Other(value) => value,
+            };
             any |= match key {
-                "status" => r.status.as_str() == value,
-                "name" => r.name.contains(value.as_str()),
                 "id" => r.id.starts_with(value.as_str()),
                 "exited" => r.status == Status::Exited && r.exit_code.to_string() == *value,
                 "ancestor" => {
@@ -90,16 +151,14 @@ fn matches(r: &ContainerRecord, filters: &[(String, String)]) -> anyhow::Result<
                         .iter()
                         .any(|(lk, lv)| lk == k && v.is_none_or(|v| v == lv))
                 }
-                other => anyhow::bail!(
-                    "invalid filter {other:?}: use status, name, id, label, ancestor or exited"
-                ),
+                _ => false,
             };
         }
         if !any {
-            return Ok(false);
+            return false;
         }
     }
-    Ok(true)
+    true
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -143,7 +202,7 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
         String::new()
     };
     // Only a running container has ports and interfaces (network.json).
-    let net = if r.status == crate::containers::Status::Running {
+    let net = if r.status.is_running() {
         crate::netns::NetworkRecord::load(&containers.dir_of(&r.id))
     } else {
         crate::netns::NetworkRecord::default()
@@ -203,19 +262,24 @@ fn header(field: &str) -> Option<String> {
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
-    let filters: Vec<(String, String)> = args
+    let filters: Vec<(String, Filter)> = args
         .filter
         .iter()
-        .map(|f| {
-            f.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: use KEY=VALUE"))
-        })
+        .map(|f| Filter::parse(f))
         .collect::<anyhow::Result<_>>()?;
     let show_all = args.all || args.latest || args.last.is_some() || !filters.is_empty();
+    let mut all = containers.list()?;
+    let abandoned: Vec<ContainerRecord> = all
+        .iter()
+        .filter(|r| super::container::is_abandoned(&containers, r))
+        .cloned()
+        .collect();
+    if super::container::clean_up(global, &containers, &abandoned) {
+        all.retain(|r| abandoned.iter().all(|a| a.id != r.id));
+    }
     let mut list = Vec::new();
-    for r in containers.list()? {
-        if (show_all || r.status.is_active()) && matches(&r, &filters)? {
+    for r in all {
+        if (show_all || r.status.is_active()) && matches(&r, &filters) {
             list.push(r);
         }
     }

@@ -7,7 +7,8 @@ use crate::containers::{ContainerRecord, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Kill and remove running containers
+    /// Kill and remove running, paused or restarting containers (a monitor that does not let
+    /// go within 10 s, e.g. one stopped by SIGSTOP, is killed)
     #[arg(short, long)]
     pub force: bool,
     /// Remove anonymous volumes of the containers
@@ -46,11 +47,17 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             !running && (record.status == Status::Restarting || containers.is_locked(&record.id));
         if running || restarting {
             if !args.force {
-                let state = if running { "running" } else { "restarting" };
-                eprintln!(
-                    "burrow: cannot remove container {key}: container is {state}: stop the \
-                     container before removing or force remove"
-                );
+                let why = match record.status {
+                    Status::Paused => "container is paused and must be unpaused first",
+                    Status::Running => {
+                        "container is running: stop the container before removing or force remove"
+                    }
+                    _ => {
+                        "container is restarting: stop the container before removing or force \
+                         remove"
+                    }
+                };
+                eprintln!("burrow: cannot remove container {key}: {why}");
                 failed = true;
                 continue;
             }
@@ -58,22 +65,28 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             let seen = if running { r.pid } else { 0 };
             let _ = containers.request_stop(&mut r, seen);
             if running {
-                if let Err(e) =
-                    super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL)
-                {
-                    eprintln!("burrow: {e:#}");
-                    failed = true;
-                    continue;
+                // SIGKILL ends a paused (stopped) container as well. If it cannot be sent,
+                // the container still dies with its monitor, which the wait below kills.
+                match super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL) {
+                    Ok(()) => {
+                        super::lifecycle::wait_exit(&r, Duration::from_secs(30));
+                    }
+                    Err(e) => log::warn!("{e:#}"),
                 }
-                super::lifecycle::wait_exit(&r, Duration::from_secs(30));
             }
-            containers.wait_unlocked(&r.id);
+            // Bounded: a stuck monitor is killed, and the container goes anyway.
+            super::lifecycle::wait_released(&containers, &r.id);
         }
         to_remove.push((key.clone(), record));
     }
     if !to_remove.is_empty() {
         // Upper directories hold files of the container's ids: removing them needs the namespace.
         crate::userns::enter_current()?;
+        if containers.has_leftovers()
+            && let Err(e) = containers.sweep_leftovers()
+        {
+            log::warn!("{e}");
+        }
     }
     for (key, record) in to_remove {
         // A monitor may have removed an auto-remove container already.

@@ -3,6 +3,10 @@
 use super::lifecycle;
 use crate::cli::GlobalArgs;
 use crate::containers::Status;
+use crate::exit::refused;
+
+/// docker's answer to starting a paused container.
+const PAUSED: &str = "cannot start a paused container, try unpause instead";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,17 +28,20 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let record = containers.find(&args.containers[0])?;
+        if record.status == Status::Paused {
+            return Err(refused(PAUSED));
+        }
         if record.status.is_running() {
-            anyhow::bail!(
+            return Err(refused(format!(
                 "container {} is already running: use 'burrow attach'",
                 record.name
-            );
+            )));
         }
         if record.status == Status::Restarting {
-            anyhow::bail!(
+            return Err(refused(format!(
                 "container {} is restarting: stop it first, or use 'burrow attach' once it runs",
                 record.name
-            );
+            )));
         }
         let mapping = lifecycle::enter_userns_for(&containers, &record)?;
         let Some(_lock) = containers.try_lock_running(&record.id)? else {
@@ -48,6 +55,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .find(key)
             .map_err(anyhow::Error::from)
             .and_then(|record| {
+                if record.status == Status::Paused {
+                    return Err(refused(PAUSED));
+                }
                 // As docker: starting a running (or restarting) container does nothing.
                 if record.status.is_active() {
                     return Ok(());

@@ -3,6 +3,7 @@
 use super::lifecycle;
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerStore, Status};
+use crate::exit::refused;
 
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
@@ -63,14 +64,22 @@ pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<u8> {
             // No process to signal: end the restarts, as docker does, and wait for the
             // monitor to record the container exited.
             containers.request_stop(r, 0)?;
-            containers.wait_unlocked(&r.id);
+            lifecycle::wait_released(&containers, &r.id);
             return Ok(());
         }
         if !r.status.is_running() {
-            anyhow::bail!("cannot kill container {}: container is not running", r.name);
+            return Err(refused(format!(
+                "cannot kill container {}: container {} is not running",
+                r.name, r.name
+            )));
         }
         containers.request_stop(r, r.pid)?;
-        lifecycle::signal_container(r, sig)
+        lifecycle::signal_container(r, sig)?;
+        if r.status == Status::Paused {
+            // As docker: the signal is delivered once the container runs again.
+            super::pause::thaw(&containers, r)?;
+        }
+        Ok(())
     }))
 }
 

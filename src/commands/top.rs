@@ -2,6 +2,7 @@
 
 use crate::cli::GlobalArgs;
 use crate::containers::Status;
+use crate::exit::refused;
 
 use super::format::table;
 
@@ -22,31 +23,20 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
     if record.status == Status::Restarting {
-        anyhow::bail!(
-            "container {} is restarting, wait until the container is running",
+        return Err(refused(format!(
+            "Container {} is restarting, wait until the container is running",
             record.name
-        );
+        )));
     }
-    if record.status != Status::Running {
-        anyhow::bail!("container {} is not running", record.name);
+    // As docker: the processes of a paused container are listed too.
+    if !record.status.is_running() {
+        return Err(refused(format!("container {} is not running", record.name)));
     }
     let pid = nix::unistd::Pid::from_raw(record.pid);
     // Reading other processes' namespaces takes privilege over them: the container's.
     crate::runtime::join::enter_userns_of(pid)?;
-    let target = std::fs::read_link(format!("/proc/{pid}/ns/pid"))?;
     let mut rows = vec![["UID", "PID", "PPID", "CMD"].map(String::from).to_vec()];
-    let mut pids: Vec<i32> = std::fs::read_dir("/proc")?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    for p in pids {
-        if std::fs::read_link(format!("/proc/{p}/ns/pid"))
-            .ok()
-            .as_ref()
-            != Some(&target)
-        {
-            continue;
-        }
+    for p in super::pause::container_processes(record.pid)? {
         let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
         let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
         let cmd = cmdline

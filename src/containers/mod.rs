@@ -29,9 +29,9 @@ pub enum ContainerError {
     NameInUse(String, String),
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
-    #[error("no such container: {0}")]
+    #[error("No such container: {0}")]
     NotFound(String),
-    #[error("multiple containers match {0:?}: use a longer id")]
+    #[error("multiple IDs found with provided prefix: {0}: use a longer id")]
     Ambiguous(String),
     #[error("{path}: {source}")]
     Io {
@@ -218,36 +218,115 @@ impl ContainerStore {
         Ok(dir)
     }
 
-    pub fn save(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
+    /// Write the record whole: a temporary file renamed over config.json, so a reader sees
+    /// the old record or the new one, never a mix. Only [`ContainerStore::create`] writes a
+    /// record without holding its metadata lock; every later change goes through
+    /// [`ContainerStore::update`].
+    fn save(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
         let dir = self.dir_of(&record.id);
-        let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+        // Unique per writer: two threads of one process must not share a temporary file.
+        let tmp = dir.join(format!(
+            ".config.json.{}.{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         let path = dir.join("config.json");
         let bytes =
             serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
                 path: path.clone(),
                 source,
             })?;
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(&bytes).map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        let written = fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(match e.kind() {
+                // The container was removed meanwhile: never bring its record back.
+                std::io::ErrorKind::NotFound if !dir.exists() => {
+                    ContainerError::NotFound(record.id.clone())
+                }
+                _ => io_err(&path)(e),
+            });
+        }
         Ok(())
     }
 
-    pub fn load(&self, id: &str) -> Result<ContainerRecord, ContainerError> {
+    fn meta_lock_path(&self, id: &str) -> PathBuf {
+        self.dir_of(id).join("config.lock")
+    }
+
+    /// Serialises the changes of one container's record (readers never take it).
+    fn lock_meta(&self, id: &str) -> Result<FileLock, ContainerError> {
+        FileLock::acquire(&self.meta_lock_path(id), LockKind::Exclusive).map_err(|e| {
+            if self.dir_of(id).exists() {
+                e.into()
+            } else {
+                ContainerError::NotFound(id.to_string())
+            }
+        })
+    }
+
+    /// Change a container's record: reload it, apply `change`, and save it, all under the
+    /// container's metadata lock, so that changes made at the same time by different
+    /// processes (a monitor recording the exit, `kill` marking it stopped by the user,
+    /// `rename`) all land. Returns the record as saved.
+    pub fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, ContainerError> {
+        let _lock = self.lock_meta(id)?;
+        let mut record = self.load(id)?;
+        change(&mut record);
+        self.save(&record)?;
+        Ok(record)
+    }
+
+    fn read(&self, id: &str) -> Result<ContainerRecord, ContainerError> {
         let path = self.dir_of(id).join("config.json");
         let bytes = fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ContainerError::NotFound(id.to_string()),
             _ => io_err(&path)(e),
         })?;
-        let mut record: ContainerRecord = serde_json::from_slice(&bytes)
-            .map_err(|source| ContainerError::Corrupt { path, source })?;
-        if record.status.is_active() && !self.is_locked(id) {
-            // A running container died with its burrow (parent-death signal); a restarting
-            // one had already exited with its code.
-            if record.status.is_running() {
-                record.exit_code = record.exit_code.max(137);
+        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })
+    }
+
+    /// A record says running, paused or restarting, but no burrow process holds its run
+    /// lock: its burrow was killed. Record what happened: a running container died with its
+    /// burrow (parent-death signal); a restarting one had already exited with its code.
+    /// Returns whether the record changed.
+    fn settle_dead_owner(&self, record: &mut ContainerRecord) -> bool {
+        if !record.status.is_active() || self.is_locked(&record.id) {
+            return false;
+        }
+        if record.status.is_running() {
+            record.exit_code = record.exit_code.max(137);
+        }
+        let started = record.started_at.as_deref().unwrap_or("");
+        if record.finished_at.as_deref().is_none_or(|f| f < started) {
+            record.finished_at = Some(now_rfc3339());
+        }
+        record.status = Status::Exited;
+        true
+    }
+
+    /// The record, as it stands: a record whose burrow was killed reads as exited.
+    pub fn load(&self, id: &str) -> Result<ContainerRecord, ContainerError> {
+        let mut record = self.read(id)?;
+        if self.settle_dead_owner(&mut record) {
+            // Saved, so the time of the end stays what this reader saw. Only if nobody holds
+            // the metadata lock: a reader never waits (an update in progress settles it).
+            if let Ok(Some(_lock)) =
+                FileLock::try_acquire(&self.meta_lock_path(id), LockKind::Exclusive)
+                && let Ok(mut fresh) = self.read(id)
+                && self.settle_dead_owner(&mut fresh)
+            {
+                fresh.finished_at.clone_from(&record.finished_at);
+                if let Err(e) = self.save(&fresh) {
+                    log::debug!("{e}");
+                }
             }
-            record.status = Status::Exited;
         }
         Ok(record)
     }
@@ -268,8 +347,8 @@ impl ContainerStore {
         record: &mut ContainerRecord,
         seen_pid: i32,
     ) -> Result<(), ContainerError> {
+        self.update(&record.id, |r| r.stopped_by_user = true)?;
         record.stopped_by_user = true;
-        self.save(record)?;
         let path = self.stop_fifo(&record.id);
         // Without a reader (no monitor) the open fails with ENXIO: nobody to tell.
         if let Ok(fd) = nix::fcntl::open(
@@ -306,6 +385,27 @@ impl ContainerStore {
         }
     }
 
+    /// Wait until no burrow process watches the container any more, but no longer than
+    /// `limit`, and no longer once `stuck` says the watcher cannot make progress. True when
+    /// the container is free.
+    pub fn wait_unlocked_for(
+        &self,
+        id: &str,
+        limit: std::time::Duration,
+        mut stuck: impl FnMut() -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.is_locked(id) {
+                return true;
+            }
+            if Instant::now() >= deadline || stuck() {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Rename a container (the new name must be free).
     pub fn rename(
         &self,
@@ -326,11 +426,25 @@ impl ContainerStore {
             ),
             _ => io_err(&link)(e),
         })?;
-        let old = self.name_link(&record.name);
-        record.name = new_name.to_string();
-        self.save(record)?;
-        let _ = fs::remove_file(old);
-        Ok(())
+        let mut old = String::new();
+        let updated = self.update(&record.id, |r| {
+            old = std::mem::replace(&mut r.name, new_name.to_string());
+        });
+        match updated {
+            Ok(updated) => {
+                *record = updated;
+                if fs::read_link(self.name_link(&old))
+                    .is_ok_and(|t| t.as_os_str() == record.id.as_str())
+                {
+                    let _ = fs::remove_file(self.name_link(&old));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&link);
+                Err(e)
+            }
+        }
     }
 
     /// Whether a burrow process (foreground run or monitor) still watches the container.
@@ -386,27 +500,111 @@ impl ContainerStore {
         }
     }
 
+    /// Where a directory goes while it is deleted: out of the listing at once, and marked
+    /// for [`ContainerStore::sweep_leftovers`] if the deletion is interrupted.
+    fn trash_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{TRASH_PREFIX}{id}"))
+    }
+
     /// Remove the record and its directory (call inside burrow's user namespace: the upper
-    /// directory holds files of the container's ids).
+    /// directory holds files of the container's ids). The directory is first renamed out of
+    /// the way, so a removal killed half-way leaves no half-record, only a directory that
+    /// the next sweep deletes.
     pub fn remove(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
         let dir = self.dir_of(&record.id);
-        // Config first: a crash after this leaves a directory that nothing lists, which the
-        // next remove of the same id, or a name takeover, cleans up.
-        let _ = fs::remove_file(dir.join("config.json"));
+        let trash = self.trash_path(&record.id);
         let link = self.name_link(&record.name);
-        {
+        let lock = {
             let _names_lock = self.lock_names()?;
             if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == record.id.as_str()) {
                 let _ = fs::remove_file(&link);
             }
-        }
-        match fs::remove_dir_all(&dir) {
+            // Held until the directory is gone: a sweep leaves it alone meanwhile. A directory
+            // already gone was removed by someone else (a monitor honouring --rm).
+            let lock = match self.lock_meta(&record.id) {
+                Ok(lock) => lock,
+                Err(ContainerError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match fs::rename(&dir, &trash) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err(&dir)(e)),
+            }
+            lock
+        };
+        let removed = fs::remove_dir_all(&trash);
+        drop(lock);
+        match removed {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&dir)(e)),
+            Err(e) => Err(io_err(&trash)(e)),
         }
     }
+
+    /// What an interrupted removal or creation left behind: directories being deleted, and
+    /// container directories without a record. Cheap (one directory listing), for deciding
+    /// whether a sweep, which needs the user namespace, is worth it.
+    pub fn has_leftovers(&self) -> bool {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(TRASH_PREFIX)
+                || (name.len() == 64 && !e.path().join("config.json").exists())
+        })
+    }
+
+    /// Delete what [`ContainerStore::has_leftovers`] finds, except what a live burrow
+    /// process is still creating, running or deleting (call inside burrow's user namespace).
+    /// Returns how many directories were deleted.
+    pub fn sweep_leftovers(&self) -> Result<usize, ContainerError> {
+        let mut swept = 0;
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (trash, lock) = if let Some(id) = name.strip_prefix(TRASH_PREFIX) {
+                let trash = entry.path();
+                match FileLock::try_acquire(&trash.join("config.lock"), LockKind::Exclusive) {
+                    Ok(Some(lock)) => (trash, lock),
+                    // Being deleted by its `rm`, or already gone.
+                    _ => {
+                        log::debug!("leaving {id} to the removal in progress");
+                        continue;
+                    }
+                }
+            } else if name.len() == 64 && !entry.path().join("config.json").exists() {
+                // Creates make the directory and its record under the names lock.
+                let _names_lock = self.lock_names()?;
+                if self.dir_of(&name).join("config.json").exists() || self.is_locked(&name) {
+                    continue;
+                }
+                let Ok(Some(lock)) =
+                    FileLock::try_acquire(&self.meta_lock_path(&name), LockKind::Exclusive)
+                else {
+                    continue;
+                };
+                let trash = self.trash_path(&name);
+                if fs::rename(self.dir_of(&name), &trash).is_err() {
+                    continue;
+                }
+                (trash, lock)
+            } else {
+                continue;
+            };
+            match fs::remove_dir_all(&trash) {
+                Ok(()) => swept += 1,
+                Err(e) => log::warn!("cannot delete {}: {e}", trash.display()),
+            }
+            drop(lock);
+        }
+        Ok(swept)
+    }
 }
+
+/// The prefix of a container directory being deleted.
+const TRASH_PREFIX: &str = ".removing-";
 
 /// The monitor's end of [`ContainerStore::request_stop`]. The fifo is held open for reading
 /// and writing for the monitor's whole life, so a request written at any moment waits in it
@@ -621,6 +819,134 @@ mod tests {
         }
         let loaded = store.load(&r.id).unwrap();
         assert_eq!((loaded.status, loaded.exit_code), (Status::Exited, 3));
+    }
+
+    #[test]
+    fn concurrent_updates_of_different_fields_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        const ROUNDS: i32 = 40;
+        std::thread::scope(|s| {
+            let fields: [fn(&mut ContainerRecord); 3] = [
+                |r| r.restart_count += 1,
+                |r| r.exit_code += 1,
+                |r| r.monitor_pid += 1,
+            ];
+            for bump in fields {
+                let store = &store;
+                let id = &r.id;
+                s.spawn(move || {
+                    for _ in 0..ROUNDS {
+                        store.update(id, bump).unwrap();
+                    }
+                });
+            }
+        });
+        let got = store.load(&r.id).unwrap();
+        assert_eq!(
+            (got.restart_count, got.exit_code, got.monitor_pid),
+            (ROUNDS as u32, ROUNDS, ROUNDS),
+            "updates were lost"
+        );
+    }
+
+    #[test]
+    fn an_update_waits_for_the_one_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                store
+                    .update(&r.id, |rec| {
+                        tx.send(()).unwrap();
+                        // Long enough for an unserialised writer to load and save meanwhile;
+                        // with the lock, it waits however long this takes.
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                        rec.exit_code = 3;
+                    })
+                    .unwrap();
+            });
+            rx.recv().unwrap();
+            store
+                .update(&r.id, |rec| rec.stopped_by_user = true)
+                .unwrap();
+        });
+        let got = store.load(&r.id).unwrap();
+        assert_eq!((got.exit_code, got.stopped_by_user), (3, true));
+    }
+
+    #[test]
+    fn updates_never_bring_a_removed_record_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        store.remove(&r).unwrap();
+        assert!(matches!(
+            store.update(&r.id, |rec| rec.exit_code = 1),
+            Err(ContainerError::NotFound(_))
+        ));
+        assert!(!store.dir_of(&r.id).exists());
+        assert!(store.find("x").is_err());
+        // Removing again is not an error (a monitor may have honoured --rm first).
+        store.remove(&r).unwrap();
+    }
+
+    #[test]
+    fn a_dead_owner_is_settled_once_with_its_end_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let r = record("x");
+        store.create(&r).unwrap();
+        store
+            .update(&r.id, |rec| {
+                rec.status = Status::Running;
+                rec.started_at = Some(now_rfc3339());
+            })
+            .unwrap();
+        let first = store.load(&r.id).unwrap();
+        assert_eq!((first.status, first.exit_code), (Status::Exited, 137));
+        assert!(first.finished_at.is_some(), "FinishedAt set");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let again = store.load(&r.id).unwrap();
+        assert_eq!(again.finished_at, first.finished_at, "stays as first seen");
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_removals_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContainerStore::open(dir.path()).unwrap();
+        let keep = record("keep");
+        store.create(&keep).unwrap();
+        assert!(!store.has_leftovers());
+        // A removal killed after the rename, and one killed before it, in the old order
+        // (record first): both leave a directory without a record.
+        let a = record("a");
+        store.create(&a).unwrap();
+        fs::rename(store.dir_of(&a.id), store.trash_path(&a.id)).unwrap();
+        let b = record("b");
+        store.create(&b).unwrap();
+        fs::remove_file(store.dir_of(&b.id).join("config.json")).unwrap();
+        // A container whose run lock is held is left alone, record or not.
+        let c = record("c");
+        store.create(&c).unwrap();
+        fs::remove_file(store.dir_of(&c.id).join("config.json")).unwrap();
+        let held = store.lock_running(&c.id).unwrap();
+        assert!(store.has_leftovers());
+        assert_eq!(store.sweep_leftovers().unwrap(), 2);
+        assert!(!store.trash_path(&a.id).exists() && !store.dir_of(&b.id).exists());
+        assert!(store.dir_of(&c.id).exists());
+        drop(held);
+        assert_eq!(store.sweep_leftovers().unwrap(), 1);
+        assert!(!store.has_leftovers());
+        assert_eq!(store.load(&keep.id).unwrap().name, "keep");
+        // The name of a swept container is free again.
+        store.create(&record("b")).unwrap();
     }
 
     #[test]
