@@ -434,12 +434,19 @@ fn signal_forwarded(sig: i32, trap: &str, code: i32) {
         "trap 'echo got-{}; exit {code}' {trap}; echo ready; while :; do sleep 0.1; done",
         trap.to_lowercase()
     );
-    let mut r = t.burrow(["run", "--rm", img, "sh", "-c", &script]).spawn();
+    let mut r = t
+        .burrow(["run", "--rm", "--name", "sig", img, "sh", "-c", &script])
+        .spawn();
     r.wait_stdout("ready\n");
     r.signal(sig);
     let out = r.wait();
     out.assert_code(code)
         .assert_stdout(&format!("ready\ngot-{}\n", trap.to_lowercase()));
+    // burrow outlived the signal: `--rm` was honoured and the name is free again.
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+    t.burrow(["run", "--rm", "--name", "sig", img, "true"])
+        .output()
+        .assert_ok();
 }
 
 #[test]
@@ -455,6 +462,23 @@ fn sigint_forwarded() {
 #[test]
 fn sighup_forwarded() {
     signal_forwarded(libc::SIGHUP, "HUP", 9);
+}
+
+#[test]
+fn sigalrm_forwarded() {
+    // Its default action would kill burrow ("Alarm clock").
+    signal_forwarded(libc::SIGALRM, "ALRM", 10);
+}
+
+#[test]
+fn sigusr2_forwarded() {
+    signal_forwarded(libc::SIGUSR2, "USR2", 11);
+}
+
+#[test]
+fn sigwinch_forwarded_without_tty() {
+    // Without a terminal there is no pty to resize: the container gets the signal itself.
+    signal_forwarded(libc::SIGWINCH, "WINCH", 12);
 }
 
 #[test]
