@@ -786,6 +786,79 @@ fn rm_by_id_and_unknown() {
 }
 
 #[test]
+fn rm_removes_container_that_cannot_start() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--name",
+            "early",
+            "--network",
+            "container:nosuch",
+            img,
+            "true",
+        ])
+        .output();
+    out.assert_code(125).assert_stderr_nonempty();
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+    // The name is free again.
+    t.burrow(["run", "--rm", "--name", "early", img, "true"])
+        .output()
+        .assert_ok();
+}
+
+#[test]
+fn container_that_cannot_start_is_kept_without_rm() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow([
+        "run",
+        "--name",
+        "early",
+        "--network",
+        "container:nosuch",
+        img,
+        "true",
+    ])
+    .output()
+    .assert_code(125)
+    .assert_stderr_nonempty();
+    // As docker: the container exists, created but never started.
+    assert_eq!(t.containers().len(), 1, "{:?}", t.containers());
+    t.burrow(["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("early Created\n");
+}
+
+#[test]
+fn rm_removes_container_when_newuidmap_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = ctx!();
+    let img = load_base(&t);
+    let bin = t.user_dir("fakebin");
+    for tool in ["newuidmap", "newgidmap"] {
+        let p = t.write(
+            &format!("fakebin/{tool}"),
+            format!("#!/bin/sh\necho {tool}: refused by the test >&2\nexit 1\n"),
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let out = t
+        .burrow(["run", "--rm", img, "true"])
+        .env("PATH", &path)
+        .output();
+    out.assert_code(125);
+    if !out.stderr.contains("refused by the test") {
+        out.fail("the helper's stderr is not passed on");
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
 fn name_conflict_is_125() {
     let t = ctx!();
     let img = load_base(&t);
