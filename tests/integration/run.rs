@@ -708,6 +708,55 @@ fn only_std_fds_in_container() {
     }
 }
 
+/// CapInh, CapPrm, CapEff, CapBnd, CapAmb and NoNewPrivs of the container's process.
+fn privileges(t: &crate::harness::TestCtx, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        fixtures::BASE,
+        "grep",
+        "-E",
+        "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):",
+        "/proc/self/status",
+    ]);
+    let out = t.burrow(args).output();
+    out.assert_ok();
+    out.lines()
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn docker_default_capabilities_and_no_new_privs() {
+    let t = ctx!();
+    load_base(&t);
+    // docker's default set; nothing inheritable (CVE-2022-24769) or ambient.
+    assert_eq!(
+        privileges(&t, &[]),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 00000000a80425fb",
+            "CapEff: 00000000a80425fb",
+            "CapBnd: 00000000a80425fb",
+            "CapAmb: 0000000000000000",
+            "NoNewPrivs: 1",
+        ]
+    );
+    // A user other than root has no capabilities, only the bounding set's limit.
+    assert_eq!(
+        privileges(&t, &["-u", "1000"]),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 0000000000000000",
+            "CapEff: 0000000000000000",
+            "CapBnd: 00000000a80425fb",
+            "CapAmb: 0000000000000000",
+            "NoNewPrivs: 1",
+        ]
+    );
+}
+
 #[test]
 fn dev_nodes_exist() {
     let t = ctx!();
