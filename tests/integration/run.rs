@@ -683,29 +683,55 @@ fn proc_sys_read_only() {
     );
 }
 
+/// Descriptors listed by `ls /proc/self/fd` in the container: 0, 1, 2 and ls's own
+/// directory, which takes the lowest free number, 3, unless something leaked there.
+pub(crate) fn assert_only_std_fds(listing: &str, ctx: &dyn std::fmt::Display) {
+    let mut fds: Vec<u32> = listing
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(
+        fds,
+        [0, 1, 2, 3],
+        "descriptors leaked into the container\n{ctx}"
+    );
+}
+
 #[test]
 fn only_std_fds_in_container() {
     let t = ctx!();
     let img = load_base(&t);
-    let out = t
-        .burrow(["run", "--rm", img, "ls", "/proc/self/fd"])
-        .output();
-    out.assert_ok();
-    let fds: Vec<u32> = out
-        .stdout
-        .split_whitespace()
-        .map(|s| s.parse().unwrap_or_else(|_| out.fail("bad fd")))
+    let mut r = t
+        .burrow([
+            "run",
+            "--rm",
+            img,
+            "sh",
+            "-c",
+            "echo fds $(ls /proc/self/fd) end; trap 'exit 0' TERM; echo ready; \
+             while :; do sleep 0.1; done",
+        ])
+        .inherit_fd(7)
+        .inherit_fd(9)
+        .spawn();
+    r.wait_stdout("ready\n");
+    // burrow itself got the descriptors (setpriv passes them on).
+    let held: Vec<bool> = [7, 9]
+        .iter()
+        .map(|fd| std::path::Path::new(&format!("/proc/{}/fd/{fd}", r.pid())).exists())
         .collect();
-    let extra: Vec<u32> = fds.iter().copied().filter(|&f| f > 2).collect();
-    // 0, 1, 2 and at most the directory ls itself opened.
-    for f in [0, 1, 2] {
-        if !fds.contains(&f) {
-            out.fail(&format!("fd {f} missing"));
-        }
-    }
-    if extra.len() > 1 {
-        out.fail(&format!("leaked fds: {extra:?}"));
-    }
+    r.signal(libc::SIGTERM);
+    let out = r.wait();
+    out.assert_ok();
+    assert_eq!(held, [true, true], "burrow lacks fd 7 or 9\n{out:?}");
+    let listing = out
+        .stdout
+        .split("fds ")
+        .nth(1)
+        .and_then(|s| s.split(" end").next())
+        .unwrap_or_else(|| out.fail("no fd listing"));
+    assert_only_std_fds(listing, &format!("{out:?}"));
 }
 
 /// CapInh, CapPrm, CapEff, CapBnd, CapAmb and NoNewPrivs of the container's process.

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::fixtures::load_base;
-use crate::harness::{Stream, TIMEOUT, TestCtx, status_code};
+use crate::harness::{Stream, TIMEOUT, TestCtx, dup_stdin_to, status_code};
 
 struct Pty {
     master: File,
@@ -73,6 +73,17 @@ impl PtySession {
     /// Spawn `burrow ARGS` with the pty slave as controlling terminal and
     /// stdin/stdout/stderr.
     pub(crate) fn spawn(t: &TestCtx, args: &[&str], rows: u16, cols: u16) -> PtySession {
+        Self::spawn_with_fds(t, args, rows, cols, Vec::new())
+    }
+
+    /// As `spawn`, and burrow also inherits copies of the terminal at `fds`.
+    pub(crate) fn spawn_with_fds(
+        t: &TestCtx,
+        args: &[&str],
+        rows: u16,
+        cols: u16,
+        fds: Vec<i32>,
+    ) -> PtySession {
         let pty = openpty(rows, cols);
         let cmd = t.burrow(args.iter().copied());
         let cmdline = cmd.cmdline();
@@ -83,14 +94,14 @@ impl PtySession {
             .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
-            c.pre_exec(|| {
+            c.pre_exec(move || {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                dup_stdin_to(&fds)
             });
         }
         let child = c.spawn().unwrap_or_else(|e| panic!("spawn {cmdline}: {e}"));
@@ -395,4 +406,43 @@ fn tty_terminal_restored_after_forwarded_sigalrm() {
         Some(libc::SIGALRM),
         5,
     );
+}
+
+#[test]
+fn tty_only_std_fds_in_container() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let mut s = PtySession::spawn_with_fds(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "-t",
+            img,
+            "sh",
+            "-c",
+            "echo fds $(ls /proc/self/fd) end; echo READY; read x",
+        ],
+        24,
+        80,
+        vec![7, 9],
+    );
+    s.wait_for("READY");
+    let held: Vec<bool> = [7, 9]
+        .iter()
+        .map(|fd| std::path::Path::new(&format!("/proc/{}/fd/{fd}", s.pid())).exists())
+        .collect();
+    s.type_("\n");
+    let cmdline = s.cmdline.clone();
+    let (code, out) = s.finish();
+    let ctx = format!("command: {cmdline}\n--- output ---\n{out}");
+    assert_eq!(code, 0, "{ctx}");
+    assert_eq!(held, [true, true], "burrow lacks fd 7 or 9\n{ctx}");
+    let listing = out
+        .split("fds ")
+        .nth(1)
+        .and_then(|s| s.split(" end").next())
+        .unwrap_or_else(|| panic!("no fd listing\n{ctx}"));
+    crate::run::assert_only_std_fds(listing, &ctx);
 }
