@@ -284,6 +284,20 @@ fn workdir_flag_created_if_missing() {
 }
 
 #[test]
+fn workdir_relative_is_refused() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t.burrow(["run", "--rm", "-w", "rel", img, "pwd"]).output();
+    out.assert_code(125).assert_stdout("");
+    assert!(
+        out.stderr
+            .contains("the working directory 'rel' is invalid, it needs to be an absolute path"),
+        "{out:?}"
+    );
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
 fn workdir_from_image() {
     let t = ctx!();
     let mut cfg = Config::shell();
