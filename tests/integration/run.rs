@@ -1040,6 +1040,40 @@ fn concurrent_runs_in_threads() {
 }
 
 #[test]
+fn many_layers_with_classic_overlay_mount() {
+    use crate::images::{Entry, Image};
+    let t = ctx!();
+    // 128 layers: their absolute paths alone would take ~13 KiB of mount(2)'s one page.
+    let mut layers = vec![fixtures::base_layer(&t)];
+    for i in 1..128 {
+        layers.push(crate::images::tar(&[
+            Entry::dir("layers", 0o755),
+            Entry::file(&format!("layers/{i:03}"), 0o644, format!("{i}\n")),
+        ]));
+    }
+    fixtures::load_image(&t, Image::new("test/many:1", layers, Config::shell()));
+    // The mount(2) path of kernels before 6.8, forced on this one.
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "test/many:1",
+            "sh",
+            "-c",
+            "ls /layers | wc -l; cat /layers/127; grep ' / ' /proc/self/mounts",
+        ])
+        .env("BURROW_TEST_OVERLAY_MOUNT", "classic")
+        .output();
+    out.assert_ok();
+    let lines = out.lines();
+    assert_eq!(lines[..2], ["127", "127"], "{out:?}");
+    if !lines[2].contains("lowerdir=127:126:") {
+        out.fail("the root was not mounted through mount(2) with short layer names");
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
 fn containers_do_not_share_writes() {
     let t = ctx!();
     let img = load_base(&t);
