@@ -990,6 +990,88 @@ fn ps_lists_running_container() {
     }
 }
 
+// ------------------------------------------------------------ image names
+
+/// An OCI archive whose only name is the `org.opencontainers.image.ref.name` annotation
+/// `zst:1` (as `skopeo copy ... oci-archive:x.tar:zst:1` writes), with a zstd layer.
+fn zst_ref_name_archive(t: &crate::harness::TestCtx) -> std::path::PathBuf {
+    use crate::images::{Entry, Image, sha256_hex, tar};
+    use serde_json::json;
+    let layer = fixtures::base_layer(t);
+    let image = Image::new("unused", vec![layer.clone()], Config::shell());
+    let config = image.config_json();
+    let zst = zstd::encode_all(&layer[..], 3).unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", sha256_hex(&config)),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+            "digest": format!("sha256:{}", sha256_hex(&zst)),
+            "size": zst.len(),
+        }],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", sha256_hex(&manifest)),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "zst:1"},
+        }],
+    }))
+    .unwrap();
+    let mut entries = vec![
+        Entry::file("oci-layout", 0o644, r#"{"imageLayoutVersion":"1.0.0"}"#),
+        Entry::file("index.json", 0o644, index),
+        Entry::dir("blobs", 0o755),
+        Entry::dir("blobs/sha256", 0o755),
+    ];
+    for blob in [config, zst, manifest] {
+        let name = format!("blobs/sha256/{}", sha256_hex(&blob));
+        entries.push(Entry::file(&name, 0o644, blob));
+    }
+    t.write("zst.tar", tar(&entries))
+}
+
+#[test]
+fn short_name_of_loaded_oci_archive_runs() {
+    let t = ctx!();
+    let archive = zst_ref_name_archive(&t);
+    t.load(&archive);
+    t.burrow(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("localhost/zst:1\n");
+    // Found under localhost/ (as podman does), not pulled from docker.io.
+    t.burrow(["run", "--rm", "--pull", "never", "zst:1", "echo", "ok"])
+        .output()
+        .assert_ok()
+        .assert_stdout("ok\n");
+    t.burrow(["run", "--rm", "zst:1", "echo", "ok"])
+        .output()
+        .assert_ok()
+        .assert_stdout("ok\n");
+    // A name with a registry is taken as given.
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "docker.io/library/zst:1",
+            "true",
+        ])
+        .output();
+    out.assert_code(125);
+}
+
 // ------------------------------------------------------------- concurrency
 
 #[test]
