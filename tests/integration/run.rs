@@ -899,6 +899,25 @@ fn rm_removes_container_that_cannot_start() {
 }
 
 #[test]
+fn detached_rm_removes_container_that_cannot_start() {
+    let t = ctx!();
+    let img = load_base(&t);
+    for (args, code) in [
+        (&["--network", "container:nosuch", img, "true"][..], 125),
+        (&[img, "no-such-command-xyz"][..], 127),
+    ] {
+        let mut argv = vec!["run", "-d", "--rm", "--name", "early"];
+        argv.extend_from_slice(args);
+        t.burrow(argv)
+            .output()
+            .assert_code(code)
+            .assert_stdout("")
+            .assert_stderr_nonempty();
+        assert!(t.containers().is_empty(), "{:?}", t.containers());
+    }
+}
+
+#[test]
 fn container_that_cannot_start_is_kept_without_rm() {
     let t = ctx!();
     let img = load_base(&t);
