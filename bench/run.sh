@@ -4,6 +4,10 @@
 # rootless podman (runc, cgroupfs; crun if runc is missing) on the same image
 # when podman is installed and works for that user.
 #
+# Then PASS/FAIL against issue 2's targets: a burrow median under 20 ms, and
+# burrow at least 10x faster than podman (median) where podman ran; exits 1
+# when a target is missed.
+#
 # usage: bash bench/run.sh [N]      (default N=50)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,6 +17,8 @@ repo=$(pwd)
 
 N=${1:-50}
 IMG=bench/busybox:1
+TARGET_MS=20
+TARGET_RATIO=10
 
 ensure_pkgs uidmap busybox-static
 if is_root; then
@@ -102,3 +108,29 @@ if [ -n "$p_med" ]; then
     printf '  %-22s median %8.1f ms   p90 %8.1f ms\n' "podman ($p_rt)" "$p_med" "$p_p90"
     python3 -c "import sys; b, p = float(sys.argv[1]), float(sys.argv[2]); print(f'  ratio podman/burrow (median): {p / b:.2f}x')" "$b_med" "$p_med"
 fi
+
+# holds PYTHON_EXPR A B: whether the comparison of the two numbers holds.
+holds() {
+    python3 -c "import sys; a, b = map(float, sys.argv[2:]); sys.exit(0 if $1 else 1)" "$@"
+}
+
+echo
+echo "targets (issue 2):"
+missed=0
+if holds "a < b" "$b_med" "$TARGET_MS"; then
+    printf '  PASS  burrow median %.1f ms < %s ms\n' "$b_med" "$TARGET_MS"
+else
+    printf '  FAIL  burrow median %.1f ms, not < %s ms\n' "$b_med" "$TARGET_MS"
+    missed=1
+fi
+if [ -n "$p_med" ]; then
+    if holds "b / a >= $TARGET_RATIO" "$b_med" "$p_med"; then
+        printf '  PASS  burrow >= %sx faster than podman (%s)\n' "$TARGET_RATIO" "$p_rt"
+    else
+        printf '  FAIL  burrow not >= %sx faster than podman (%s)\n' "$TARGET_RATIO" "$p_rt"
+        missed=1
+    fi
+else
+    printf '  SKIP  >= %sx faster than podman: podman did not run here\n' "$TARGET_RATIO"
+fi
+exit "$missed"

@@ -169,17 +169,8 @@ pub fn current_mapping() -> Result<IdMapping, UsernsError> {
     let uid = getuid();
     let gid = getgid();
     if uid.is_root() {
-        let all = vec![MapEntry {
-            inside: 0,
-            outside: 0,
-            count: u32::MAX,
-        }];
-        return Ok(IdMapping {
-            kind: MappingKind::Identity,
-            uid_map: all.clone(),
-            gid_map: all,
-            fallback_reason: None,
-        });
+        // Root needs no subordinate ids: /etc/subuid is not even read.
+        return Ok(choose_mapping(&RunningUser::root(), &[], &[], true));
     }
     let name = User::from_uid(uid)
         .ok()
@@ -188,38 +179,88 @@ pub fn current_mapping() -> Result<IdMapping, UsernsError> {
         .unwrap_or_else(|| uid.to_string());
     let subuids = read_ranges(Path::new("/etc/subuid"), &name, uid.as_raw())?;
     let subgids = read_ranges(Path::new("/etc/subgid"), &name, uid.as_raw())?;
+    let helpers = find_helper("newuidmap").is_some() && find_helper("newgidmap").is_some();
+    let who = RunningUser {
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
+        name,
+    };
+    Ok(choose_mapping(&who, &subuids, &subgids, helpers))
+}
+
+/// The user burrow runs as.
+#[derive(Debug, Clone)]
+pub struct RunningUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+}
+
+impl RunningUser {
+    fn root() -> RunningUser {
+        RunningUser {
+            uid: 0,
+            gid: 0,
+            name: "root".into(),
+        }
+    }
+}
+
+/// Which mapping `who` gets: identity for root (every id is root's to map, as with rootful
+/// podman), else the user and their subordinate ids when they have both kinds and the
+/// newuidmap/newgidmap helpers exist, else a single-id map with the reason why.
+pub fn choose_mapping(
+    who: &RunningUser,
+    subuids: &[IdRange],
+    subgids: &[IdRange],
+    helpers: bool,
+) -> IdMapping {
+    if who.uid == 0 {
+        let all = vec![MapEntry {
+            inside: 0,
+            outside: 0,
+            count: u32::MAX,
+        }];
+        return IdMapping {
+            kind: MappingKind::Identity,
+            uid_map: all.clone(),
+            gid_map: all,
+            fallback_reason: None,
+        };
+    }
+    let name = &who.name;
     let single = |reason: String| IdMapping {
         kind: MappingKind::SingleId,
-        uid_map: subordinate_map(uid.as_raw(), &[]),
-        gid_map: subordinate_map(gid.as_raw(), &[]),
+        uid_map: subordinate_map(who.uid, &[]),
+        gid_map: subordinate_map(who.gid, &[]),
         fallback_reason: Some(reason),
     };
     if subuids.is_empty() {
-        return Ok(single(format!(
+        return single(format!(
             "no subordinate uids for user {name} in /etc/subuid: add a line like \
              '{name}:100000:65536' to /etc/subuid and /etc/subgid; running with a single-id map \
              (only root exists in containers)"
-        )));
+        ));
     }
     if subgids.is_empty() {
-        return Ok(single(format!(
+        return single(format!(
             "no subordinate gids for user {name} in /etc/subgid: add a line like \
              '{name}:100000:65536'; running with a single-id map (only root exists in containers)"
-        )));
+        ));
     }
-    if find_helper("newuidmap").is_none() || find_helper("newgidmap").is_none() {
-        return Ok(single(
+    if !helpers {
+        return single(
             "newuidmap/newgidmap not found: install the 'uidmap' package; running with a \
              single-id map (only root exists in containers)"
                 .to_string(),
-        ));
+        );
     }
-    Ok(IdMapping {
+    IdMapping {
         kind: MappingKind::Subordinate,
-        uid_map: subordinate_map(uid.as_raw(), &subuids),
-        gid_map: subordinate_map(gid.as_raw(), &subgids),
+        uid_map: subordinate_map(who.uid, subuids),
+        gid_map: subordinate_map(who.gid, subgids),
         fallback_reason: None,
-    })
+    }
 }
 
 pub(crate) fn thread_count() -> usize {
@@ -506,5 +547,44 @@ carol:1:0
             }],
         );
         assert_eq!(map_text(&map), "0 1000 1\n1 100000 65536\n");
+    }
+
+    #[test]
+    fn root_gets_identity_mapping_without_subordinate_ids() {
+        let m = choose_mapping(&RunningUser::root(), &[], &[], false);
+        assert_eq!(m.kind, MappingKind::Identity);
+        assert_eq!(map_text(&m.uid_map), "0 0 4294967295\n");
+        assert_eq!(map_text(&m.gid_map), "0 0 4294967295\n");
+        assert!(m.fallback_reason.is_none());
+        assert!(m.can_setgroups());
+        assert_eq!(m.host_uid(1000), Some(1000));
+    }
+
+    #[test]
+    fn user_mapping_needs_both_ranges_and_the_helpers() {
+        let alice = RunningUser {
+            uid: 1000,
+            gid: 1000,
+            name: "alice".into(),
+        };
+        let ranges = [IdRange {
+            start: 100000,
+            count: 65536,
+        }];
+        let m = choose_mapping(&alice, &ranges, &ranges, true);
+        assert_eq!(m.kind, MappingKind::Subordinate);
+        assert_eq!(map_text(&m.uid_map), "0 1000 1\n1 100000 65536\n");
+        for (uids, gids, helpers, why) in [
+            (&[][..], &ranges[..], true, "/etc/subuid"),
+            (&ranges[..], &[][..], true, "/etc/subgid"),
+            (&ranges[..], &ranges[..], false, "uidmap"),
+        ] {
+            let m = choose_mapping(&alice, uids, gids, helpers);
+            assert_eq!(m.kind, MappingKind::SingleId);
+            assert_eq!(map_text(&m.uid_map), "0 1000 1\n");
+            assert!(!m.can_setgroups());
+            let reason = m.fallback_reason.unwrap();
+            assert!(reason.contains(why), "{reason}");
+        }
     }
 }

@@ -34,7 +34,7 @@ pub struct CreateArgs {
     /// Read environment variables from a file of KEY=VALUE lines
     #[arg(long, value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
-    /// Working directory inside the container
+    /// Working directory inside the container (an absolute path; created if missing)
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
     /// Username or UID, with an optional group (user[:group])

@@ -16,7 +16,9 @@ use crate::runtime::{ContainerSpec, Hooks, Network, RuntimeError, Stdio};
 use crate::storage::{ImageRecord, Store, UnpackOptions};
 use crate::userns::{IdMapping, MappingKind};
 
-/// Find the image locally, pulling it as `--pull` says.
+/// Find the image locally, pulling it as `--pull` says. A short name (`zst:1`) not found
+/// as docker reads it (`docker.io/library/zst:1`) is looked for under `localhost/` too, where
+/// `load` puts archive names without a registry and podman looks for them.
 pub fn resolve_image(
     store: &Store,
     image: &str,
@@ -24,7 +26,20 @@ pub fn resolve_image(
     opts: &PullOptions,
     quiet: bool,
 ) -> anyhow::Result<ImageRecord> {
-    match (store.find_image(image), pull) {
+    use crate::storage::StorageError::ImageNotFound;
+    let has_registry = image.split_once('/').is_some_and(|(first, _)| {
+        first.contains('.') || first.contains(':') || first == "localhost"
+    });
+    let local = match store.find_image(image) {
+        Err(ImageNotFound(_)) if !has_registry && !image.starts_with("sha256:") => {
+            match store.find_image(&format!("localhost/{image}")) {
+                Err(ImageNotFound(_)) => Err(ImageNotFound(image.to_string())),
+                other => other,
+            }
+        }
+        other => other,
+    };
+    match (local, pull) {
         (Ok(found), PullPolicy::Missing | PullPolicy::Never) => Ok(found),
         (Err(e @ crate::storage::StorageError::Ambiguous(..)), _) => Err(e.into()),
         _ => Ok(ensure_image(store, image, pull, opts, quiet)?),

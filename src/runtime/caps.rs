@@ -41,7 +41,9 @@ pub fn limit_bounding_set() -> Result<(), CapsError> {
 }
 
 /// After the switch to the container user: root keeps the default set (every capability
-/// with `privileged`), anyone else nothing (as docker does without `--cap-add`).
+/// with `privileged`), anyone else nothing (as docker does without `--cap-add`). The
+/// inheritable set is empty whoever runs (docker since 20.10.14, CVE-2022-24769): otherwise a
+/// program with inheritable file capabilities would gain them even as a non-root user.
 pub fn set_process_caps(uid: u32, privileged: bool) -> Result<(), CapsError> {
     let set: CapsHashSet = match (uid, privileged) {
         (0, true) => caps::read(None, CapSet::Bounding).map_err(wrap)?,
@@ -51,7 +53,7 @@ pub fn set_process_caps(uid: u32, privileged: bool) -> Result<(), CapsError> {
     caps::clear(None, CapSet::Ambient).map_err(wrap)?;
     caps::set(None, CapSet::Effective, &set).map_err(wrap)?;
     caps::set(None, CapSet::Permitted, &set).map_err(wrap)?;
-    caps::set(None, CapSet::Inheritable, &set).map_err(wrap)?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(wrap)?;
     Ok(())
 }
 

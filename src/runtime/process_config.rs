@@ -19,6 +19,8 @@ pub enum ConfigError {
     },
     #[error("invalid environment variable {0:?}: the name must not be empty")]
     BadEnv(String),
+    #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
+    RelativeWorkdir(String),
 }
 
 /// The parts of an image config that decide the process (a subset of OCI's `config`).
@@ -129,9 +131,15 @@ pub fn merge(
         env.apply_cli(kv, lookup_env)?;
     }
 
-    let cwd = overrides
-        .workdir
-        .clone()
+    // As docker: `-w` must be absolute (an image's WorkingDir is the image's business), and
+    // an empty one means none.
+    let workdir = overrides.workdir.clone().filter(|w| !w.is_empty());
+    if let Some(w) = &workdir
+        && !w.starts_with('/')
+    {
+        return Err(ConfigError::RelativeWorkdir(w.clone()));
+    }
+    let cwd = workdir
         .or_else(|| image.working_dir.clone())
         .unwrap_or_else(|| "/".to_string());
     let user = overrides
@@ -344,5 +352,20 @@ mod tests {
         .unwrap();
         assert_eq!((p.cwd.as_str(), p.user.as_str()), ("/", ""));
         assert_eq!(p.env_value("PATH"), Some(DEFAULT_PATH));
+    }
+
+    #[test]
+    fn relative_workdir_refused_empty_ignored() {
+        let with = |w: &str| ProcessOverrides {
+            workdir: Some(w.into()),
+            ..Default::default()
+        };
+        let e = merge(&image(), &with("rel"), "h", &no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the working directory 'rel' is invalid, it needs to be an absolute path"
+        );
+        let p = merge(&image(), &with(""), "h", &no_env).unwrap();
+        assert_eq!(p.cwd, image().working_dir.unwrap_or_else(|| "/".into()));
     }
 }

@@ -188,29 +188,19 @@ impl KernelOverlay {
         Ok(())
     }
 
-    /// Older kernels: one option string, kept short by naming layers relative to their common
-    /// parent directory (the caller's working directory during the mount).
+    /// Older kernels (before 6.8, no `lowerdir+`, e.g. Debian 12's 6.1): the whole
+    /// configuration is one option string, which the kernel cuts at a page (4095 bytes).
+    /// Absolute layer paths, ~100 bytes each, overflow that beyond a few dozen layers. So the
+    /// mount names every directory by a short relative symlink: see [`link_layers`].
     fn mount_classic(&self, layers: &Layers<'_>, target: &Path) -> std::io::Result<()> {
-        let parent = layers.lower[0]
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("/"))
-            .to_path_buf();
-        let rel = |p: &Path| -> String {
-            p.strip_prefix(&parent)
-                .map(|r| r.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| p.to_string_lossy().into_owned())
-        };
-        let lower: Vec<String> = layers.lower.iter().rev().map(|l| rel(l)).collect();
-        let data = format!(
-            "lowerdir={},upperdir={},workdir={},userxattr{}",
-            lower.join(":"),
-            layers.upper.display(),
-            layers.work.display(),
-            if layers.volatile { ",volatile" } else { "" }
-        );
+        let links = link_layers(layers)?;
+        let data = classic_options(layers.lower.len(), layers.volatile);
+        if data.len() > MAX_MOUNT_DATA {
+            // Only past overlay's own limit of 500 layers; refused rather than cut short.
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let cwd = std::env::current_dir()?;
-        std::env::set_current_dir(&parent)?;
+        std::env::set_current_dir(&links)?;
         let res = nix::mount::mount(
             Some("overlay"),
             target,
@@ -223,17 +213,65 @@ impl KernelOverlay {
     }
 }
 
+/// The longest option string mount(2) passes on whole: one page, the last byte of which the
+/// kernel overwrites with NUL (4 KiB is the smallest page size Linux has).
+pub const MAX_MOUNT_DATA: usize = 4095;
+
+/// The option string for [`link_layers`]' directory as working directory: layers named by
+/// their index (highest first, as overlay wants), upper and work by their link.
+pub fn classic_options(layer_count: usize, volatile: bool) -> String {
+    let lower: Vec<String> = (0..layer_count).rev().map(|i| i.to_string()).collect();
+    format!(
+        "lowerdir={},upperdir=upper,workdir=work,userxattr{}",
+        lower.join(":"),
+        if volatile { ",volatile" } else { "" }
+    )
+}
+
+/// Make `lower-links/` next to the container's upper dir: symlinks `0`, `1`, ... (lowest
+/// layer first), `upper` and `work`; the mount runs in that directory, so each costs a few
+/// bytes of the option string, whatever the storage root's path, up to overlay's own limit
+/// of 500 layers. Links of the container's own rather than a store-wide directory of short
+/// ids (as containers/storage's `l/`): nothing shared to lock, no short names that could
+/// collide, nothing to collect when layers are removed; rewritten on every mount, they
+/// cannot be stale. Overlay resolves them once, at mount time.
+pub fn link_layers(layers: &Layers<'_>) -> std::io::Result<PathBuf> {
+    let dir = layers
+        .upper
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("lower-links");
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::create_dir(&dir)?;
+    for (i, lower) in layers.lower.iter().enumerate() {
+        std::os::unix::fs::symlink(lower, dir.join(i.to_string()))?;
+    }
+    std::os::unix::fs::symlink(layers.upper, dir.join("upper"))?;
+    std::os::unix::fs::symlink(layers.work, dir.join("work"))?;
+    Ok(dir)
+}
+
+/// Set (to `classic`) by tests to use mount(2) where the kernel has `lowerdir+`.
+const FORCE_CLASSIC_ENV: &str = "BURROW_TEST_OVERLAY_MOUNT";
+
 impl RootfsDriver for KernelOverlay {
     fn mount(&self, layers: &Layers<'_>, target: &Path) -> Result<Mounted, RootfsError> {
         if layers.lower.is_empty() {
             return Err(RootfsError::NoLayers);
         }
-        let result = match self.mount_with_fsconfig(layers, target) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
-                log::debug!("fsconfig overlay mount failed ({e}); trying mount(2)");
-                self.mount_classic(layers, target)
+        let result = if std::env::var_os(FORCE_CLASSIC_ENV).is_some_and(|v| v == "classic") {
+            self.mount_classic(layers, target)
+        } else {
+            match self.mount_with_fsconfig(layers, target) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
+                    log::debug!("fsconfig overlay mount failed ({e}); trying mount(2)");
+                    self.mount_classic(layers, target)
+                }
+                other => other,
             }
-            other => other,
         };
         result
             .map(|()| Mounted::Done)
@@ -241,5 +279,51 @@ impl RootfsDriver for KernelOverlay {
                 target: target.to_path_buf(),
                 source,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_options_fit_a_page_for_many_layers() {
+        let data = classic_options(128, true);
+        assert!(data.len() <= MAX_MOUNT_DATA, "{} bytes", data.len());
+        assert!(data.starts_with("lowerdir=127:126:"), "{data}");
+        assert!(data.contains(":1:0,upperdir=upper,workdir=work,userxattr,volatile"));
+        // Overlay's own limit is 500 layers.
+        assert!(classic_options(500, true).len() <= MAX_MOUNT_DATA);
+    }
+
+    #[test]
+    fn links_name_every_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = "/var/lib/some/very/long/storage/root/".repeat(20);
+        let lower: Vec<PathBuf> = (0..3)
+            .map(|i| Path::new(&root).join(format!("layer{i}/diff")))
+            .collect();
+        let (upper, work) = (tmp.path().join("upper"), tmp.path().join("work"));
+        let layers = Layers {
+            lower: &lower,
+            upper: &upper,
+            work: &work,
+            volatile: false,
+        };
+        // A stale directory from an earlier mount is replaced.
+        std::fs::create_dir_all(tmp.path().join("lower-links/9")).unwrap();
+        let dir = link_layers(&layers).unwrap();
+        assert_eq!(dir, tmp.path().join("lower-links"));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["0", "1", "2", "upper", "work"]);
+        for (i, l) in lower.iter().enumerate() {
+            assert_eq!(&std::fs::read_link(dir.join(i.to_string())).unwrap(), l);
+        }
+        assert_eq!(std::fs::read_link(dir.join("upper")).unwrap(), upper);
+        assert_eq!(std::fs::read_link(dir.join("work")).unwrap(), work);
     }
 }

@@ -29,15 +29,28 @@ pub enum RuntimeError {
     Start(#[from] ExitError),
 }
 
-const FORWARDED: &[Signal] = &[
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
+/// Signals burrow never forwards, as docker's sig-proxy: SIGCHLD and SIGPIPE concern burrow
+/// itself, and SIGURG is noise (Go runtimes use it for preemption). SIGTTIN and SIGTTOU are
+/// the kernel's answer to burrow touching its own terminal from the background; blocked, they
+/// would let a background `run -it` switch the shell's terminal to raw mode and turn reads of
+/// it into errors. SIGKILL and SIGSTOP cannot be caught.
+const NOT_FORWARDED: &[libc::c_int] = &[
+    libc::SIGCHLD,
+    libc::SIGPIPE,
+    libc::SIGURG,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGKILL,
+    libc::SIGSTOP,
 ];
+
+/// Every signal burrow passes on to the container: the standard ones but [`NOT_FORWARDED`],
+/// and the real-time ones. 32 and 33, below SIGRTMIN, belong to the C library's threads.
+pub fn forwarded_signals() -> impl Iterator<Item = libc::c_int> {
+    (1..32)
+        .filter(|s| !NOT_FORWARDED.contains(s))
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
 
 fn clone_container(flags: libc::c_int) -> std::io::Result<libc::pid_t> {
     // SAFETY: with no stack argument, clone behaves as fork does; burrow is single-threaded
@@ -115,15 +128,37 @@ pub fn run(spec: &ContainerSpec, hooks: &mut dyn Hooks) -> Result<u8, RuntimeErr
 /// container's process is created, so no signal is lost or acted on by default in between;
 /// the child unblocks them before exec.
 pub(super) fn block_forwarded_signals() -> Result<SignalFd, RuntimeError> {
-    let mut signals = SigSet::empty();
-    for s in FORWARDED {
-        signals.add(*s);
-    }
+    // SAFETY: sigemptyset/sigaddset fill the set in place; every number is a valid signal.
+    let signals = unsafe {
+        let mut raw: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut raw);
+        for s in forwarded_signals() {
+            libc::sigaddset(&mut raw, s);
+        }
+        SigSet::from_sigset_t_unchecked(raw)
+    };
     signals.thread_block()?;
     Ok(SignalFd::with_flags(
         &signals,
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )?)
+}
+
+/// Pass a signal burrow received on to the container's first process. Without a terminal
+/// SIGWINCH is passed on too (as docker does); with one, the new size goes to the pty, whose
+/// foreground process group the kernel then signals.
+pub(crate) fn forward_signal(pid: Pid, signo: u32, master: Option<&OwnedFd>) {
+    let sig = signo as libc::c_int;
+    if sig == libc::SIGWINCH
+        && let Some(m) = master
+    {
+        if let Some(ws) = pty::window_size(0) {
+            pty::set_window_size(m.as_raw_fd(), &ws);
+        }
+        return;
+    }
+    // SAFETY: plain kill(2); real-time signals have no `Signal` value, so no nix here.
+    unsafe { libc::kill(pid.as_raw(), sig) };
 }
 
 /// Create the container's namespaces and start its command; `hooks.started` has run when this
@@ -285,14 +320,7 @@ pub fn relay_until_exit(started: &Started, interactive: bool) -> Result<WaitStat
 
         if signalled {
             while let Ok(Some(info)) = sigfd.read_signal() {
-                let sig = info.ssi_signo as i32;
-                if sig == libc::SIGWINCH {
-                    if let (Some(m), Some(ws)) = (master, pty::window_size(0)) {
-                        pty::set_window_size(m.as_raw_fd(), &ws);
-                    }
-                } else if let Ok(s) = Signal::try_from(sig) {
-                    let _ = kill(pid, s);
-                }
+                forward_signal(pid, info.ssi_signo, master);
             }
         }
         if master_ready && let Some(m) = master {
@@ -327,6 +355,47 @@ pub fn relay_until_exit(started: &Started, interactive: bool) -> Result<WaitStat
                 }
             }
             return Ok(status);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_signals;
+
+    #[test]
+    fn forwards_every_catchable_signal_but_docker_exceptions() {
+        let set: Vec<i32> = forwarded_signals().collect();
+        for sig in [
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGTERM,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGALRM,
+            libc::SIGWINCH,
+            libc::SIGCONT,
+            libc::SIGTSTP,
+            libc::SIGPWR,
+            libc::SIGSYS,
+            libc::SIGRTMIN(),
+            libc::SIGRTMAX(),
+        ] {
+            assert!(set.contains(&sig), "signal {sig} not forwarded");
+        }
+        for sig in [
+            libc::SIGCHLD,
+            libc::SIGPIPE,
+            libc::SIGURG,
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            32,
+            33,
+        ] {
+            assert!(!set.contains(&sig), "signal {sig} forwarded");
         }
     }
 }

@@ -530,6 +530,7 @@ impl TestCtx {
             envs: Vec::new(),
             stdin: None,
             timeout: TIMEOUT,
+            inherited_fds: Vec::new(),
         }
     }
 
@@ -677,9 +678,17 @@ pub struct BurrowCmd {
     envs: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
     timeout: Duration,
+    inherited_fds: Vec<i32>,
 }
 
 impl BurrowCmd {
+    /// Also give burrow descriptor `fd` (a copy of its stdin, inheritable), as a careless
+    /// caller would: burrow must not pass it on to the container.
+    pub fn inherit_fd(mut self, fd: i32) -> Self {
+        self.inherited_fds.push(fd);
+        self
+    }
+
     /// Set a variable in burrow's own environment (the caller's env).
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.envs.push((k.to_string(), v.to_string()));
@@ -756,6 +765,11 @@ impl BurrowCmd {
             Stdio::null()
         });
         c.process_group(0);
+        let fds = self.inherited_fds.clone();
+        if !fds.is_empty() {
+            // SAFETY: dup2 is async-signal-safe; it runs after stdio is set up.
+            unsafe { c.pre_exec(move || dup_stdin_to(&fds)) };
+        }
         let mut child = c
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.cmdline()));
@@ -785,6 +799,17 @@ impl BurrowCmd {
     pub fn try_output(&self) -> Option<Output> {
         self.spawn().try_wait_timeout()
     }
+}
+
+/// dup2 stdin onto each of `fds` (a pre_exec step: dup2 leaves the copies inheritable).
+pub fn dup_stdin_to(fds: &[i32]) -> std::io::Result<()> {
+    for &fd in fds {
+        // SAFETY: dup2 onto a descriptor number we chose.
+        if unsafe { libc::dup2(0, fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 pub fn shell_quote(s: &str) -> String {

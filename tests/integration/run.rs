@@ -284,6 +284,20 @@ fn workdir_flag_created_if_missing() {
 }
 
 #[test]
+fn workdir_relative_is_refused() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t.burrow(["run", "--rm", "-w", "rel", img, "pwd"]).output();
+    out.assert_code(125).assert_stdout("");
+    assert!(
+        out.stderr
+            .contains("the working directory 'rel' is invalid, it needs to be an absolute path"),
+        "{out:?}"
+    );
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
 fn workdir_from_image() {
     let t = ctx!();
     let mut cfg = Config::shell();
@@ -434,12 +448,19 @@ fn signal_forwarded(sig: i32, trap: &str, code: i32) {
         "trap 'echo got-{}; exit {code}' {trap}; echo ready; while :; do sleep 0.1; done",
         trap.to_lowercase()
     );
-    let mut r = t.burrow(["run", "--rm", img, "sh", "-c", &script]).spawn();
+    let mut r = t
+        .burrow(["run", "--rm", "--name", "sig", img, "sh", "-c", &script])
+        .spawn();
     r.wait_stdout("ready\n");
     r.signal(sig);
     let out = r.wait();
     out.assert_code(code)
         .assert_stdout(&format!("ready\ngot-{}\n", trap.to_lowercase()));
+    // burrow outlived the signal: `--rm` was honoured and the name is free again.
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+    t.burrow(["run", "--rm", "--name", "sig", img, "true"])
+        .output()
+        .assert_ok();
 }
 
 #[test]
@@ -455,6 +476,23 @@ fn sigint_forwarded() {
 #[test]
 fn sighup_forwarded() {
     signal_forwarded(libc::SIGHUP, "HUP", 9);
+}
+
+#[test]
+fn sigalrm_forwarded() {
+    // Its default action would kill burrow ("Alarm clock").
+    signal_forwarded(libc::SIGALRM, "ALRM", 10);
+}
+
+#[test]
+fn sigusr2_forwarded() {
+    signal_forwarded(libc::SIGUSR2, "USR2", 11);
+}
+
+#[test]
+fn sigwinch_forwarded_without_tty() {
+    // Without a terminal there is no pty to resize: the container gets the signal itself.
+    signal_forwarded(libc::SIGWINCH, "WINCH", 12);
 }
 
 #[test]
@@ -659,29 +697,104 @@ fn proc_sys_read_only() {
     );
 }
 
+/// Descriptors listed by `ls /proc/self/fd` in the container: 0, 1, 2 and ls's own
+/// directory, which takes the lowest free number, 3, unless something leaked there.
+pub(crate) fn assert_only_std_fds(listing: &str, ctx: &dyn std::fmt::Display) {
+    let mut fds: Vec<u32> = listing
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    assert_eq!(
+        fds,
+        [0, 1, 2, 3],
+        "descriptors leaked into the container\n{ctx}"
+    );
+}
+
 #[test]
 fn only_std_fds_in_container() {
     let t = ctx!();
     let img = load_base(&t);
-    let out = t
-        .burrow(["run", "--rm", img, "ls", "/proc/self/fd"])
-        .output();
-    out.assert_ok();
-    let fds: Vec<u32> = out
-        .stdout
-        .split_whitespace()
-        .map(|s| s.parse().unwrap_or_else(|_| out.fail("bad fd")))
+    let mut r = t
+        .burrow([
+            "run",
+            "--rm",
+            img,
+            "sh",
+            "-c",
+            "echo fds $(ls /proc/self/fd) end; trap 'exit 0' TERM; echo ready; \
+             while :; do sleep 0.1; done",
+        ])
+        .inherit_fd(7)
+        .inherit_fd(9)
+        .spawn();
+    r.wait_stdout("ready\n");
+    // burrow itself got the descriptors (setpriv passes them on).
+    let held: Vec<bool> = [7, 9]
+        .iter()
+        .map(|fd| std::path::Path::new(&format!("/proc/{}/fd/{fd}", r.pid())).exists())
         .collect();
-    let extra: Vec<u32> = fds.iter().copied().filter(|&f| f > 2).collect();
-    // 0, 1, 2 and at most the directory ls itself opened.
-    for f in [0, 1, 2] {
-        if !fds.contains(&f) {
-            out.fail(&format!("fd {f} missing"));
-        }
-    }
-    if extra.len() > 1 {
-        out.fail(&format!("leaked fds: {extra:?}"));
-    }
+    r.signal(libc::SIGTERM);
+    let out = r.wait();
+    out.assert_ok();
+    assert_eq!(held, [true, true], "burrow lacks fd 7 or 9\n{out:?}");
+    let listing = out
+        .stdout
+        .split("fds ")
+        .nth(1)
+        .and_then(|s| s.split(" end").next())
+        .unwrap_or_else(|| out.fail("no fd listing"));
+    assert_only_std_fds(listing, &format!("{out:?}"));
+}
+
+/// CapInh, CapPrm, CapEff, CapBnd, CapAmb and NoNewPrivs of the container's process.
+fn privileges(t: &crate::harness::TestCtx, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        fixtures::BASE,
+        "grep",
+        "-E",
+        "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):",
+        "/proc/self/status",
+    ]);
+    let out = t.burrow(args).output();
+    out.assert_ok();
+    out.lines()
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn docker_default_capabilities_and_no_new_privs() {
+    let t = ctx!();
+    load_base(&t);
+    // docker's default set; nothing inheritable (CVE-2022-24769) or ambient.
+    assert_eq!(
+        privileges(&t, &[]),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 00000000a80425fb",
+            "CapEff: 00000000a80425fb",
+            "CapBnd: 00000000a80425fb",
+            "CapAmb: 0000000000000000",
+            "NoNewPrivs: 1",
+        ]
+    );
+    // A user other than root has no capabilities, only the bounding set's limit.
+    assert_eq!(
+        privileges(&t, &["-u", "1000"]),
+        [
+            "CapInh: 0000000000000000",
+            "CapPrm: 0000000000000000",
+            "CapEff: 0000000000000000",
+            "CapBnd: 00000000a80425fb",
+            "CapAmb: 0000000000000000",
+            "NoNewPrivs: 1",
+        ]
+    );
 }
 
 #[test]
@@ -762,6 +875,98 @@ fn rm_by_id_and_unknown() {
 }
 
 #[test]
+fn rm_removes_container_that_cannot_start() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--name",
+            "early",
+            "--network",
+            "container:nosuch",
+            img,
+            "true",
+        ])
+        .output();
+    out.assert_code(125).assert_stderr_nonempty();
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+    // The name is free again.
+    t.burrow(["run", "--rm", "--name", "early", img, "true"])
+        .output()
+        .assert_ok();
+}
+
+#[test]
+fn detached_rm_removes_container_that_cannot_start() {
+    let t = ctx!();
+    let img = load_base(&t);
+    for (args, code) in [
+        (&["--network", "container:nosuch", img, "true"][..], 125),
+        (&[img, "no-such-command-xyz"][..], 127),
+    ] {
+        let mut argv = vec!["run", "-d", "--rm", "--name", "early"];
+        argv.extend_from_slice(args);
+        t.burrow(argv)
+            .output()
+            .assert_code(code)
+            .assert_stdout("")
+            .assert_stderr_nonempty();
+        assert!(t.containers().is_empty(), "{:?}", t.containers());
+    }
+}
+
+#[test]
+fn container_that_cannot_start_is_kept_without_rm() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow([
+        "run",
+        "--name",
+        "early",
+        "--network",
+        "container:nosuch",
+        img,
+        "true",
+    ])
+    .output()
+    .assert_code(125)
+    .assert_stderr_nonempty();
+    // As docker: the container exists, created but never started.
+    assert_eq!(t.containers().len(), 1, "{:?}", t.containers());
+    t.burrow(["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("early Created\n");
+}
+
+#[test]
+fn rm_removes_container_when_newuidmap_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = ctx!();
+    let img = load_base(&t);
+    let bin = t.user_dir("fakebin");
+    for tool in ["newuidmap", "newgidmap"] {
+        let p = t.write(
+            &format!("fakebin/{tool}"),
+            format!("#!/bin/sh\necho {tool}: refused by the test >&2\nexit 1\n"),
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let out = t
+        .burrow(["run", "--rm", img, "true"])
+        .env("PATH", &path)
+        .output();
+    out.assert_code(125);
+    if !out.stderr.contains("refused by the test") {
+        out.fail("the helper's stderr is not passed on");
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
 fn name_conflict_is_125() {
     let t = ctx!();
     let img = load_base(&t);
@@ -802,6 +1007,88 @@ fn ps_lists_running_container() {
     if !ps_ok {
         ps.fail("`ps` does not list the running container");
     }
+}
+
+// ------------------------------------------------------------ image names
+
+/// An OCI archive whose only name is the `org.opencontainers.image.ref.name` annotation
+/// `zst:1` (as `skopeo copy ... oci-archive:x.tar:zst:1` writes), with a zstd layer.
+fn zst_ref_name_archive(t: &crate::harness::TestCtx) -> std::path::PathBuf {
+    use crate::images::{Entry, Image, sha256_hex, tar};
+    use serde_json::json;
+    let layer = fixtures::base_layer(t);
+    let image = Image::new("unused", vec![layer.clone()], Config::shell());
+    let config = image.config_json();
+    let zst = zstd::encode_all(&layer[..], 3).unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", sha256_hex(&config)),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+            "digest": format!("sha256:{}", sha256_hex(&zst)),
+            "size": zst.len(),
+        }],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", sha256_hex(&manifest)),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "zst:1"},
+        }],
+    }))
+    .unwrap();
+    let mut entries = vec![
+        Entry::file("oci-layout", 0o644, r#"{"imageLayoutVersion":"1.0.0"}"#),
+        Entry::file("index.json", 0o644, index),
+        Entry::dir("blobs", 0o755),
+        Entry::dir("blobs/sha256", 0o755),
+    ];
+    for blob in [config, zst, manifest] {
+        let name = format!("blobs/sha256/{}", sha256_hex(&blob));
+        entries.push(Entry::file(&name, 0o644, blob));
+    }
+    t.write("zst.tar", tar(&entries))
+}
+
+#[test]
+fn short_name_of_loaded_oci_archive_runs() {
+    let t = ctx!();
+    let archive = zst_ref_name_archive(&t);
+    t.load(&archive);
+    t.burrow(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("localhost/zst:1\n");
+    // Found under localhost/ (as podman does), not pulled from docker.io.
+    t.burrow(["run", "--rm", "--pull", "never", "zst:1", "echo", "ok"])
+        .output()
+        .assert_ok()
+        .assert_stdout("ok\n");
+    t.burrow(["run", "--rm", "zst:1", "echo", "ok"])
+        .output()
+        .assert_ok()
+        .assert_stdout("ok\n");
+    // A name with a registry is taken as given.
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "docker.io/library/zst:1",
+            "true",
+        ])
+        .output();
+    out.assert_code(125);
 }
 
 // ------------------------------------------------------------- concurrency
@@ -851,6 +1138,40 @@ fn concurrent_runs_in_threads() {
                 .assert_stdout(&format!("{i}\n"));
         }
     });
+}
+
+#[test]
+fn many_layers_with_classic_overlay_mount() {
+    use crate::images::{Entry, Image};
+    let t = ctx!();
+    // 128 layers: their absolute paths alone would take ~13 KiB of mount(2)'s one page.
+    let mut layers = vec![fixtures::base_layer(&t)];
+    for i in 1..128 {
+        layers.push(crate::images::tar(&[
+            Entry::dir("layers", 0o755),
+            Entry::file(&format!("layers/{i:03}"), 0o644, format!("{i}\n")),
+        ]));
+    }
+    fixtures::load_image(&t, Image::new("test/many:1", layers, Config::shell()));
+    // The mount(2) path of kernels before 6.8, forced on this one.
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "test/many:1",
+            "sh",
+            "-c",
+            "ls /layers | wc -l; cat /layers/127; grep ' / ' /proc/self/mounts",
+        ])
+        .env("BURROW_TEST_OVERLAY_MOUNT", "classic")
+        .output();
+    out.assert_ok();
+    let lines = out.lines();
+    assert_eq!(lines[..2], ["127", "127"], "{out:?}");
+    if !lines[2].contains("lowerdir=127:126:") {
+        out.fail("the root was not mounted through mount(2) with short layer names");
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
 }
 
 #[test]
