@@ -147,19 +147,27 @@ fn rmi_force_keeps_what_a_stopped_container_uses() {
     t.burrow(["run", "--name", "x", BASE, "true"])
         .output()
         .assert_ok();
-    let layers = layer_dirs(&t);
-    t.burrow(["rmi", "-f", BASE])
+    t.burrow(["create", "--name", "y", BASE, "echo", "created"])
         .output()
-        .assert_ok()
-        .assert_stdout_contains("Deleted: sha256:");
-    assert!(image_names(&t).is_empty());
-    // The container's layers stay while it exists.
+        .assert_ok();
+    let layers = layer_dirs(&t);
+    let out = t.burrow(["rmi", "-f", BASE]).output();
+    out.assert_ok().assert_stdout_contains("Untagged: ");
+    assert!(!out.stdout.contains("Deleted:"), "{out:?}");
+    assert_eq!(image_names(&t), ["<none>:<none>"]);
+    // The image stays, dangling, with its layers while a container uses it; prunes too.
     assert_eq!(layer_dirs(&t), layers);
     t.burrow(["image", "prune", "-a", "-f"])
         .output()
         .assert_ok();
     assert_eq!(layer_dirs(&t), layers);
-    t.burrow(["rm", "x"]).output().assert_ok();
+    t.burrow(["start", "-a", "x"]).output().assert_ok();
+    t.burrow(["start", "-a", "y"])
+        .output()
+        .assert_ok()
+        .assert_stdout("created\n");
+    t.burrow(["diff", "y"]).output().assert_ok();
+    t.burrow(["rm", "x", "y"]).output().assert_ok();
     t.burrow(["image", "prune", "-f"]).output().assert_ok();
     assert!(layer_dirs(&t).is_empty());
     assert!(blobs(&t).is_empty(), "{:?}", blobs(&t));
