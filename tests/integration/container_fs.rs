@@ -410,3 +410,115 @@ fn cp_follow_link_and_tar_from_stdin() {
     );
     assert_eq!(exec_out(&t, "lk", &["cat", "/tmp/in/t/x"]), "tarred\n");
 }
+
+fn inspect_image(t: &TestCtx, image: &str) -> serde_json::Value {
+    let out = ok(t, &["image", "inspect", image]);
+    let docs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    docs[0].clone()
+}
+
+/// `commit -a -m -c`: author, `.Comment`, and docker's changes merged into the base's config
+/// (ENV by variable, VOLUME added, ONBUILD kept).
+#[test]
+fn commit_author_message_and_changes() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    ok(&t, &["run", "--name", "c", img, "sh", "-c", "echo x > /x"]);
+    ok(
+        &t,
+        &[
+            "commit",
+            "-a",
+            "Jane Doe <jane@example.com>",
+            "-m",
+            "with x",
+            "-c",
+            "VOLUME /data",
+            "-c",
+            "ENV FOO=bar",
+            "-c",
+            "ONBUILD RUN make",
+            "c",
+            "test/c:1",
+        ],
+    );
+    let doc = inspect_image(&t, "test/c:1");
+    assert_eq!(doc["Author"], "Jane Doe <jane@example.com>", "{doc}");
+    assert_eq!(doc["Comment"], "with x", "{doc}");
+    let config = &doc["Config"];
+    assert!(config["Volumes"].get("/data").is_some(), "{config}");
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!(["RUN make"]),
+        "{config}"
+    );
+    let env: Vec<&str> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"FOO=bar"), "{env:?}");
+    assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    let history = ok(&t, &["history", "--no-trunc", "test/c:1"]).stdout;
+    assert!(history.contains("with x"), "{history}");
+    // The image's VOLUME gives a container an anonymous volume.
+    ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "test/c:1",
+            "sh",
+            "-c",
+            "grep -q ' /data ' /proc/mounts",
+        ],
+    );
+    // A commit without -m has no comment of its own.
+    ok(&t, &["commit", "c", "test/c:2"]);
+    assert_eq!(inspect_image(&t, "test/c:2")["Comment"], "");
+}
+
+/// `import -c -m`: the changes are the config, the message is `.Comment` and history.
+#[test]
+fn import_with_changes_and_message() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    ok(
+        &t,
+        &[
+            "run",
+            "--name",
+            "src",
+            img,
+            "sh",
+            "-c",
+            "echo imported > /f",
+        ],
+    );
+    let dir = t.user_dir("export");
+    let file = dir.join("rootfs.tar");
+    ok(&t, &["export", "-o", file.to_str().unwrap(), "src"]);
+    ok(
+        &t,
+        &[
+            "import",
+            "-c",
+            "CMD [\"cat\", \"/f\"]",
+            "-c",
+            "ENV A=1",
+            "-m",
+            "from export",
+            file.to_str().unwrap(),
+            "test/imp:1",
+        ],
+    );
+    ok(&t, &["run", "--rm", "test/imp:1"]).assert_stdout("imported\n");
+    let doc = inspect_image(&t, "test/imp:1");
+    assert_eq!(doc["Comment"], "from export", "{doc}");
+    assert_eq!(doc["Config"]["Env"], serde_json::json!(["A=1"]), "{doc}");
+    let history = ok(&t, &["history", "--no-trunc", "test/imp:1"]).stdout;
+    assert!(history.contains("from export"), "{history}");
+}
