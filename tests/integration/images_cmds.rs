@@ -290,6 +290,43 @@ fn images_filters_before_and_since() {
     assert_ne!(out.code, 0, "{out:?}");
 }
 
+/// `--format` of `image inspect`, `history` and `system df`.
+#[test]
+fn inspect_history_and_df_format() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    let id = t
+        .burrow(["images", "-q", "--no-trunc", BASE])
+        .output()
+        .stdout
+        .trim()
+        .to_string();
+    for flag in ["-f", "--format"] {
+        t.burrow(["image", "inspect", flag, "{{.Id}} {{.Os}}", BASE])
+            .output()
+            .assert_ok()
+            .assert_stdout(&format!("{id} linux\n"));
+    }
+    let out = t
+        .burrow(["history", "--format", "{{.ID}}|{{.CreatedBy}}", BASE])
+        .output();
+    out.assert_ok();
+    assert_eq!(
+        out.lines()[0],
+        format!("{}|burrow tests", &id[7..19]),
+        "{out:?}"
+    );
+    let out = t
+        .burrow(["history", "--format", "table {{.ID}}\t{{.Size}}", BASE])
+        .output();
+    out.assert_ok();
+    assert!(out.lines()[0].starts_with("IMAGE"), "{out:?}");
+    t.burrow(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("Images=1\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n");
+}
+
 #[test]
 fn history_lists_the_config_history() {
     let t = ctx!();

@@ -994,11 +994,15 @@ fn volume_prune() {
     let mut want = set(&["unused-named", "labelled", "held"]);
     want.extend(held_anon.iter().cloned());
     assert_eq!(volumes(&t), want);
+    assert!(out.stdout.starts_with("Deleted Volumes:\n"), "{out:?}");
+    assert!(out.stdout.contains("Total reclaimed space: "), "{out:?}");
     // -a: unused named ones too
     ok(&t, &["volume", "prune", "-a", "-f"]);
     let mut want = set(&["held"]);
     want.extend(held_anon.iter().cloned());
     assert_eq!(volumes(&t), want, "in-use volumes survive prune -a");
+    // Nothing left to remove: no header, as docker.
+    ok(&t, &["volume", "prune", "-a", "-f"]).assert_stdout("Total reclaimed space: 0B\n");
 }
 
 // ------------------------------------------------------------ image VOLUMEs
