@@ -83,13 +83,14 @@ pub fn copy_dir_contents(
     dst: BorrowedFd<'_>,
     owners: Owners,
 ) -> io::Result<()> {
-    for name in list_dir(src)? {
+    for name in list_names(src)? {
         copy_entry(src, &name, dst, &name, owners)?;
     }
     Ok(())
 }
 
-fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+/// The names in a directory, `.` and `..` left out (`burrow cp`'s tar stream walks with it).
+pub fn list_names(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     let fd = safe_fs::openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     let mut listing = nix::dir::Dir::from_fd(fd).map_err(io::Error::from)?;
     let mut names = Vec::new();

@@ -409,6 +409,16 @@ fn cp_follow_link_and_tar_from_stdin() {
         "640\n"
     );
     assert_eq!(exec_out(&t, "lk", &["cat", "/tmp/in/t/x"]), "tarred\n");
+    // A directory out as a tar stream, and back in elsewhere.
+    let tar_out = ok(&t, &["cp", "lk:/tmp/in", "-"]).stdout;
+    t.burrow(["cp", "-", "lk:/tmp/again/"])
+        .stdin(tar_out.into_bytes())
+        .output()
+        .assert_ok();
+    assert_eq!(
+        exec_out(&t, "lk", &["cat", "/tmp/again/in/t/x"]),
+        "tarred\n"
+    );
 }
 
 fn inspect_image(t: &TestCtx, image: &str) -> serde_json::Value {

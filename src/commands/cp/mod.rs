@@ -4,6 +4,7 @@
 //! leads the copy out of it.
 
 mod resolve;
+mod tar_out;
 mod untar;
 
 use std::io::Write;
@@ -14,7 +15,7 @@ use anyhow::Context;
 
 use crate::cli::GlobalArgs;
 use crate::runtime::copy::{Owners, copy_dir_contents, copy_entry};
-use crate::safe_open::{Create, ensure_in_root, fd_path};
+use crate::safe_open::{Create, ensure_in_root};
 use crate::storage::safe_fs;
 use resolve::Entry;
 
@@ -169,23 +170,8 @@ fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Re
 
 /// `cp CONTAINER:PATH -`: a tar stream of the entry on stdout.
 fn write_tar(entry: &Entry, name: &std::ffi::OsStr) -> anyhow::Result<()> {
-    let fd = safe_fs::openat(entry.dir.as_fd(), &entry.name, libc::O_PATH, 0)?;
-    let from = fd_path(&fd);
-    let st = nix::sys::stat::fstat(&fd)?;
-    let mut b = tar::Builder::new(std::io::stdout().lock());
-    b.follow_symlinks(false);
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFLNK => {
-            let target = nix::fcntl::readlinkat(entry.dir.as_fd(), entry.name.as_c_str())?;
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            h.set_mode(0o777);
-            b.append_link(&mut h, name, target)?;
-        }
-        libc::S_IFDIR => b.append_dir_all(name, from.join("."))?,
-        _ => b.append_file(name, &mut std::fs::File::open(&from)?)?,
-    }
+    let mut b = tar::Builder::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    tar_out::write(&mut b, entry.dir.as_fd(), &entry.name, Path::new(name))?;
     b.into_inner()?.flush()?;
     Ok(())
 }
