@@ -10,13 +10,16 @@ pub struct Args {
     /// Author (e.g. "Jane Doe <jane@example.com>")
     #[arg(short, long)]
     pub author: Option<String>,
-    /// Apply Dockerfile instructions (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)
+    /// Apply Dockerfile instructions (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD,
+    /// STOPSIGNAL, USER, VOLUME, WORKDIR)
     #[arg(short, long)]
     pub change: Vec<String>,
-    /// Commit message
+    /// Commit message (the image's `.Comment` and its new history entry)
     #[arg(short, long)]
     pub message: Option<String>,
-    /// Pause the container during the commit (needs a cgroup freezer; ignored without one)
+    /// Pause the container during the commit. Accepted for docker's sake: burrow has no
+    /// cgroup freezer to pause with (see `pause`), so a running container's layer is read
+    /// while it runs; stop it first for a consistent snapshot
     #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
     pub container: String,
@@ -35,6 +38,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let record = containers.find(&args.container)?;
     let store = super::open_store(global)?;
     let base = store.find_image(&record.image_id)?;
+    if args.pause && record.status.is_running() {
+        log::warn!(
+            "container {} is running and burrow cannot pause it (no cgroup freezer): files it \
+             writes during the commit may be caught half-written; stop it first for a \
+             consistent snapshot",
+            record.name
+        );
+    }
     // The upper directory holds files of the container's ids: read it in the namespace.
     crate::userns::enter_current()?;
     let upper = super::container_fs::upper_dir(&containers, &record);

@@ -20,6 +20,10 @@ pub struct Args {
     /// Only show image ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Format the output: `table TEMPLATE`, `json`, or a Go template per entry (fields ID,
+    /// CreatedSince, CreatedAt, CreatedBy, Size, Comment)
+    #[arg(long)]
+    pub format: Option<String>,
     /// Image: name, id or digest
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -105,6 +109,37 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         for e in &entries {
             println!("{}", id(e));
         }
+        return Ok(0);
+    }
+    if let Some(format) = &args.format {
+        let items: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "ID": id(e),
+                    "CreatedSince": ago(e.created.as_deref()),
+                    "CreatedAt": e.created.clone().unwrap_or_default(),
+                    "CreatedBy": e.created_by,
+                    "Size": if args.human { human_size(e.size) } else { e.size.to_string() },
+                    "Comment": e.comment,
+                })
+            })
+            .collect();
+        let header = |f: &str| {
+            Some(
+                match f {
+                    "ID" => "IMAGE",
+                    "CreatedSince" => "CREATED",
+                    "CreatedAt" => "CREATED AT",
+                    "CreatedBy" => "CREATED BY",
+                    "Size" => "SIZE",
+                    "Comment" => "COMMENT",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        print!("{}", super::format::render_rows(format, &items, &header)?);
         return Ok(0);
     }
     let mut rows = vec![

@@ -41,6 +41,9 @@ pub enum ImageCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Images: names, ids or digests
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<String>,
@@ -215,7 +218,15 @@ fn inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    println!("{}", to_docker_json(&docs));
+    match &args.format {
+        Some(format) => {
+            for doc in &docs {
+                let value = serde_json::to_value(doc)?;
+                println!("{}", super::format::render_template(format, &value)?);
+            }
+        }
+        None => println!("{}", to_docker_json(&docs)),
+    }
     Ok(if failed { 1 } else { 0 })
 }
 

@@ -11,10 +11,11 @@ use crate::storage::ImageChanges;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Apply Dockerfile instructions to the image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)
+    /// Apply Dockerfile instructions to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+    /// ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)
     #[arg(short, long, value_name = "INSTRUCTION")]
     pub change: Vec<String>,
-    /// Commit message for the imported image
+    /// Commit message for the imported image (its history entry and `.Comment`)
     #[arg(short, long)]
     pub message: Option<String>,
     /// Tarball to import (plain, gzip or zstd): a file, an http(s) URL, or - for STDIN
@@ -65,9 +66,15 @@ pub fn parse_changes(changes: &[String]) -> anyhow::Result<ImageChanges> {
                 }
             })),
             "LABEL" => out.labels.extend(pairs(rest)),
+            "VOLUME" => out.volumes.extend(
+                serde_json::from_str::<Vec<String>>(rest)
+                    .unwrap_or_else(|_| rest.split_whitespace().map(String::from).collect()),
+            ),
+            "STOPSIGNAL" => out.stop_signal = Some(rest.to_string()),
+            "ONBUILD" => out.on_build.push(rest.to_string()),
             other => anyhow::bail!(
-                "unsupported --change instruction {other:?}: use CMD, ENTRYPOINT, ENV, WORKDIR, \
-                 USER, EXPOSE or LABEL"
+                "unsupported --change instruction {other:?}: use CMD, ENTRYPOINT, ENV, EXPOSE, \
+                 LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR"
             ),
         }
     }
@@ -146,8 +153,15 @@ mod tests {
             "USER app".into(),
             "EXPOSE 80 53/udp".into(),
             "LABEL team=core".into(),
+            "VOLUME [\"/data\", \"/logs\"]".into(),
+            "VOLUME /cache".into(),
+            "ONBUILD RUN make".into(),
+            "STOPSIGNAL SIGINT".into(),
         ])
         .unwrap();
+        assert_eq!(c.volumes, ["/data", "/logs", "/cache"]);
+        assert_eq!(c.on_build, ["RUN make"]);
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
         assert_eq!(c.cmd.unwrap(), ["sh", "-c", "echo hi"]);
         assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "/bin/run"]);
         assert_eq!(c.env, ["A=1", "B=2", "C=three"]);

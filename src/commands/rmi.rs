@@ -10,8 +10,8 @@ use crate::storage::{Digest, GcReport, ImageRecord, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Force removal of the image (untag an image a running container uses, remove one a
-    /// stopped container uses)
+    /// Force removal of the image (an image a container uses is only untagged: it stays,
+    /// dangling, until no container uses it)
     #[arg(short, long)]
     pub force: bool,
     /// Do not delete untagged parents (accepted for compatibility: burrow keeps none)
@@ -82,11 +82,9 @@ fn remove_one(
             println!("Untagged: {}", name.familiar());
             return Ok(());
         }
-        if let Some(c) = users.first()
-            && (!force || running.is_some())
-        {
+        if let Some(c) = users.first() {
             if force {
-                // A running container keeps its image: untag only, as docker does.
+                // A container keeps its image: untag only, as docker does.
                 store.untag(&name)?;
                 println!("Untagged: {}", familiar(&full));
                 return Ok(());
@@ -111,14 +109,21 @@ fn remove_one(
                 &c.id[..12]
             )));
         }
-        if let Some(c) = users.first()
-            && !force
-        {
-            return Err(conflict(format!(
-                "unable to delete {short} (must be forced) - image is being used by stopped \
-                 container {}",
-                &c.id[..12]
-            )));
+        if let Some(c) = users.first() {
+            if !force {
+                return Err(conflict(format!(
+                    "unable to delete {short} (must be forced) - image is being used by stopped \
+                     container {}",
+                    &c.id[..12]
+                )));
+            }
+            // The stopped container still needs it to start, diff, export or commit: the
+            // image loses its names and stays, dangling, until the container is removed.
+            for name in &image.names {
+                store.untag(&Reference::parse(name)?)?;
+                println!("Untagged: {}", familiar(name));
+            }
+            return Ok(());
         }
     }
     delete_image(store, &image)

@@ -32,6 +32,10 @@ pub struct DfArgs {
     /// Show detailed information on space usage
     #[arg(short, long)]
     pub verbose: bool,
+    /// Format the summary: `table TEMPLATE`, `json`, or a Go template per row (fields Type,
+    /// TotalCount, Active, Size, Reclaimable)
+    #[arg(long, conflicts_with = "verbose")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -188,11 +192,8 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
     let volume_total: u64 = volumes.iter().map(|(_, s)| s).sum();
 
     if !args.verbose {
-        let rows = vec![
-            ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-                .map(String::from)
-                .to_vec(),
-            vec![
+        let summary: Vec<[String; 5]> = vec![
+            [
                 "Images".into(),
                 images.len().to_string(),
                 images
@@ -203,7 +204,7 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
                 human_size(total),
                 reclaimable(image_reclaimable, total),
             ],
-            vec![
+            [
                 "Containers".into(),
                 containers.len().to_string(),
                 containers
@@ -214,14 +215,14 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
                 human_size(container_total),
                 reclaimable(container_reclaimable, container_total),
             ],
-            vec![
+            [
                 "Local Volumes".into(),
                 volumes.len().to_string(),
                 "0".into(),
                 human_size(volume_total),
                 reclaimable(volume_total, volume_total),
             ],
-            vec![
+            [
                 "Build Cache".into(),
                 "0".into(),
                 "0".into(),
@@ -229,6 +230,37 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
                 "0B".into(),
             ],
         ];
+        const FIELDS: [(&str, &str); 5] = [
+            ("Type", "TYPE"),
+            ("TotalCount", "TOTAL"),
+            ("Active", "ACTIVE"),
+            ("Size", "SIZE"),
+            ("Reclaimable", "RECLAIMABLE"),
+        ];
+        if let Some(format) = &args.format {
+            let items: Vec<serde_json::Value> = summary
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Object(
+                        FIELDS
+                            .iter()
+                            .zip(row)
+                            .map(|((k, _), v)| (k.to_string(), serde_json::json!(v)))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let header = |f: &str| {
+                FIELDS
+                    .iter()
+                    .find(|(k, _)| *k == f)
+                    .map(|(_, h)| h.to_string())
+            };
+            print!("{}", super::format::render_rows(format, &items, &header)?);
+            return Ok(0);
+        }
+        let mut rows = vec![FIELDS.iter().map(|(_, h)| h.to_string()).collect()];
+        rows.extend(summary.into_iter().map(Vec::from));
         print!("{}", table(&rows));
         return Ok(0);
     }

@@ -227,13 +227,27 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             }
             let used = users(global)?;
             crate::userns::enter_current()?;
-            println!("Deleted Volumes:");
+            let mut removed = Vec::new();
+            let mut reclaimed = 0;
             for v in store.list()? {
                 if !used.contains_key(&v.name) && (all || v.anonymous) {
+                    reclaimed += super::system::du(&v.mountpoint);
                     store.remove(&v.name)?;
-                    println!("{}", v.name);
+                    removed.push(v.name);
                 }
             }
+            // docker's output: the header only when something went.
+            if !removed.is_empty() {
+                println!("Deleted Volumes:");
+                for name in &removed {
+                    println!("{name}");
+                }
+                println!();
+            }
+            println!(
+                "Total reclaimed space: {}",
+                super::format::human_size(reclaimed)
+            );
             Ok(0)
         }
     }

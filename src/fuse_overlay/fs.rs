@@ -576,6 +576,10 @@ impl OverlayFs {
         let cp = cpath(&path);
         let st = sys::lstatat(src, &cp)?;
         let up = self.upper();
+        // Adding the child changes the parent's times; as the kernel's overlay, give them
+        // back, or every copy-up would show its directories as modified now.
+        let parent_cp = cpath(&path[..path.iter().rposition(|&b| b == b'/').unwrap_or(0)]);
+        let parent_st = sys::lstatat(up, &parent_cp)?;
         let mode = st.st_mode & 0o7777;
         let times = sys::times_of(&st);
         match fmt {
@@ -651,6 +655,8 @@ impl OverlayFs {
                 }
             }
         }
+        // Best effort: the copy-up itself succeeded.
+        let _ = sys::utimensat(up, &parent_cp, &sys::times_of(&parent_st));
         let new = sys::lstatat(up, &cp)?;
         let mut t = self.table();
         let n = t.node_mut(ino)?;

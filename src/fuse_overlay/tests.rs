@@ -268,6 +268,80 @@ fn writes_copy_up_with_metadata() {
     });
 }
 
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    let n = CString::new(name).unwrap();
+    // SAFETY: valid C strings and buffer.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr {p:?}: {}", io::Error::last_os_error());
+}
+
+fn set_mtime(p: &Path, secs: i64) {
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string and two timespecs.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat {p:?}");
+}
+
+const OLD: i64 = 1_000_000_000;
+
+#[test]
+fn copy_up_keeps_xattrs_and_the_times_of_files_and_parents() {
+    with_overlay("copy_up_times", |d| {
+        let (l0, m) = (&d.lower[0], &d.merged);
+        set_xattr(&l0.join("data/inner/f"), "user.file", b"v");
+        set_xattr(&l0.join("data/inner"), "user.dir", b"w");
+        for p in [
+            "data/inner/f",
+            "data/inner",
+            "data",
+            "etc/sub/deep",
+            "etc/sub",
+        ] {
+            set_mtime(&l0.join(p), OLD);
+        }
+        // chmod copies up the file and both parents; nothing there changes its mtime.
+        fs::set_permissions(m.join("data/inner/f"), fs::Permissions::from_mode(0o600)).unwrap();
+        for p in ["data/inner/f", "data/inner", "data"] {
+            let up = fs::symlink_metadata(d.upper.join(p)).unwrap();
+            assert_eq!(up.mtime(), OLD, "upper/{p}");
+            assert_eq!(fs::metadata(m.join(p)).unwrap().mtime(), OLD, "merged/{p}");
+        }
+        assert_eq!(
+            xattr(&d.upper.join("data/inner/f"), "user.file"),
+            Some(b"v".to_vec())
+        );
+        assert_eq!(
+            xattr(&d.upper.join("data/inner"), "user.dir"),
+            Some(b"w".to_vec())
+        );
+
+        // Appending changes the file's mtime, not its directory's.
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(m.join("etc/sub/deep"))
+            .unwrap();
+        use std::io::Write;
+        f.write_all(b"more\n").unwrap();
+        drop(f);
+        assert_eq!(fs::metadata(d.upper.join("etc/sub")).unwrap().mtime(), OLD);
+        assert_eq!(fs::metadata(m.join("etc/sub")).unwrap().mtime(), OLD);
+        assert_ne!(fs::metadata(m.join("etc/sub/deep")).unwrap().mtime(), OLD);
+    });
+}
+
 #[test]
 fn deletes_leave_whiteouts_and_recreated_dirs_are_opaque() {
     with_overlay("whiteouts", |d| {

@@ -1,10 +1,19 @@
-//! Copying a directory tree with owners, modes, times and symlinks (seeding a new volume with
-//! the image's content, as docker does). Symlinks are copied, never followed.
+//! Copying a directory tree with owners, modes, times and symlinks: seeding a new volume with
+//! the image's content, as docker does, and `burrow cp` in both directions.
+//!
+//! Every entry is opened and created relative to a directory descriptor, never by a path, and
+//! never through a symlink: one side is a container's tree, which hostile content built and
+//! whose processes may change it while we copy. A link is copied as a link.
 
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, lchown};
 use std::path::Path;
+
+use crate::storage::safe_fs;
 
 /// Give `dst` the access and modification times in `meta`, without following a symlink.
 pub fn set_times(meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
@@ -35,36 +44,190 @@ pub fn set_times(meta: &fs::Metadata, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Copy the contents of `src` into the existing directory `dst`.
+/// Who owns what a copy creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// The source's uid and gid (`cp -a`, volume seeding).
+    Keep,
+    /// These ids (`cp` without `-a`: root of the user namespace burrow is in, which is the
+    /// container's root inside and the calling user outside).
+    Set(u32, u32),
+}
+
+/// Copy the contents of `src` into the existing directory `dst`, and give `dst` the owner,
+/// mode and times of `src`. Both paths are trusted (their final component may be a
+/// `/proc/self/fd` link); nothing below them is followed.
 pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(src)? {
-        let entry = entry?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let meta = fs::symlink_metadata(&from)?;
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            fs::create_dir(&to)?;
-            copy_tree(&from, &to)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-        } else if kind.is_file() {
-            fs::copy(&from, &to)?;
-        } else {
-            // Devices, sockets and fifos have no content worth seeding a volume with.
-            continue;
-        }
-        // Owners are the container's; a single-id map cannot express others, so keep going.
-        let _ = lchown(&to, Some(meta.uid()), Some(meta.gid()));
-        if !kind.is_symlink() {
-            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        }
-        // Times are best effort, as cp -a does on filesystems that refuse them.
-        let _ = set_times(&meta, &to);
+    let src = open_trusted_dir(src)?;
+    let dst = open_trusted_dir(dst)?;
+    copy_dir_contents(src.as_fd(), dst.as_fd(), Owners::Keep)?;
+    let st = nix::sys::stat::fstat(&src)?;
+    apply_meta(dst.as_fd(), &st, Owners::Keep)
+}
+
+fn open_trusted_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(fs::File::open(path)
+        .and_then(|f| {
+            if f.metadata()?.is_dir() {
+                Ok(f)
+            } else {
+                Err(io::Error::from_raw_os_error(libc::ENOTDIR))
+            }
+        })?
+        .into())
+}
+
+/// Copy every entry of directory `src` into directory `dst`.
+pub fn copy_dir_contents(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    owners: Owners,
+) -> io::Result<()> {
+    for name in list_names(src)? {
+        copy_entry(src, &name, dst, &name, owners)?;
     }
-    let meta = fs::metadata(src)?;
-    let _ = lchown(dst, Some(meta.uid()), Some(meta.gid()));
-    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    Ok(())
+}
+
+/// The names in a directory, `.` and `..` left out (`burrow cp`'s tar stream walks with it).
+pub fn list_names(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    let fd = safe_fs::openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let mut listing = nix::dir::Dir::from_fd(fd).map_err(io::Error::from)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry.map_err(io::Error::from)?;
+        let n = entry.file_name();
+        if n.to_bytes() != b"." && n.to_bytes() != b".." {
+            names.push(n.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Copy `src_name` in `src_dir` to `dst_name` in `dst_dir`. What is already at the
+/// destination is replaced, unless both are directories, which merge (tar's rule, which
+/// docker's `cp` follows): an existing symlink is replaced, never written through.
+pub fn copy_entry(
+    src_dir: BorrowedFd<'_>,
+    src_name: &CStr,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &CStr,
+    owners: Owners,
+) -> io::Result<()> {
+    let Some(st) = safe_fs::lstatat(src_dir, src_name)? else {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => {
+            let src = safe_fs::openat(src_dir, src_name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            let dst = ensure_dir(dst_dir, dst_name)?;
+            copy_dir_contents(src.as_fd(), dst.as_fd(), owners)?;
+            // After the children, whose creation changed the directory's times.
+            apply_meta(dst.as_fd(), &st, owners)
+        }
+        libc::S_IFREG => {
+            // O_NONBLOCK: if a fifo took the file's place since the lstat, opening must not
+            // hang; the fstat below then refuses it.
+            let src = safe_fs::openat(src_dir, src_name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+            let now = nix::sys::stat::fstat(&src)?;
+            if now.st_mode & libc::S_IFMT != libc::S_IFREG {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} changed while it was copied", src_name.to_string_lossy()),
+                ));
+            }
+            safe_fs::remove_all_at(dst_dir, dst_name)?;
+            let dst = safe_fs::openat(
+                dst_dir,
+                dst_name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            )?;
+            io::copy(
+                &mut fs::File::from(src),
+                &mut fs::File::from(dst.try_clone()?),
+            )?;
+            apply_meta(dst.as_fd(), &now, owners)
+        }
+        libc::S_IFLNK => {
+            let target = nix::fcntl::readlinkat(src_dir, src_name)?;
+            safe_fs::remove_all_at(dst_dir, dst_name)?;
+            let target = safe_fs::cstring(target.as_bytes())?;
+            safe_fs::symlinkat(&target, dst_dir, dst_name)?;
+            chown_at(dst_dir, dst_name, &st, owners);
+            let _ = set_times_at(dst_dir, dst_name, &st);
+            Ok(())
+        }
+        libc::S_IFIFO => {
+            safe_fs::remove_all_at(dst_dir, dst_name)?;
+            safe_fs::mknodat(dst_dir, dst_name, libc::S_IFIFO | 0o600, 0)?;
+            chown_at(dst_dir, dst_name, &st, owners);
+            safe_fs::fchmodat(dst_dir, dst_name, st.st_mode & 0o7777)?;
+            let _ = set_times_at(dst_dir, dst_name, &st);
+            Ok(())
+        }
+        // Devices and sockets: a user namespace cannot make the first, the second is useless.
+        _ => Ok(()),
+    }
+}
+
+/// Open directory `name` in `dir`, making it (in place of whatever non-directory is there).
+pub fn ensure_dir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    match safe_fs::lstatat(dir, name)? {
+        Some(st) if safe_fs::is_dir(&st) => {}
+        Some(_) => {
+            safe_fs::remove_all_at(dir, name)?;
+            safe_fs::mkdirat(dir, name, 0o700)?;
+        }
+        None => safe_fs::mkdirat(dir, name, 0o700)?,
+    }
+    safe_fs::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// Owner first: chown clears the set-id bits that chmod then restores.
+fn apply_meta(fd: BorrowedFd<'_>, st: &libc::stat, owners: Owners) -> io::Result<()> {
+    let (uid, gid) = match owners {
+        Owners::Keep => (st.st_uid, st.st_gid),
+        Owners::Set(uid, gid) => (uid, gid),
+    };
+    // A single-id map cannot express most owners: keep going, as cp -a does.
+    let _ = safe_fs::fchown(fd, uid, gid);
+    safe_fs::fchmod(fd, st.st_mode & 0o7777)?;
+    let times = times_of(st);
+    // SAFETY: valid fd and two timespecs. Times are best effort, as cp -a does.
+    unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) };
+    Ok(())
+}
+
+fn chown_at(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat, owners: Owners) {
+    let (uid, gid) = match owners {
+        Owners::Keep => (st.st_uid, st.st_gid),
+        Owners::Set(uid, gid) => (uid, gid),
+    };
+    let _ = safe_fs::lchownat(dir, name, uid, gid);
+}
+
+fn times_of(st: &libc::stat) -> [libc::timespec; 2] {
+    [
+        safe_fs::timespec(st.st_atime, st.st_atime_nsec),
+        safe_fs::timespec(st.st_mtime, st.st_mtime_nsec),
+    ]
+}
+
+fn set_times_at(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat) -> io::Result<()> {
+    let times = times_of(st);
+    // SAFETY: valid fd, path and two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
@@ -78,10 +241,10 @@ pub fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     }
     Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn copies_files_dirs_symlinks_and_modes() {
@@ -101,5 +264,29 @@ mod tests {
             fs::read_link(dst.path().join("link")).unwrap(),
             Path::new("/etc/passwd")
         );
+    }
+
+    #[test]
+    fn links_in_the_destination_are_replaced_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        fs::write(&victim, "original").unwrap();
+        fs::create_dir(src.path().join("d")).unwrap();
+        fs::write(src.path().join("d/f"), "new").unwrap();
+        fs::write(src.path().join("g"), "new").unwrap();
+        fs::create_dir(dst.path().join("d")).unwrap();
+        std::os::unix::fs::symlink(&victim, dst.path().join("d/f")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dst.path().join("g")).unwrap();
+        copy_tree(src.path(), dst.path()).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "original");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+        assert!(
+            fs::symlink_metadata(dst.path().join("d/f"))
+                .unwrap()
+                .is_file()
+        );
+        assert_eq!(fs::read_to_string(dst.path().join("g")).unwrap(), "new");
     }
 }

@@ -62,7 +62,8 @@ struct Contents {
 }
 
 impl Store {
-    /// Load every image of a docker-archive or OCI archive; returns them as stored.
+    /// Load every image of a docker-archive or OCI archive; returns them as stored, each with
+    /// the names the archive gave it (not others it already had).
     pub fn load_archive(&self, reader: impl Read) -> Result<Vec<ImageRecord>, StorageError> {
         let bad = |e: io::Error| StorageError::InvalidArchive(e.to_string());
         let (_, stream) =
@@ -202,7 +203,10 @@ impl Store {
             {
                 names = self.repo_tags_for(contents, images, &manifest_digest)?;
             }
-            out.push(self.add_image(&manifest_digest, &names)?);
+            out.push(named_by_archive(
+                self.add_image(&manifest_digest, &names)?,
+                &names,
+            ));
         }
         Ok(out)
     }
@@ -303,11 +307,19 @@ impl Store {
         let manifest =
             serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
         let manifest_digest = self.put_blob(&manifest)?;
-        self.add_image(
-            &manifest_digest,
-            &parse_repo_tags(image.repo_tags.as_deref()),
-        )
+        let names = parse_repo_tags(image.repo_tags.as_deref());
+        Ok(named_by_archive(
+            self.add_image(&manifest_digest, &names)?,
+            &names,
+        ))
     }
+}
+
+/// The record `load_archive` returns names what the archive named the image, not the names
+/// it already had in the store: `load` prints what it loaded, as docker does.
+fn named_by_archive(mut record: ImageRecord, names: &[Reference]) -> ImageRecord {
+    record.names = names.iter().map(ToString::to_string).collect();
+    record
 }
 
 /// Archive member paths compared as written by different tools (`./x`, `x`, `/x`).

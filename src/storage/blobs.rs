@@ -152,7 +152,9 @@ impl BlobWriter {
             return Err(StorageError::Other("blob writer used after commit".into()));
         };
         let (digest, len, buffered) = writer.finish();
-        buffered
+        // Open, the file keeps its flock until it is renamed: closed earlier, another
+        // process's `clean_stale_temp_files` would take it for a dead writer's and delete it.
+        let locked = buffered
             .into_inner()
             .map_err(|e| StorageError::io(&self.path, e.into_error()))?;
         if let Some(expected) = expected
@@ -166,8 +168,15 @@ impl BlobWriter {
             });
         }
         let dest = self.blobs_dir.join(digest.hex());
+        #[cfg(test)]
+        tests::BEFORE_RENAME.with(|hook| {
+            if let Some(hook) = &*hook.borrow() {
+                hook();
+            }
+        });
         // Same name means same content, so replacing a blob another writer just stored is fine.
         fs::rename(&self.path, &dest).map_err(|e| StorageError::io(&dest, e))?;
+        drop(locked);
         Ok((digest, len))
     }
 
@@ -211,6 +220,35 @@ impl std::fmt::Debug for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Runs in `commit` just before the rename: where another process's cleanup raced.
+        pub(super) static BEFORE_RENAME: RefCell<Option<Box<dyn Fn()>>> = RefCell::new(None);
+    }
+
+    #[test]
+    fn cleanup_by_another_process_spares_a_committing_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let root = dir.path().to_path_buf();
+        // A second Store opens its own descriptors, so its flocks conflict with ours as
+        // another process's would.
+        BEFORE_RENAME.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                Store::open(&root)
+                    .unwrap()
+                    .clean_stale_temp_files()
+                    .unwrap();
+            }))
+        });
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"racing").unwrap();
+        let committed = w.commit(None);
+        BEFORE_RENAME.with(|h| *h.borrow_mut() = None);
+        let (d, _) = committed.unwrap();
+        assert_eq!(store.read_blob(&d).unwrap(), b"racing");
+    }
 
     #[test]
     fn put_read_and_verify() {

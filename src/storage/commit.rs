@@ -24,6 +24,30 @@ fn json_err(e: serde_json::Error) -> StorageError {
     StorageError::Other(e.to_string())
 }
 
+/// Apply `--change` settings to a config object as docker does: `Env` by variable, the sets
+/// (`ExposedPorts`, `Volumes`, `Labels`) by member, anything else replaced.
+fn merge_changes(target: &mut Value, new: serde_json::Map<String, Value>) {
+    for (k, v) in new {
+        match (k.as_str(), target.get_mut(&k), v) {
+            ("Env", Some(Value::Array(old)), Value::Array(add)) => {
+                for var in add {
+                    let key = var.as_str().and_then(|s| s.split('=').next()).unwrap_or("");
+                    old.retain(|o| o.as_str().and_then(|s| s.split('=').next()) != Some(key));
+                    old.push(var);
+                }
+            }
+            (
+                "ExposedPorts" | "Volumes" | "Labels",
+                Some(Value::Object(old)),
+                Value::Object(add),
+            ) => {
+                old.extend(add);
+            }
+            (_, _, v) => target[k] = v,
+        }
+    }
+}
+
 impl Store {
     /// Store `layer` (an uncompressed layer tar) on top of `base` and name the result.
     pub fn commit_image(
@@ -61,23 +85,26 @@ impl Store {
         if let Some(m) = &info.message {
             entry["comment"] = json!(m);
         }
+        // docker inspect's `.Comment`: this commit's message, not the base image's.
+        match &info.message {
+            Some(m) => config["comment"] = json!(m),
+            None => {
+                if let Some(c) = config.as_object_mut() {
+                    c.remove("comment");
+                }
+            }
+        }
         if let Some(a) = &info.author {
             entry["author"] = json!(a);
         }
         let mut history = config["history"].as_array().cloned().unwrap_or_default();
         history.push(entry);
         config["history"] = Value::Array(history);
-        if let (Some(target), Value::Object(new)) =
-            (config.get_mut("config"), changes.to_config_json())
-        {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            for (k, v) in new {
-                target[k] = v;
-            }
-        } else if let Value::Object(new) = changes.to_config_json() {
-            config["config"] = Value::Object(new);
+        if !config["config"].is_object() {
+            config["config"] = json!({});
+        }
+        if let Value::Object(new) = changes.to_config_json() {
+            merge_changes(&mut config["config"], new);
         }
         let config_bytes = serde_json::to_vec(&config).map_err(json_err)?;
         let config_digest = self.put_blob(&config_bytes)?;

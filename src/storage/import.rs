@@ -27,6 +27,8 @@ pub struct ImageChanges {
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: Option<String>,
+    /// `ONBUILD` instructions, kept for a later build as docker keeps them.
+    pub on_build: Vec<String>,
 }
 
 impl ImageChanges {
@@ -65,6 +67,9 @@ impl ImageChanges {
         }
         if let Some(signal) = &self.stop_signal {
             set(&mut m, "StopSignal", json!(signal));
+        }
+        if !self.on_build.is_empty() {
+            set(&mut m, "OnBuild", json!(self.on_build));
         }
         Value::Object(m)
     }
@@ -112,7 +117,7 @@ impl Store {
         if let Some(message) = message {
             history.insert("comment".into(), json!(message));
         }
-        let config = json!({
+        let mut config = json!({
             "architecture": host_architecture(),
             "os": "linux",
             "created": now,
@@ -120,6 +125,10 @@ impl Store {
             "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
             "history": [history],
         });
+        if let Some(message) = message {
+            // docker inspect's `.Comment`.
+            config["comment"] = json!(message);
+        }
         let config = serde_json::to_vec(&config).map_err(|e| StorageError::Other(e.to_string()))?;
         let config_digest = self.put_blob(&config)?;
         let manifest = json!({

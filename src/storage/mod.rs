@@ -171,9 +171,12 @@ impl Store {
         }
         let layout = root.join("oci-layout");
         if !layout.exists() {
-            // One temporary name per process: two first uses of a fresh root at once must
-            // not rename each other's file away.
-            let tmp = root.join(format!("oci-layout.tmp{}", std::process::id()));
+            // A name of our own: concurrent first uses of a root each write and rename one.
+            let tmp = root.join(format!(
+                "oci-layout.tmp-{}-{:016x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
             fs::write(&tmp, br#"{"imageLayoutVersion":"1.0.0"}"#)
                 .and_then(|()| fs::rename(&tmp, &layout))
                 .map_err(|e| StorageError::io(&layout, e))?;

@@ -225,7 +225,9 @@ impl Store {
             let mut hashing = HashingWriter::new(BufWriter::new(file));
             compression::copy_large(&mut stream, &mut hashing).map_err(layer_err)?;
             let (digest, size, buffered) = hashing.finish();
-            buffered
+            // Kept open (and flocked) while the copy is read back, so that another process's
+            // cleanup does not take it for a dead writer's.
+            let _locked = buffered
                 .into_inner()
                 .map_err(|e| StorageError::io(&tmp, e.into_error()))?;
             if digest != *diff_id {

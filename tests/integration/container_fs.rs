@@ -212,3 +212,323 @@ fn commit_killed_halfway_leaves_a_store_that_works() {
     ok(&t, &["image", "prune", "-a", "-f"]);
     ok(&t, &["images", "-q"]).assert_stdout("");
 }
+
+/// Two links to host files the test user can write: `/etc/evil` names the first directly as
+/// the destination, `/app/conf/evil2` sits in a directory that a copied tree merges into.
+#[test]
+fn cp_never_writes_through_a_link_to_the_host() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let host = t.user_dir("host");
+    let victim = host.join("victim");
+    let victim2 = host.join("victim2");
+    for v in [&victim, &victim2] {
+        std::fs::write(v, "original\n").unwrap();
+        crate::harness::chown(v, t.user.uid, t.user.gid).unwrap();
+    }
+    let links = images::tar(&[
+        Entry::dir("etc", 0o755),
+        Entry::symlink("etc/evil", victim.to_str().unwrap()),
+        Entry::dir("app", 0o755),
+        Entry::dir("app/conf", 0o755),
+        Entry::symlink("app/conf/evil2", victim2.to_str().unwrap()),
+    ]);
+    fixtures::load_image(
+        &t,
+        Image::new("test/links:1", vec![base_layer(&t), links], Config::shell()),
+    );
+    let data = t.write("pw", "copied\n");
+    let conf = t.user_dir("conf");
+    std::fs::write(conf.join("evil2"), "copied2\n").unwrap();
+    crate::harness::chown(&conf.join("evil2"), t.user.uid, t.user.gid).unwrap();
+    for running in [false, true] {
+        let name = if running { "lrun" } else { "lstop" };
+        if running {
+            run_d(&t, &["--name", name, "test/links:1", "sleep", "1000"]);
+        } else {
+            ok(&t, &["create", "--name", name, "test/links:1", "true"]);
+        }
+        ok(
+            &t,
+            &["cp", data.to_str().unwrap(), &format!("{name}:/etc/evil")],
+        );
+        ok(
+            &t,
+            &["cp", conf.to_str().unwrap(), &format!("{name}:/app/")],
+        );
+        for v in [&victim, &victim2] {
+            assert_eq!(
+                std::fs::read_to_string(v).unwrap(),
+                "original\n",
+                "cp wrote the host's {} through a link in {name}",
+                v.display()
+            );
+        }
+        // As docker: the destination link is followed inside the container, so the data is
+        // at the container's copy of the host path; the link in the merged tree is replaced.
+        let out = t.user_dir(&format!("out-{name}"));
+        let out_s = out.to_str().unwrap();
+        ok(&t, &["cp", &format!("{name}:{}", victim.display()), out_s]);
+        ok(&t, &["cp", &format!("{name}:/app/conf/evil2"), out_s]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("victim")).unwrap(),
+            "copied\n"
+        );
+        let evil2 = out.join("evil2");
+        assert!(
+            std::fs::symlink_metadata(&evil2).unwrap().is_file(),
+            "/app/conf/evil2 is still a link in {name}"
+        );
+        assert_eq!(std::fs::read_to_string(&evil2).unwrap(), "copied2\n");
+    }
+}
+
+fn exec_out(t: &TestCtx, c: &str, cmd: &[&str]) -> String {
+    let mut v = vec!["exec", c];
+    v.extend_from_slice(cmd);
+    ok(t, &v).stdout
+}
+
+fn host_uid(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).unwrap().uid()
+}
+
+/// `-a` keeps owners of a single file in both directions (mapped through the subordinate
+/// ids); without it, copies belong to the container's root inside and the user outside.
+#[test]
+fn cp_archive_keeps_the_owner_of_a_single_file() {
+    let t = ctx!();
+    let (Some(sub), Some(subg)) = (t.subuid(), t.subgid()) else {
+        crate::harness::skip(
+            "cp_archive_keeps_the_owner_of_a_single_file",
+            &format!("user {} has no subordinate ids", t.user.name),
+        );
+        return;
+    };
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(&t, &["--name", "own", img, "sleep", "1000"]);
+    let out = t.user_dir("out");
+    let kept = out.join("kept");
+    let reset = out.join("reset");
+    ok(
+        &t,
+        &[
+            "cp",
+            "-a",
+            "own:/home/app/owned-file",
+            kept.to_str().unwrap(),
+        ],
+    );
+    ok(
+        &t,
+        &["cp", "own:/home/app/owned-file", reset.to_str().unwrap()],
+    );
+    assert_eq!(host_uid(&kept) as u64, sub.start + 999);
+    assert_eq!(host_uid(&reset), t.user.uid);
+
+    let file = t.write("mine", "x\n");
+    crate::harness::chown(&file, (sub.start + 999) as u32, (subg.start + 999) as u32).unwrap();
+    let f = file.to_str().unwrap();
+    ok(&t, &["cp", "-a", f, "own:/tmp/kept"]);
+    ok(&t, &["cp", f, "own:/tmp/reset"]);
+    assert_eq!(
+        exec_out(
+            &t,
+            "own",
+            &["stat", "-c", "%u:%g", "/tmp/kept", "/tmp/reset"]
+        ),
+        "1000:1000\n0:0\n"
+    );
+}
+
+/// `-L` follows a link given as the source, on either side; without it the link is copied.
+/// `-` reads a tar stream into a directory.
+#[test]
+fn cp_follow_link_and_tar_from_stdin() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(&t, &["--name", "lk", img, "sleep", "1000"]);
+    exec_out(&t, "lk", &["ln", "-s", "/etc/passwd", "/tmp/pl"]);
+    let out = t.user_dir("out");
+    ok(
+        &t,
+        &[
+            "cp",
+            "-L",
+            "lk:/tmp/pl",
+            out.join("followed").to_str().unwrap(),
+        ],
+    );
+    ok(
+        &t,
+        &["cp", "lk:/tmp/pl", out.join("link").to_str().unwrap()],
+    );
+    assert!(
+        std::fs::symlink_metadata(out.join("followed"))
+            .unwrap()
+            .is_file()
+    );
+    assert!(
+        std::fs::read_to_string(out.join("followed"))
+            .unwrap()
+            .contains("app:x:1000")
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+
+    let target = t.write("target", "through the link\n");
+    let link = t.path("hostlink");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let l = link.to_str().unwrap();
+    ok(&t, &["cp", "-L", l, "lk:/tmp/followed"]);
+    ok(&t, &["cp", l, "lk:/tmp/link"]);
+    assert_eq!(
+        exec_out(&t, "lk", &["cat", "/tmp/followed"]),
+        "through the link\n"
+    );
+    assert_eq!(
+        exec_out(&t, "lk", &["readlink", "/tmp/link"]),
+        format!("{}\n", target.display())
+    );
+
+    let tar = images::tar(&[
+        Entry::dir("t", 0o755),
+        Entry::file("t/x", 0o640, "tarred\n"),
+    ]);
+    t.burrow(["cp", "-", "lk:/tmp/in/"])
+        .stdin(tar)
+        .output()
+        .assert_ok();
+    assert_eq!(
+        exec_out(&t, "lk", &["stat", "-c", "%a", "/tmp/in/t/x"]),
+        "640\n"
+    );
+    assert_eq!(exec_out(&t, "lk", &["cat", "/tmp/in/t/x"]), "tarred\n");
+    // A directory out as a tar stream, and back in elsewhere.
+    let tar_out = ok(&t, &["cp", "lk:/tmp/in", "-"]).stdout;
+    t.burrow(["cp", "-", "lk:/tmp/again/"])
+        .stdin(tar_out.into_bytes())
+        .output()
+        .assert_ok();
+    assert_eq!(
+        exec_out(&t, "lk", &["cat", "/tmp/again/in/t/x"]),
+        "tarred\n"
+    );
+}
+
+fn inspect_image(t: &TestCtx, image: &str) -> serde_json::Value {
+    let out = ok(t, &["image", "inspect", image]);
+    let docs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    docs[0].clone()
+}
+
+/// `commit -a -m -c`: author, `.Comment`, and docker's changes merged into the base's config
+/// (ENV by variable, VOLUME added, ONBUILD kept).
+#[test]
+fn commit_author_message_and_changes() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    ok(&t, &["run", "--name", "c", img, "sh", "-c", "echo x > /x"]);
+    ok(
+        &t,
+        &[
+            "commit",
+            "-a",
+            "Jane Doe <jane@example.com>",
+            "-m",
+            "with x",
+            "-c",
+            "VOLUME /data",
+            "-c",
+            "ENV FOO=bar",
+            "-c",
+            "ONBUILD RUN make",
+            "c",
+            "test/c:1",
+        ],
+    );
+    let doc = inspect_image(&t, "test/c:1");
+    assert_eq!(doc["Author"], "Jane Doe <jane@example.com>", "{doc}");
+    assert_eq!(doc["Comment"], "with x", "{doc}");
+    let config = &doc["Config"];
+    assert!(config["Volumes"].get("/data").is_some(), "{config}");
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!(["RUN make"]),
+        "{config}"
+    );
+    let env: Vec<&str> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"FOO=bar"), "{env:?}");
+    assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    let history = ok(&t, &["history", "--no-trunc", "test/c:1"]).stdout;
+    assert!(history.contains("with x"), "{history}");
+    // The image's VOLUME gives a container an anonymous volume.
+    ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "test/c:1",
+            "sh",
+            "-c",
+            "grep -q ' /data ' /proc/mounts",
+        ],
+    );
+    // A commit without -m has no comment of its own.
+    ok(&t, &["commit", "c", "test/c:2"]);
+    assert_eq!(inspect_image(&t, "test/c:2")["Comment"], "");
+}
+
+/// `import -c -m`: the changes are the config, the message is `.Comment` and history.
+#[test]
+fn import_with_changes_and_message() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    ok(
+        &t,
+        &[
+            "run",
+            "--name",
+            "src",
+            img,
+            "sh",
+            "-c",
+            "echo imported > /f",
+        ],
+    );
+    let dir = t.user_dir("export");
+    let file = dir.join("rootfs.tar");
+    ok(&t, &["export", "-o", file.to_str().unwrap(), "src"]);
+    ok(
+        &t,
+        &[
+            "import",
+            "-c",
+            "CMD [\"cat\", \"/f\"]",
+            "-c",
+            "ENV A=1",
+            "-m",
+            "from export",
+            file.to_str().unwrap(),
+            "test/imp:1",
+        ],
+    );
+    ok(&t, &["run", "--rm", "test/imp:1"]).assert_stdout("imported\n");
+    let doc = inspect_image(&t, "test/imp:1");
+    assert_eq!(doc["Comment"], "from export", "{doc}");
+    assert_eq!(doc["Config"]["Env"], serde_json::json!(["A=1"]), "{doc}");
+    let history = ok(&t, &["history", "--no-trunc", "test/imp:1"]).stdout;
+    assert!(history.contains("from export"), "{history}");
+}

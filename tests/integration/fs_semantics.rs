@@ -41,6 +41,11 @@ fn load(t: &TestCtx) {
         Entry::file("data/gone.txt", 0o644, "deleted by the next layer\n"),
         Entry::dir("data/opaque", 0o755),
         Entry::file("data/opaque/old", 0o644, "hidden by the next layer\n"),
+        Entry::dir("times", 0o755),
+        Entry::dir("times/d", 0o755),
+        Entry::file("times/d/f", 0o644, "f\n"),
+        Entry::dir("times/e", 0o755),
+        Entry::file("times/e/g", 0o644, "g\n"),
     ]);
     let deletes = tar(&[
         Entry::dir("data", 0o755),
@@ -109,6 +114,9 @@ sum2=$(md5sum big | cut -d' ' -f1)
 echo "big=$([ "$sum1" = "$sum2" ] && echo same || echo differ) $(stat -c %s big)"
 rm big
 echo "df=$(df -P /data | tail -n 1 | wc -w)"
+chmod 600 /times/d/f
+echo more >> /times/e/g
+echo "copy_up_dir_mtimes=$(stat -c %Y /times /times/d /times/e | tr '\n' ' ')"
 echo done
 "#;
 
@@ -140,6 +148,7 @@ ls_p=append.txt deldir/ fifo fresh2/ hard.txt lowlink moved.txt opaque/ overwrit
 find=. ./append.txt ./deldir ./deldir/x ./fifo ./fresh2 ./fresh2/inner ./fresh2/inner/f ./hard.txt ./lowlink ./moved.txt ./opaque ./opaque/new ./overwrite.txt ./owned.txt ./ownerdir ./sym ./tree2 ./tree2/sub ./tree2/sub/leaf ./truncate.txt 
 big=same 50331648
 df=6
+copy_up_dir_mtimes=1700000000 1700000000 1700000000 
 done
 ";
 

@@ -147,19 +147,27 @@ fn rmi_force_keeps_what_a_stopped_container_uses() {
     t.burrow(["run", "--name", "x", BASE, "true"])
         .output()
         .assert_ok();
-    let layers = layer_dirs(&t);
-    t.burrow(["rmi", "-f", BASE])
+    t.burrow(["create", "--name", "y", BASE, "echo", "created"])
         .output()
-        .assert_ok()
-        .assert_stdout_contains("Deleted: sha256:");
-    assert!(image_names(&t).is_empty());
-    // The container's layers stay while it exists.
+        .assert_ok();
+    let layers = layer_dirs(&t);
+    let out = t.burrow(["rmi", "-f", BASE]).output();
+    out.assert_ok().assert_stdout_contains("Untagged: ");
+    assert!(!out.stdout.contains("Deleted:"), "{out:?}");
+    assert_eq!(image_names(&t), ["<none>:<none>"]);
+    // The image stays, dangling, with its layers while a container uses it; prunes too.
     assert_eq!(layer_dirs(&t), layers);
     t.burrow(["image", "prune", "-a", "-f"])
         .output()
         .assert_ok();
     assert_eq!(layer_dirs(&t), layers);
-    t.burrow(["rm", "x"]).output().assert_ok();
+    t.burrow(["start", "-a", "x"]).output().assert_ok();
+    t.burrow(["start", "-a", "y"])
+        .output()
+        .assert_ok()
+        .assert_stdout("created\n");
+    t.burrow(["diff", "y"]).output().assert_ok();
+    t.burrow(["rm", "x", "y"]).output().assert_ok();
     t.burrow(["image", "prune", "-f"]).output().assert_ok();
     assert!(layer_dirs(&t).is_empty());
     assert!(blobs(&t).is_empty(), "{:?}", blobs(&t));
@@ -231,6 +239,92 @@ fn images_filters_and_columns() {
     assert!(out.stdout.contains("sha256:"), "{out:?}");
     let out = t.burrow(["images", "-f", "bogus=1"]).output();
     assert_ne!(out.code, 0);
+}
+
+/// `before=`/`since=` compare creation times: the base image (2024) and two imports made
+/// one after the other.
+#[test]
+fn images_filters_before_and_since() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    let rootfs = t.write("rootfs.tar", images::tar(&[Entry::file("f", 0o644, "f\n")]));
+    let rootfs = rootfs.to_str().unwrap();
+    let id = |tag: &str| {
+        t.burrow(["import", rootfs, tag])
+            .output()
+            .assert_ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let (a, b) = (id("test/a:1"), id("test/b:1"));
+    assert_ne!(a, b);
+    let base = t
+        .burrow(["images", "-q", "--no-trunc", BASE])
+        .output()
+        .stdout
+        .trim()
+        .to_string();
+    let filtered = |f: &str| {
+        let out = t.burrow(["images", "-q", "--no-trunc", "-f", f]).output();
+        out.assert_ok();
+        let mut ids: Vec<String> = out.lines().iter().map(|l| l.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        filtered("before=test/b:1"),
+        sorted(vec![base.clone(), a.clone()])
+    );
+    assert_eq!(filtered("before=test/a:1"), [base]);
+    assert_eq!(
+        filtered(&format!("since={BASE}")),
+        sorted(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(filtered("since=test/a:1"), [b]);
+    let out = t.burrow(["images", "-f", "since=nosuch:1"]).output();
+    assert_ne!(out.code, 0, "{out:?}");
+}
+
+/// `--format` of `image inspect`, `history` and `system df`.
+#[test]
+fn inspect_history_and_df_format() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    let id = t
+        .burrow(["images", "-q", "--no-trunc", BASE])
+        .output()
+        .stdout
+        .trim()
+        .to_string();
+    for flag in ["-f", "--format"] {
+        t.burrow(["image", "inspect", flag, "{{.Id}} {{.Os}}", BASE])
+            .output()
+            .assert_ok()
+            .assert_stdout(&format!("{id} linux\n"));
+    }
+    let out = t
+        .burrow(["history", "--format", "{{.ID}}|{{.CreatedBy}}", BASE])
+        .output();
+    out.assert_ok();
+    assert_eq!(
+        out.lines()[0],
+        format!("{}|burrow tests", &id[7..19]),
+        "{out:?}"
+    );
+    let out = t
+        .burrow(["history", "--format", "table {{.ID}}\t{{.Size}}", BASE])
+        .output();
+    out.assert_ok();
+    assert!(out.lines()[0].starts_with("IMAGE"), "{out:?}");
+    t.burrow(["system", "df", "--format", "{{.Type}}={{.TotalCount}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("Images=1\nContainers=0\nLocal Volumes=0\nBuild Cache=0\n");
 }
 
 #[test]
@@ -612,6 +706,48 @@ fn system_prune_removes_stopped_containers_and_unused_images() {
     assert!(t.containers().is_empty());
     assert!(image_names(&t).is_empty());
     assert!(layer_dirs(&t).is_empty());
+}
+
+/// `system prune --volumes`: anonymous volumes no container uses go, named ones stay;
+/// without `--volumes` none goes.
+#[test]
+fn system_prune_volumes_removes_unused_anonymous_volumes() {
+    let t = ctx!();
+    let _c = crate::lifecycle::Cleanup(&t);
+    fixtures::load_base(&t);
+    let volumes = |t: &TestCtx| {
+        let mut v: Vec<String> = t
+            .burrow(["volume", "ls", "-q"])
+            .output()
+            .lines()
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    t.burrow(["volume", "create", "named"]).output().assert_ok();
+    t.burrow(["run", "--name", "x", "-v", "/anon", BASE, "true"])
+        .output()
+        .assert_ok();
+    t.burrow([
+        "run", "-d", "--name", "up", "-v", "/kept", BASE, "sleep", "1000",
+    ])
+    .output()
+    .assert_ok();
+    let all = volumes(&t);
+    assert_eq!(all.len(), 3, "{all:?}");
+    t.burrow(["system", "prune", "-f"]).output().assert_ok();
+    assert_eq!(
+        volumes(&t),
+        all,
+        "system prune without --volumes removed a volume"
+    );
+    let out = t.burrow(["system", "prune", "-f", "--volumes"]).output();
+    out.assert_ok().assert_stdout_contains("Deleted Volumes:");
+    let left = volumes(&t);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"named".to_string()), "{left:?}");
 }
 
 #[test]

@@ -21,6 +21,16 @@ fn load_docker_archive_prints_loaded_image() {
         .assert_stdout("hello\n");
 }
 
+/// Loading an image again prints the names in the archive, not others it was given since.
+#[test]
+fn load_prints_only_the_archives_names() {
+    let t = ctx!();
+    let p = fixtures::write_docker_archive(&t, "base.tar", &[images::base_image(&t.busybox, BASE)]);
+    t.load(&p);
+    t.burrow(["tag", BASE, "test/other:2"]).output().assert_ok();
+    t.load(&p).assert_stdout(&format!("Loaded image: {BASE}\n"));
+}
+
 #[test]
 fn load_from_stdin() {
     let t = ctx!();

@@ -239,3 +239,120 @@ fn vfs_takes_over_an_overlay_container() {
             .assert_stdout("changed gone new \n");
     }
 }
+
+/// The default driver's fallbacks, reached through burrow's test hooks (documented in
+/// src/commands/storage_driver.rs): the kernel refusing the overlay gives the FUSE overlay;
+/// FUSE unavailable too gives vfs, with a warning.
+#[test]
+fn overlay_falls_back_to_fuse_then_to_vfs() {
+    let t = ctx!();
+    load(&t, false);
+    let root_fs = "awk '$2 == \"/\" { print $3 }' /proc/mounts | tail -n 1";
+    let fuse_usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    if fuse_usable {
+        t.burrow(["run", "--rm", IMAGE, "sh", "-c", root_fs])
+            .env("BURROW_TEST_KERNEL_OVERLAY_EPERM", "1")
+            .output()
+            .assert_ok()
+            .assert_stdout("fuse.burrow-overlay\n");
+    } else {
+        crate::harness::skip(&t.name, "the FUSE half: /dev/fuse is not usable");
+    }
+    let out = t
+        .burrow([
+            "run",
+            "--name",
+            "c",
+            IMAGE,
+            "sh",
+            "-c",
+            &format!("{root_fs}; cat /data/keep; ls /data"),
+        ])
+        .env("BURROW_TEST_KERNEL_OVERLAY_EPERM", "1")
+        .env("BURROW_TEST_NO_DEV_FUSE", "1")
+        .output();
+    out.assert_ok();
+    assert!(out.stderr.contains("vfs"), "no warning: {out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        !lines[0].contains("overlay"),
+        "root is still an overlay: {out:?}"
+    );
+    assert_eq!(
+        lines[1..],
+        ["keep", "added", "keep", "linked", "linked2", "sym"]
+    );
+    assert!(is_vfs(&t, "c"), "the container is not a vfs one");
+}
+
+fn is_vfs(t: &TestCtx, name: &str) -> bool {
+    let id = t
+        .burrow(["inspect", "--format", "{{.Id}}", name])
+        .output()
+        .assert_ok()
+        .stdout
+        .trim()
+        .to_string();
+    t.root
+        .join("containers")
+        .join(&id)
+        .join("work/.vfs-populated")
+        .exists()
+}
+
+/// `$XDG_CONFIG_HOME/burrow/storage.conf`: the driver (podman's `[storage]` layout too), the
+/// overlay driver's fallback, and a warning for keys burrow does not use.
+#[test]
+fn storage_conf_sets_the_driver_and_the_fallback() {
+    let t = ctx!();
+    load(&t, false);
+    let config = t.user_dir("config");
+    let conf_dir = t.user_dir("config/burrow");
+    let with_conf = |name: &str, conf: &str, eperm: bool| {
+        std::fs::write(conf_dir.join("storage.conf"), conf).unwrap();
+        let mut cmd = t
+            .burrow(["run", "--name", name, IMAGE, "true"])
+            .env("XDG_CONFIG_HOME", config.to_str().unwrap());
+        if eperm {
+            cmd = cmd.env("BURROW_TEST_KERNEL_OVERLAY_EPERM", "1");
+        }
+        cmd.output()
+    };
+    let out = with_conf(
+        "a",
+        "[storage]\ndriver = \"vfs\"\nrunroot = \"/run/x\"\n",
+        false,
+    );
+    out.assert_ok();
+    assert!(out.stderr.contains("storage.runroot"), "{out:?}");
+    assert!(is_vfs(&t, "a"));
+    // The flag wins over the file.
+    t.burrow([
+        "--storage-driver",
+        "overlay",
+        "run",
+        "--name",
+        "b",
+        IMAGE,
+        "true",
+    ])
+    .env("XDG_CONFIG_HOME", config.to_str().unwrap())
+    .output()
+    .assert_ok();
+    assert!(!is_vfs(&t, "b"));
+
+    let out = with_conf(
+        "c",
+        "[storage.options.overlay]\nfallback = \"none\"\n",
+        true,
+    );
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("overlay"), "{out:?}");
+    let out = with_conf("d", "[storage.options.overlay]\nfallback = \"vfs\"\n", true);
+    out.assert_ok();
+    assert!(is_vfs(&t, "d"));
+}

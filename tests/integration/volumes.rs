@@ -119,6 +119,43 @@ fn bind_mount_rw_and_ro() {
     assert!(!dir.join("nope").exists());
 }
 
+/// `z`/`Z` (SELinux relabelling) are accepted, alone or with `ro`, and change nothing else.
+#[test]
+fn bind_mount_z_and_capital_z_options() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let dir = t.user_dir("share");
+    let f = dir.join("f");
+    fs::write(&f, "host data\n").unwrap();
+    give(&t, &f);
+    for opts in ["z", "Z", "ro,z", "Z,ro"] {
+        let out = t
+            .burrow([
+                "run",
+                "--rm",
+                "-v",
+                &format!("{}:{opts}", bind(&dir, "/share")),
+                img,
+                "sh",
+                "-c",
+                "cat /share/f; echo x > /share/w 2>/dev/null && echo writable || echo read-only",
+            ])
+            .output();
+        out.assert_ok();
+        let want = if opts.contains("ro") {
+            "read-only"
+        } else {
+            "writable"
+        };
+        assert_eq!(
+            out.stdout,
+            format!("host data\n{want}\n"),
+            "{opts}: {out:?}"
+        );
+        let _ = fs::remove_file(dir.join("w"));
+    }
+}
+
 #[test]
 fn bind_mount_single_file() {
     let t = ctx!();
@@ -957,11 +994,15 @@ fn volume_prune() {
     let mut want = set(&["unused-named", "labelled", "held"]);
     want.extend(held_anon.iter().cloned());
     assert_eq!(volumes(&t), want);
+    assert!(out.stdout.starts_with("Deleted Volumes:\n"), "{out:?}");
+    assert!(out.stdout.contains("Total reclaimed space: "), "{out:?}");
     // -a: unused named ones too
     ok(&t, &["volume", "prune", "-a", "-f"]);
     let mut want = set(&["held"]);
     want.extend(held_anon.iter().cloned());
     assert_eq!(volumes(&t), want, "in-use volumes survive prune -a");
+    // Nothing left to remove: no header, as docker.
+    ok(&t, &["volume", "prune", "-a", "-f"]).assert_stdout("Total reclaimed space: 0B\n");
 }
 
 // ------------------------------------------------------------ image VOLUMEs

@@ -1,0 +1,239 @@
+//! `burrow cp`: copy files between a container and the host. Every path in the container is
+//! resolved inside its root filesystem (`RESOLVE_IN_ROOT`), and every file is created
+//! relative to a directory descriptor without following a link, so nothing in the container
+//! leads the copy out of it.
+
+mod resolve;
+mod tar_out;
+mod untar;
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::GlobalArgs;
+use crate::runtime::copy::{Owners, copy_dir_contents, copy_entry};
+use crate::safe_open::{Create, ensure_in_root};
+use crate::storage::safe_fs;
+use resolve::Entry;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Paths in the container are resolved inside its root filesystem: a symbolic link there, even an \
+absolute one, never leads out of it. A destination that is a link is written through, to the \
+link's target inside the container; links met inside a copied tree are replaced, not followed. \
+SRC_PATH ending in /. copies the directory's contents rather than the directory. Without -a, \
+copied files belong to root in the container, or to you on the host.")]
+pub struct Args {
+    /// Keep the owners (uid/gid) of the copied files
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Follow a symbolic link given as the source
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// CONTAINER:SRC_PATH, host path, or - for a tar stream on STDIN
+    pub source: String,
+    /// CONTAINER:DEST_PATH, host path, or - for a tar stream on STDOUT
+    pub destination: String,
+}
+
+/// How a resolved source lands on a resolved destination.
+struct Placement<'a> {
+    owners: Owners,
+    /// SRC_PATH ended in `/.`: a directory's contents, not the directory.
+    contents_only: bool,
+    /// DEST_PATH ended in `/`: it must be an existing directory.
+    dest_is_dir: bool,
+    /// The source's name, which it keeps when copied into a directory.
+    name: &'a std::ffi::CStr,
+    /// For messages.
+    dest_shown: &'a str,
+}
+
+/// docker cp's rules: into an existing directory under the source's own name; onto anything
+/// else under the destination's name, replacing what is there; a directory never onto a file.
+fn place(src: &Entry, dst: &Entry, how: &Placement) -> anyhow::Result<()> {
+    let src_st = src
+        .stat()?
+        .context("the source disappeared while it was being copied")?;
+    let src_is_dir = safe_fs::is_dir(&src_st);
+    match dst.stat()? {
+        Some(st) if safe_fs::is_dir(&st) => {
+            let into = dst.open_dir()?;
+            if how.contents_only && src_is_dir {
+                copy_dir_contents(src.open_dir()?.as_fd(), into.as_fd(), how.owners)?;
+            } else {
+                copy_entry(
+                    src.dir.as_fd(),
+                    &src.name,
+                    into.as_fd(),
+                    how.name,
+                    how.owners,
+                )?;
+            }
+        }
+        Some(_) if how.dest_is_dir => {
+            anyhow::bail!("{} is not a directory", how.dest_shown)
+        }
+        Some(_) if src_is_dir => {
+            anyhow::bail!("cannot copy a directory onto the file {}", how.dest_shown)
+        }
+        None if how.dest_is_dir => {
+            anyhow::bail!("destination directory {} does not exist", how.dest_shown)
+        }
+        _ => copy_entry(
+            src.dir.as_fd(),
+            &src.name,
+            dst.dir.as_fd(),
+            &dst.name,
+            how.owners,
+        )?,
+    }
+    Ok(())
+}
+
+fn owners(args: &Args) -> Owners {
+    if args.archive {
+        Owners::Keep
+    } else {
+        // Root of the user namespace burrow is in: the container's root when copying in,
+        // the calling user when copying out, as docker does.
+        Owners::Set(0, 0)
+    }
+}
+
+fn contents_only(path: &str) -> bool {
+    path == "." || path.ends_with("/.")
+}
+
+fn host_root() -> anyhow::Result<OwnedFd> {
+    Ok(std::fs::File::open("/")
+        .context("cannot open the host's /")?
+        .into())
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
+    use super::container_fs::split_container_path;
+    match (
+        split_container_path(&args.source),
+        split_container_path(&args.destination),
+    ) {
+        (Some((c, src)), None) => copy_out(global, &args, c, src),
+        (None, Some((c, dst))) => copy_in(global, &args, c, dst),
+        _ => anyhow::bail!(
+            "copying between containers or between host paths is not supported: one side must be CONTAINER:PATH"
+        ),
+    }
+}
+
+fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Result<u8> {
+    let containers = super::open_containers(global)?;
+    let record = containers.find(c)?;
+    let to_stdout = args.destination == "-";
+    let dest = std::path::absolute(&args.destination)?;
+    let name = src
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "root".into());
+    let root = super::container_fs::open_rootfs(global, &containers, &record)?;
+    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    let not_found = || format!("could not find the file {} in container {c}", src.display());
+    let entry =
+        resolve::in_root(rootfd.as_fd(), src, args.follow_link, false).with_context(not_found)?;
+    if entry.stat()?.is_none() {
+        anyhow::bail!(not_found());
+    }
+    if to_stdout {
+        write_tar(&entry, &name)?;
+        return Ok(0);
+    }
+    let host = host_root()?;
+    let dst = resolve::in_root(host.as_fd(), &dest, true, false)
+        .with_context(|| format!("cannot reach {}", dest.display()))?;
+    let name = safe_fs::cstring(name.as_encoded_bytes())?;
+    place(
+        &entry,
+        &dst,
+        &Placement {
+            owners: owners(args),
+            contents_only: contents_only(&src.to_string_lossy()),
+            dest_is_dir: args.destination.ends_with('/'),
+            name: &name,
+            dest_shown: &args.destination,
+        },
+    )
+    .with_context(|| format!("cannot copy to {}", dest.display()))?;
+    Ok(0)
+}
+
+/// `cp CONTAINER:PATH -`: a tar stream of the entry on stdout.
+fn write_tar(entry: &Entry, name: &std::ffi::OsStr) -> anyhow::Result<()> {
+    let mut b = tar::Builder::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    tar_out::write(&mut b, entry.dir.as_fd(), &entry.name, Path::new(name))?;
+    b.into_inner()?.flush()?;
+    Ok(())
+}
+
+fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Result<u8> {
+    let containers = super::open_containers(global)?;
+    let record = containers.find(c)?;
+    let from_stdin = args.source == "-";
+    // The host side is resolved before entering the container's namespaces.
+    let src = if from_stdin {
+        None
+    } else {
+        let mut path = std::path::absolute(&args.source)?;
+        if args.follow_link {
+            path = std::fs::canonicalize(&path).with_context(|| {
+                format!("could not find the file {} on the host", path.display())
+            })?;
+        }
+        let host = host_root()?;
+        let entry = resolve::in_root(host.as_fd(), &path, false, false)?;
+        if entry.stat()?.is_none() {
+            anyhow::bail!("could not find the file {} on the host", path.display());
+        }
+        Some((entry, path))
+    };
+    let root = super::container_fs::open_rootfs(global, &containers, &record)?;
+    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    let Some((src, src_path)) = src else {
+        let dir_path = ensure_in_root(rootfd.as_fd(), dst, Create::Dir)?;
+        let dir =
+            crate::safe_open::open_in_root(rootfd.as_fd(), dst, libc::O_RDONLY | libc::O_DIRECTORY)
+                .with_context(|| {
+                    format!("{} is not a directory in container {c}", dst.display())
+                })?;
+        drop(dir_path);
+        untar::unpack(std::io::stdin().lock(), dir.as_fd(), owners(args))
+            .context("cannot unpack the tar stream from stdin")?;
+        return Ok(0);
+    };
+    let dest_is_dir = args.destination.ends_with('/');
+    let dest = resolve::in_root(rootfd.as_fd(), dst, true, !dest_is_dir).with_context(|| {
+        format!(
+            "destination directory {} does not exist in container {c}",
+            dst.display()
+        )
+    })?;
+    let name = src_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "root".into());
+    let name = safe_fs::cstring(name.as_encoded_bytes())?;
+    place(
+        &src,
+        &dest,
+        &Placement {
+            owners: owners(args),
+            contents_only: contents_only(&args.source),
+            dest_is_dir,
+            name: &name,
+            dest_shown: &format!("{}:{}", c, dst.display()),
+        },
+    )
+    .with_context(|| format!("cannot copy into {}", dst.display()))?;
+    Ok(0)
+}
