@@ -117,7 +117,10 @@ impl SpliceReplier {
         header[..4].copy_from_slice(&(total as u32).to_ne_bytes());
         // bytes 4..8: error 0
         header[8..].copy_from_slice(&unique.to_ne_bytes());
-        sys::write_all(pipe.write.as_raw_fd(), &header)?;
+        // Less than PIPE_BUF into an empty pipe: all of it or nothing.
+        if sys::write(pipe.write.as_raw_fd(), &header)? != HEADER_LEN {
+            return Err(libc::EIO);
+        }
         let mut off = offset as libc::loff_t;
         let mut moved = 0;
         while moved < len {

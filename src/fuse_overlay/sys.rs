@@ -215,21 +215,10 @@ pub fn pwrite_full(fd: RawFd, mut buf: &[u8], mut off: u64) -> R<usize> {
     Ok(total)
 }
 
-/// Write all of `buf` to a pipe or other stream.
-pub fn write_all(fd: RawFd, mut buf: &[u8]) -> R<()> {
-    while !buf.is_empty() {
-        // SAFETY: the slice is valid for reads of its length.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = last();
-            if e == libc::EINTR {
-                continue;
-            }
-            return Err(e);
-        }
-        buf = &buf[n as usize..];
-    }
-    Ok(())
+/// One `write(2)`.
+pub fn write(fd: RawFd, buf: &[u8]) -> R<usize> {
+    // SAFETY: the slice is valid for reads of its length.
+    check_size(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
 }
 
 /// One `splice(2)` of up to `len` bytes; `off` as for a pread when given.
