@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::fixtures::{self, base_layer};
 use crate::harness::TestCtx;
 use crate::images::{self, Config, Entry, Image};
-use crate::lifecycle::{Cleanup, ok, run_d};
+use crate::lifecycle::{Cleanup, inspect_f, ok, poll, run_d};
 
 /// An image whose root has links that point out of it: `/evil -> /` and
 /// `/etc/up -> ../../../../..`.
@@ -211,6 +211,88 @@ fn commit_killed_halfway_leaves_a_store_that_works() {
     ok(&t, &["rm", "src"]);
     ok(&t, &["image", "prune", "-a", "-f"]);
     ok(&t, &["images", "-q"]).assert_stdout("");
+}
+
+/// The state letter of /proc/PID/stat (T: stopped).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Run `commit ARGS` up to its stop point `commit-paused` (just before it reads the
+/// container's changes), call `look` there, then let it finish.
+fn commit_stopped_halfway(t: &TestCtx, args: &[&str], look: impl FnOnce()) {
+    let mut cmd = vec!["commit"];
+    cmd.extend_from_slice(args);
+    let commit = t
+        .burrow(cmd)
+        .env("BURROW_TEST_STOP_AT", "commit-paused")
+        .spawn();
+    poll("commit to reach its stop point", || {
+        match proc_state(commit.pid()) {
+            Some('T') => Ok(()),
+            s => Err(format!("burrow's state: {s:?}")),
+        }
+    });
+    look();
+    commit.signal(libc::SIGCONT);
+    let out = commit.wait();
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+/// `commit` (-p by default) stops every process of a running container while it reads its
+/// changes and continues them afterwards, also when the commit is killed halfway;
+/// `--pause=false` leaves it running, and a paused container stays paused.
+#[test]
+fn commit_pauses_a_running_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(
+        &t,
+        &[
+            "--name",
+            "w",
+            img,
+            "sh",
+            "-c",
+            "while :; do echo x >> /log; sleep 0.01; done",
+        ],
+    );
+    let pid: i32 = inspect_f(&t, "{{.State.Pid}}", "w").parse().unwrap();
+    let status = || inspect_f(&t, "{{.State.Status}}", "w");
+
+    commit_stopped_halfway(&t, &["w", "test/w:1"], || {
+        assert_eq!(proc_state(pid), Some('T'), "not stopped during the commit");
+        assert_eq!(status(), "paused");
+    });
+    assert_eq!(status(), "running");
+    assert_ne!(proc_state(pid), Some('T'), "still stopped after the commit");
+    ok(&t, &["run", "--rm", "test/w:1", "grep", "-c", "x", "/log"]);
+
+    commit_stopped_halfway(&t, &["--pause=false", "w", "test/w:2"], || {
+        assert_ne!(proc_state(pid), Some('T'), "stopped despite --pause=false");
+        assert_eq!(status(), "running");
+    });
+
+    // Killed while the container is paused: it is continued all the same.
+    let killed = t
+        .burrow(["commit", "w", "test/w:3"])
+        .env("BURROW_TEST_CRASH_AT", "commit-after-layer")
+        .output();
+    assert_eq!(killed.code, 137, "the crash point did not fire: {killed:?}");
+    poll("the container to run again", || {
+        match (status(), proc_state(pid)) {
+            (s, st) if s == "running" && st != Some('T') => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    ok(&t, &["pause", "w"]);
+    ok(&t, &["commit", "w", "test/w:4"]);
+    assert_eq!(status(), "paused");
+    assert_eq!(proc_state(pid), Some('T'));
+    ok(&t, &["unpause", "w"]);
 }
 
 /// Two links to host files the test user can write: `/etc/evil` names the first directly as
