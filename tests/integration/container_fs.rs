@@ -102,6 +102,70 @@ fn diff_commit_and_export() {
     ok(&t, &["run", "--rm", "test/flat:1", "cat", "/etc/newfile"]).assert_stdout("new\n");
 }
 
+/// `export` of a running container reads its layers, not its mounts: what it wrote to a
+/// volume, a bind mount or a tmpfs is left out (their mount points stay, empty, as docker
+/// has them), what it wrote to its root and deleted from its image is as it sees it.
+#[test]
+fn export_leaves_out_volumes_and_tmpfs() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    let bind = t.user_dir("bind");
+    let script = "echo r > /rootfile; rm /bin/ls; echo v > /data/v; echo t > /scratch/t; \
+                  echo b > /bind/b; touch /ready; sleep 1000";
+    run_d(
+        &t,
+        &[
+            "--name",
+            "m",
+            "-v",
+            "vol:/data",
+            "-v",
+            &format!("{}:/bind", bind.display()),
+            "--tmpfs",
+            "/scratch",
+            img,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    poll("the container to write its files", || {
+        let out = t.burrow(["exec", "m", "cat", "/ready"]).output();
+        if out.code == 0 {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    let file = t.user_dir("export").join("rootfs.tar");
+    ok(&t, &["export", "-o", file.to_str().unwrap(), "m"]);
+    let names = tar_names(&file);
+    for want in [
+        "rootfile",
+        "ready",
+        "data",
+        "scratch",
+        "bind",
+        "bin/busybox",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    for unwanted in ["data/v", "scratch/t", "bind/b", "bin/ls"] {
+        assert!(
+            !names.iter().any(|n| n == unwanted),
+            "{unwanted} exported: {names:?}"
+        );
+    }
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(&file)
+        .arg("rootfile")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "r\n", "{out:?}");
+}
+
 #[test]
 fn cp_both_directions_stays_inside_the_container() {
     let t = ctx!();

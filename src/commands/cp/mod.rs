@@ -4,7 +4,7 @@
 //! leads the copy out of it.
 
 mod resolve;
-mod tar_out;
+pub(super) mod tar_out;
 mod untar;
 
 use std::io::Write;
