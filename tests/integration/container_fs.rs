@@ -200,7 +200,10 @@ fn cp_both_directions_stays_inside_the_container() {
         let out = t
             .burrow(["cp", src, &format!("{name}:/nonexistent/")])
             .output();
-        assert_ne!(out.code, 0, "{out:?}");
+        assert!(
+            out.code == 1 && out.stderr.contains("no such directory"),
+            "{out:?}"
+        );
         // Out of the container through the same links: the container's files, not the host's.
         let out_dir = t.user_dir(&format!("out-{name}"));
         ok(
@@ -372,13 +375,23 @@ fn cp_never_writes_through_a_link_to_the_host() {
         std::fs::write(v, "original\n").unwrap();
         crate::harness::chown(v, t.user.uid, t.user.gid).unwrap();
     }
-    let links = images::tar(&[
+    // The directory the first link names exists in the container too (docker makes no
+    // missing directory for cp), so that cp has somewhere to write.
+    let rel_host = host.strip_prefix("/").unwrap();
+    let mut entries: Vec<Entry> = rel_host
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .map(|a| Entry::dir(a.to_str().unwrap(), 0o755))
+        .collect();
+    entries.reverse();
+    entries.extend([
         Entry::dir("etc", 0o755),
         Entry::symlink("etc/evil", victim.to_str().unwrap()),
         Entry::dir("app", 0o755),
         Entry::dir("app/conf", 0o755),
         Entry::symlink("app/conf/evil2", victim2.to_str().unwrap()),
     ]);
+    let links = images::tar(&entries);
     fixtures::load_image(
         &t,
         Image::new("test/links:1", vec![base_layer(&t), links], Config::shell()),
@@ -546,6 +559,19 @@ fn cp_follow_link_and_tar_from_stdin() {
         Entry::dir("t", 0o755),
         Entry::file("t/x", 0o640, "tarred\n"),
     ]);
+    // Into an existing directory only, as docker.
+    let out = t
+        .burrow(["cp", "-", "lk:/tmp/in/"])
+        .stdin(tar.clone())
+        .output();
+    assert!(
+        out.code == 1
+            && out
+                .stderr
+                .contains("destination \"lk:/tmp/in/\" must be a directory"),
+        "{out:?}"
+    );
+    exec_out(&t, "lk", &["mkdir", "/tmp/in", "/tmp/again"]);
     t.burrow(["cp", "-", "lk:/tmp/in/"])
         .stdin(tar)
         .output()
@@ -571,6 +597,75 @@ fn inspect_image(t: &TestCtx, image: &str) -> serde_json::Value {
     let out = ok(t, &["image", "inspect", image]);
     let docs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     docs[0].clone()
+}
+
+/// docker's rules for a destination in the container that does not exist: a file is created
+/// under that name, a directory too, even with a trailing `/`; a file onto a missing
+/// `DIR/` is refused ("no such directory"), so is a missing parent directory, and a tar
+/// stream unpacks into an existing directory only. Nothing is created by a refused copy.
+#[test]
+fn cp_into_missing_destinations_as_docker() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(&t, &["--name", "d", img, "sleep", "1000"]);
+    let file = t.write("f", "file\n");
+    let file = file.to_str().unwrap();
+    let dir = t.user_dir("tree");
+    std::fs::write(dir.join("inner"), "inner\n").unwrap();
+    let dir = dir.to_str().unwrap();
+    let refused = |args: &[&str], stdin: Option<Vec<u8>>, message: &str| {
+        let mut cmd = t.burrow(args.iter().copied());
+        if let Some(data) = stdin {
+            cmd = cmd.stdin(data);
+        }
+        let out = cmd.output();
+        assert!(
+            out.code == 1 && out.stderr.contains(message),
+            "{args:?}: expected exit 1 and {message:?}: {out:?}"
+        );
+    };
+
+    ok(&t, &["cp", file, "d:/newfile"]);
+    ok(&t, &["cp", dir, "d:/newdir/"]);
+    assert_eq!(
+        exec_out(&t, "d", &["cat", "/newfile", "/newdir/inner"]),
+        "file\ninner\n"
+    );
+
+    refused(&["cp", file, "d:/missing/"], None, "no such directory");
+    refused(
+        &["cp", file, "d:/no/such/file"],
+        None,
+        "Could not find the file /no/such in container d",
+    );
+    let tar = images::tar(&[Entry::file("x", 0o644, "x\n")]);
+    refused(
+        &["cp", "-", "d:/missing"],
+        Some(tar.clone()),
+        "destination \"d:/missing\" must be a directory",
+    );
+    refused(
+        &["cp", "-", "d:/etc/passwd"],
+        Some(tar),
+        "destination \"d:/etc/passwd\" must be a directory",
+    );
+    let out = t
+        .burrow([
+            "exec",
+            "d",
+            "ls",
+            "-d",
+            "/missing",
+            "/no",
+            "/x",
+            "/etc/passwd/x",
+        ])
+        .output();
+    assert_eq!(
+        out.stdout, "",
+        "a refused cp left something behind: {out:?}"
+    );
 }
 
 /// `commit -a -m -c`: author, `.Comment`, and docker's changes merged into the base's config
