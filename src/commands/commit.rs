@@ -17,9 +17,10 @@ pub struct Args {
     /// Commit message (the image's `.Comment` and its new history entry)
     #[arg(short, long)]
     pub message: Option<String>,
-    /// Pause the container during the commit. Accepted for docker's sake: burrow has no
-    /// cgroup freezer to pause with (see `pause`), so a running container's layer is read
-    /// while it runs; stop it first for a consistent snapshot
+    /// Pause the running container while its changes are read (as `burrow pause` does, with
+    /// SIGSTOP), so that the new layer is one moment's state of its files; it is unpaused
+    /// afterwards, also when the commit fails. A container paused already stays paused.
+    /// --pause=false reads the files while it runs
     #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
     pub container: String,
@@ -38,14 +39,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let record = containers.find(&args.container)?;
     let store = super::open_store(global)?;
     let base = store.find_image(&record.image_id)?;
-    if args.pause && record.status.is_running() {
-        log::warn!(
-            "container {} is running and burrow cannot pause it (no cgroup freezer): files it \
-             writes during the commit may be caught half-written; stop it first for a \
-             consistent snapshot",
-            record.name
-        );
-    }
+    // Taken before entering the user namespace below: from there the container's processes
+    // are out of reach. Dropped (unpausing) when this function returns, whatever the outcome.
+    let _paused = if args.pause {
+        super::pause::PauseGuard::pause(&containers, &record)?
+    } else {
+        None
+    };
+    crate::storage::stop_point("commit-paused");
     // The upper directory holds files of the container's ids: read it in the namespace.
     crate::userns::enter_current()?;
     let upper = super::container_fs::upper_dir(&containers, &record);

@@ -69,6 +69,31 @@ pub fn lower_dirs(
     )?)
 }
 
+/// The directories whose overlay is the container's root, topmost first: its upper
+/// directory over its image's layers, or the upper directory alone when the vfs driver made
+/// it a full copy (whose deletions the layers below would undo).
+pub fn layer_dirs(
+    global: &GlobalArgs,
+    containers: &ContainerStore,
+    record: &ContainerRecord,
+    kind: MappingKind,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = containers.dir_of(&record.id);
+    let upper = upper_dir(containers, record);
+    let copied = crate::runtime::vfs::owns(&Layers {
+        lower: &[],
+        upper: &upper,
+        work: &dir.join("work"),
+        volatile: false,
+    });
+    if copied {
+        return Ok(vec![upper]);
+    }
+    let mut dirs: Vec<PathBuf> = upper.exists().then_some(upper).into_iter().collect();
+    dirs.extend(lower_dirs(global, record, kind)?.into_iter().rev());
+    Ok(dirs)
+}
+
 pub fn upper_dir(containers: &ContainerStore, record: &ContainerRecord) -> PathBuf {
     containers.dir_of(&record.id).join("upper")
 }

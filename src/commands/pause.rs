@@ -87,6 +87,98 @@ pub fn thaw(containers: &ContainerStore, r: &ContainerRecord) -> anyhow::Result<
     Ok(())
 }
 
+/// Keeps a running container paused while it lives (`commit -p`), and continues it when
+/// dropped, on error paths too. The unpause is done by a helper process forked before the
+/// pause, because the caller enters a user namespace of its own meanwhile, from which the
+/// container's processes are out of reach; the helper also unpauses if burrow is killed.
+pub struct PauseGuard {
+    /// Closed to tell the helper to unpause; the helper reads one byte first, written once
+    /// the pause succeeded (without it, it has nothing to undo).
+    release: Option<std::fs::File>,
+    helper: nix::unistd::Pid,
+    name: String,
+}
+
+impl PauseGuard {
+    /// Pause `r` if it is running. None for any other state: a container paused already
+    /// stays paused, as with docker, and a stopped one has nothing to freeze.
+    pub fn pause(containers: &ContainerStore, r: &ContainerRecord) -> anyhow::Result<Option<Self>> {
+        use nix::unistd::{ForkResult, fork};
+        if r.status != Status::Running {
+            return Ok(None);
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // SAFETY: burrow is single-threaded here; the child only waits on the pipe, signals
+        // the container's processes (forking once more) and updates its record.
+        match unsafe { fork() }? {
+            ForkResult::Child => {
+                drop(write);
+                // Ctrl-C or a hangup meant for burrow must not end the helper before it
+                // unpaused.
+                for sig in [
+                    Signal::SIGINT,
+                    Signal::SIGQUIT,
+                    Signal::SIGHUP,
+                    Signal::SIGTERM,
+                ] {
+                    // SAFETY: ignoring a signal installs no handler.
+                    let _ = unsafe {
+                        nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn)
+                    };
+                }
+                let ok =
+                    !wait_for_release(std::fs::File::from(read)) || thaw(containers, r).is_ok();
+                // SAFETY: leave the forked copy without running destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            ForkResult::Parent { child } => {
+                drop(read);
+                let mut guard = PauseGuard {
+                    release: Some(std::fs::File::from(write)),
+                    helper: child,
+                    name: r.name.clone(),
+                };
+                pause_one(containers, r)?;
+                if let Some(f) = guard.release.as_mut() {
+                    std::io::Write::write_all(f, b"1")?;
+                }
+                Ok(Some(guard))
+            }
+        }
+    }
+}
+
+/// Whether the pause was made (its byte arrived); returns once the writer's end is closed,
+/// by the guard or by burrow's death.
+fn wait_for_release(mut pipe: std::fs::File) -> bool {
+    use std::io::{ErrorKind, Read};
+    let mut paused = false;
+    let mut buf = [0u8; 1];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return paused,
+            Ok(_) => paused = true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return paused,
+        }
+    }
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if !matches!(
+            nix::sys::wait::waitpid(self.helper, None),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
+        ) {
+            log::warn!(
+                "container {0} may still be paused: run `burrow unpause {0}`",
+                self.name
+            );
+        }
+    }
+}
+
 /// The pids of every process in the pid namespace of `init` (call where reading their
 /// namespaces is allowed: inside the container's user namespace).
 pub fn container_processes(init: i32) -> std::io::Result<Vec<i32>> {

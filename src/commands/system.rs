@@ -158,11 +158,16 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
     let containers = cstore.list()?;
     let images = image_usage(&store, &containers)?;
 
+    // How many images use each blob (a layer an image has twice is not shared), and each
+    // blob's size once: the total counts what is stored, shared layers once, as docker does.
     let mut counts: HashMap<&Digest, usize> = HashMap::new();
     let mut sizes: HashMap<&Digest, u64> = HashMap::new();
     for u in &images {
+        let mut own = HashSet::new();
         for (d, s) in &u.blobs {
-            *counts.entry(d).or_default() += 1;
+            if own.insert(d) {
+                *counts.entry(d).or_default() += 1;
+            }
             sizes.insert(d, *s);
         }
     }

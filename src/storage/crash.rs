@@ -11,3 +11,15 @@ pub fn point(name: &str) {
         }
     }
 }
+
+/// Like `point`, but `BURROW_TEST_STOP_AT=<name>` makes burrow stop itself (SIGSTOP) there, so
+/// that a test can look at what the world is like at that moment and then SIGCONT it.
+pub fn stop_point(name: &str) {
+    if std::env::var_os("BURROW_TEST_STOP_AT").is_some_and(|v| v == name) {
+        log::debug!("stop point {name}: stopping ourselves");
+        // SAFETY: plain syscalls.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGSTOP);
+        }
+    }
+}

@@ -43,7 +43,7 @@ use std::sync::atomic::AtomicUsize;
 
 pub use blobs::BlobWriter;
 pub use commit::CommitInfo;
-pub use crash::point as crash_point;
+pub use crash::{point as crash_point, stop_point};
 pub use digest::Digest;
 pub use gc::GcReport;
 pub use import::ImageChanges;

@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::fixtures::{self, base_layer};
 use crate::harness::TestCtx;
 use crate::images::{self, Config, Entry, Image};
-use crate::lifecycle::{Cleanup, ok, run_d};
+use crate::lifecycle::{Cleanup, inspect_f, ok, poll, run_d};
 
 /// An image whose root has links that point out of it: `/evil -> /` and
 /// `/etc/up -> ../../../../..`.
@@ -102,6 +102,70 @@ fn diff_commit_and_export() {
     ok(&t, &["run", "--rm", "test/flat:1", "cat", "/etc/newfile"]).assert_stdout("new\n");
 }
 
+/// `export` of a running container reads its layers, not its mounts: what it wrote to a
+/// volume, a bind mount or a tmpfs is left out (their mount points stay, empty, as docker
+/// has them), what it wrote to its root and deleted from its image is as it sees it.
+#[test]
+fn export_leaves_out_volumes_and_tmpfs() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    let bind = t.user_dir("bind");
+    let script = "echo r > /rootfile; rm /bin/ls; echo v > /data/v; echo t > /scratch/t; \
+                  echo b > /bind/b; touch /ready; sleep 1000";
+    run_d(
+        &t,
+        &[
+            "--name",
+            "m",
+            "-v",
+            "vol:/data",
+            "-v",
+            &format!("{}:/bind", bind.display()),
+            "--tmpfs",
+            "/scratch",
+            img,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    poll("the container to write its files", || {
+        let out = t.burrow(["exec", "m", "cat", "/ready"]).output();
+        if out.code == 0 {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    let file = t.user_dir("export").join("rootfs.tar");
+    ok(&t, &["export", "-o", file.to_str().unwrap(), "m"]);
+    let names = tar_names(&file);
+    for want in [
+        "rootfile",
+        "ready",
+        "data",
+        "scratch",
+        "bind",
+        "bin/busybox",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    for unwanted in ["data/v", "scratch/t", "bind/b", "bin/ls"] {
+        assert!(
+            !names.iter().any(|n| n == unwanted),
+            "{unwanted} exported: {names:?}"
+        );
+    }
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(&file)
+        .arg("rootfile")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "r\n", "{out:?}");
+}
+
 #[test]
 fn cp_both_directions_stays_inside_the_container() {
     let t = ctx!();
@@ -136,7 +200,10 @@ fn cp_both_directions_stays_inside_the_container() {
         let out = t
             .burrow(["cp", src, &format!("{name}:/nonexistent/")])
             .output();
-        assert_ne!(out.code, 0, "{out:?}");
+        assert!(
+            out.code == 1 && out.stderr.contains("no such directory"),
+            "{out:?}"
+        );
         // Out of the container through the same links: the container's files, not the host's.
         let out_dir = t.user_dir(&format!("out-{name}"));
         ok(
@@ -213,6 +280,88 @@ fn commit_killed_halfway_leaves_a_store_that_works() {
     ok(&t, &["images", "-q"]).assert_stdout("");
 }
 
+/// The state letter of /proc/PID/stat (T: stopped).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Run `commit ARGS` up to its stop point `commit-paused` (just before it reads the
+/// container's changes), call `look` there, then let it finish.
+fn commit_stopped_halfway(t: &TestCtx, args: &[&str], look: impl FnOnce()) {
+    let mut cmd = vec!["commit"];
+    cmd.extend_from_slice(args);
+    let commit = t
+        .burrow(cmd)
+        .env("BURROW_TEST_STOP_AT", "commit-paused")
+        .spawn();
+    poll("commit to reach its stop point", || {
+        match proc_state(commit.pid()) {
+            Some('T') => Ok(()),
+            s => Err(format!("burrow's state: {s:?}")),
+        }
+    });
+    look();
+    commit.signal(libc::SIGCONT);
+    let out = commit.wait();
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+/// `commit` (-p by default) stops every process of a running container while it reads its
+/// changes and continues them afterwards, also when the commit is killed halfway;
+/// `--pause=false` leaves it running, and a paused container stays paused.
+#[test]
+fn commit_pauses_a_running_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(
+        &t,
+        &[
+            "--name",
+            "w",
+            img,
+            "sh",
+            "-c",
+            "while :; do echo x >> /log; sleep 0.01; done",
+        ],
+    );
+    let pid: i32 = inspect_f(&t, "{{.State.Pid}}", "w").parse().unwrap();
+    let status = || inspect_f(&t, "{{.State.Status}}", "w");
+
+    commit_stopped_halfway(&t, &["w", "test/w:1"], || {
+        assert_eq!(proc_state(pid), Some('T'), "not stopped during the commit");
+        assert_eq!(status(), "paused");
+    });
+    assert_eq!(status(), "running");
+    assert_ne!(proc_state(pid), Some('T'), "still stopped after the commit");
+    ok(&t, &["run", "--rm", "test/w:1", "grep", "-c", "x", "/log"]);
+
+    commit_stopped_halfway(&t, &["--pause=false", "w", "test/w:2"], || {
+        assert_ne!(proc_state(pid), Some('T'), "stopped despite --pause=false");
+        assert_eq!(status(), "running");
+    });
+
+    // Killed while the container is paused: it is continued all the same.
+    let killed = t
+        .burrow(["commit", "w", "test/w:3"])
+        .env("BURROW_TEST_CRASH_AT", "commit-after-layer")
+        .output();
+    assert_eq!(killed.code, 137, "the crash point did not fire: {killed:?}");
+    poll("the container to run again", || {
+        match (status(), proc_state(pid)) {
+            (s, st) if s == "running" && st != Some('T') => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    ok(&t, &["pause", "w"]);
+    ok(&t, &["commit", "w", "test/w:4"]);
+    assert_eq!(status(), "paused");
+    assert_eq!(proc_state(pid), Some('T'));
+    ok(&t, &["unpause", "w"]);
+}
+
 /// Two links to host files the test user can write: `/etc/evil` names the first directly as
 /// the destination, `/app/conf/evil2` sits in a directory that a copied tree merges into.
 #[test]
@@ -226,13 +375,23 @@ fn cp_never_writes_through_a_link_to_the_host() {
         std::fs::write(v, "original\n").unwrap();
         crate::harness::chown(v, t.user.uid, t.user.gid).unwrap();
     }
-    let links = images::tar(&[
+    // The directory the first link names exists in the container too (docker makes no
+    // missing directory for cp), so that cp has somewhere to write.
+    let rel_host = host.strip_prefix("/").unwrap();
+    let mut entries: Vec<Entry> = rel_host
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .map(|a| Entry::dir(a.to_str().unwrap(), 0o755))
+        .collect();
+    entries.reverse();
+    entries.extend([
         Entry::dir("etc", 0o755),
         Entry::symlink("etc/evil", victim.to_str().unwrap()),
         Entry::dir("app", 0o755),
         Entry::dir("app/conf", 0o755),
         Entry::symlink("app/conf/evil2", victim2.to_str().unwrap()),
     ]);
+    let links = images::tar(&entries);
     fixtures::load_image(
         &t,
         Image::new("test/links:1", vec![base_layer(&t), links], Config::shell()),
@@ -400,6 +559,19 @@ fn cp_follow_link_and_tar_from_stdin() {
         Entry::dir("t", 0o755),
         Entry::file("t/x", 0o640, "tarred\n"),
     ]);
+    // Into an existing directory only, as docker.
+    let out = t
+        .burrow(["cp", "-", "lk:/tmp/in/"])
+        .stdin(tar.clone())
+        .output();
+    assert!(
+        out.code == 1
+            && out
+                .stderr
+                .contains("destination \"lk:/tmp/in/\" must be a directory"),
+        "{out:?}"
+    );
+    exec_out(&t, "lk", &["mkdir", "/tmp/in", "/tmp/again"]);
     t.burrow(["cp", "-", "lk:/tmp/in/"])
         .stdin(tar)
         .output()
@@ -425,6 +597,75 @@ fn inspect_image(t: &TestCtx, image: &str) -> serde_json::Value {
     let out = ok(t, &["image", "inspect", image]);
     let docs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     docs[0].clone()
+}
+
+/// docker's rules for a destination in the container that does not exist: a file is created
+/// under that name, a directory too, even with a trailing `/`; a file onto a missing
+/// `DIR/` is refused ("no such directory"), so is a missing parent directory, and a tar
+/// stream unpacks into an existing directory only. Nothing is created by a refused copy.
+#[test]
+fn cp_into_missing_destinations_as_docker() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(&t, &["--name", "d", img, "sleep", "1000"]);
+    let file = t.write("f", "file\n");
+    let file = file.to_str().unwrap();
+    let dir = t.user_dir("tree");
+    std::fs::write(dir.join("inner"), "inner\n").unwrap();
+    let dir = dir.to_str().unwrap();
+    let refused = |args: &[&str], stdin: Option<Vec<u8>>, message: &str| {
+        let mut cmd = t.burrow(args.iter().copied());
+        if let Some(data) = stdin {
+            cmd = cmd.stdin(data);
+        }
+        let out = cmd.output();
+        assert!(
+            out.code == 1 && out.stderr.contains(message),
+            "{args:?}: expected exit 1 and {message:?}: {out:?}"
+        );
+    };
+
+    ok(&t, &["cp", file, "d:/newfile"]);
+    ok(&t, &["cp", dir, "d:/newdir/"]);
+    assert_eq!(
+        exec_out(&t, "d", &["cat", "/newfile", "/newdir/inner"]),
+        "file\ninner\n"
+    );
+
+    refused(&["cp", file, "d:/missing/"], None, "no such directory");
+    refused(
+        &["cp", file, "d:/no/such/file"],
+        None,
+        "Could not find the file /no/such in container d",
+    );
+    let tar = images::tar(&[Entry::file("x", 0o644, "x\n")]);
+    refused(
+        &["cp", "-", "d:/missing"],
+        Some(tar.clone()),
+        "destination \"d:/missing\" must be a directory",
+    );
+    refused(
+        &["cp", "-", "d:/etc/passwd"],
+        Some(tar),
+        "destination \"d:/etc/passwd\" must be a directory",
+    );
+    let out = t
+        .burrow([
+            "exec",
+            "d",
+            "ls",
+            "-d",
+            "/missing",
+            "/no",
+            "/x",
+            "/etc/passwd/x",
+        ])
+        .output();
+    assert_eq!(
+        out.stdout, "",
+        "a refused cp left something behind: {out:?}"
+    );
 }
 
 /// `commit -a -m -c`: author, `.Comment`, and docker's changes merged into the base's config

@@ -688,6 +688,82 @@ fn system_df_counts_images_and_containers() {
         .assert_stdout_contains("UNIQUE SIZE");
 }
 
+/// Bytes from a size as docker prints it ("1.234MB").
+fn parse_size(s: &str) -> f64 {
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let scale = match unit {
+        "B" => 1e0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other:?} in {s:?}"),
+    };
+    n.parse::<f64>().unwrap() * scale
+}
+
+/// The cells of `column` in a table, by its header's position, for rows starting `prefix`.
+fn column(table: &str, column: &str, prefix: &str) -> Vec<String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    let start = header.find(column).unwrap();
+    lines
+        .filter(|l| l.starts_with(prefix))
+        .map(|l| l[start..].split("   ").next().unwrap().trim().to_string())
+        .collect()
+}
+
+/// `system df` counts a layer shared by images once in its total, and `df -v` shows it as
+/// SHARED SIZE of each image that has it; a layer one image has twice is not shared.
+#[test]
+fn system_df_counts_shared_layers_once() {
+    let t = ctx!();
+    let mut a = two_layer_image(&t, "test/a:1", "a");
+    let mut b = two_layer_image(&t, "test/b:1", "b");
+    a.gzip_layers = false;
+    b.gzip_layers = false;
+    fixtures::load_image(&t, a);
+    fixtures::load_image(&t, b);
+    let twice = images::tar(&[Entry::file("same", 0o644, "same layer\n".repeat(500))]);
+    let twice_len = twice.len() as f64;
+    fixtures::load_image(
+        &t,
+        Image::new("test/twice:1", vec![twice.clone(), twice], Config::shell()),
+    );
+    let base = base_layer(&t).len() as f64;
+
+    let out = t.burrow(["system", "df", "-v"]).output();
+    out.assert_ok();
+    let images_part = out.stdout.split("Containers space usage:").next().unwrap();
+    let images_part = images_part.trim_start_matches("Images space usage:\n\n");
+    let cell = |col: &str, repo: &str| parse_size(&column(images_part, col, repo)[0]);
+    for repo in ["test/a", "test/b"] {
+        let shared = cell("SHARED SIZE", repo);
+        assert!((shared - base).abs() <= base * 0.001, "{repo}: {out:?}");
+        let (size, unique) = (cell("SIZE", repo), cell("UNIQUE SIZE", repo));
+        assert!((size - shared - unique).abs() <= size * 0.002, "{out:?}");
+    }
+    assert_eq!(
+        column(images_part, "SHARED SIZE", "test/twice"),
+        ["0B"],
+        "{out:?}"
+    );
+
+    let summed: f64 = ["test/a", "test/b", "test/twice"]
+        .iter()
+        .map(|r| cell("SIZE", r))
+        .sum();
+    let out = t.burrow(["system", "df"]).output();
+    out.assert_ok();
+    let total = parse_size(&column(&out.stdout, "SIZE", "Images")[0]);
+    // The base layer once, and the layer test/twice has twice once too: each is stored once.
+    let want = summed - base - twice_len;
+    assert!(
+        (total - want).abs() <= want * 0.005,
+        "total {total}, want {want} (images {summed}, base layer {base}): {out:?}"
+    );
+}
+
 #[test]
 fn system_prune_removes_stopped_containers_and_unused_images() {
     let t = ctx!();

@@ -4,7 +4,7 @@
 //! leads the copy out of it.
 
 mod resolve;
-mod tar_out;
+pub(super) mod tar_out;
 mod untar;
 
 use std::io::Write;
@@ -14,8 +14,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::GlobalArgs;
+use crate::exit::refused;
 use crate::runtime::copy::{Owners, copy_dir_contents, copy_entry};
-use crate::safe_open::{Create, ensure_in_root};
 use crate::storage::safe_fs;
 use resolve::Entry;
 
@@ -24,7 +24,9 @@ use resolve::Entry;
 Paths in the container are resolved inside its root filesystem: a symbolic link there, even an \
 absolute one, never leads out of it. A destination that is a link is written through, to the \
 link's target inside the container; links met inside a copied tree are replaced, not followed. \
-SRC_PATH ending in /. copies the directory's contents rather than the directory. Without -a, \
+SRC_PATH ending in /. copies the directory's contents rather than the directory. A missing \
+DEST_PATH is created (a file copied to a missing DIR/ is refused, as is a missing parent \
+directory); a tar stream from STDIN unpacks into an existing directory only. Without -a, \
 copied files belong to root in the container, or to you on the host.")]
 pub struct Args {
     /// Keep the owners (uid/gid) of the copied files
@@ -80,9 +82,8 @@ fn place(src: &Entry, dst: &Entry, how: &Placement) -> anyhow::Result<()> {
         Some(_) if src_is_dir => {
             anyhow::bail!("cannot copy a directory onto the file {}", how.dest_shown)
         }
-        None if how.dest_is_dir => {
-            anyhow::bail!("destination directory {} does not exist", how.dest_shown)
-        }
+        // docker's words; a directory is copied to the new name all the same.
+        None if how.dest_is_dir && !src_is_dir => return Err(refused("no such directory")),
         _ => copy_entry(
             src.dir.as_fd(),
             &src.name,
@@ -140,8 +141,7 @@ fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Re
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
     let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
     let not_found = || format!("could not find the file {} in container {c}", src.display());
-    let entry =
-        resolve::in_root(rootfd.as_fd(), src, args.follow_link, false).with_context(not_found)?;
+    let entry = resolve::in_root(rootfd.as_fd(), src, args.follow_link).with_context(not_found)?;
     if entry.stat()?.is_none() {
         anyhow::bail!(not_found());
     }
@@ -150,7 +150,7 @@ fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Re
         return Ok(0);
     }
     let host = host_root()?;
-    let dst = resolve::in_root(host.as_fd(), &dest, true, false)
+    let dst = resolve::in_root(host.as_fd(), &dest, true)
         .with_context(|| format!("cannot reach {}", dest.display()))?;
     let name = safe_fs::cstring(name.as_encoded_bytes())?;
     place(
@@ -191,7 +191,7 @@ fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Res
             })?;
         }
         let host = host_root()?;
-        let entry = resolve::in_root(host.as_fd(), &path, false, false)?;
+        let entry = resolve::in_root(host.as_fd(), &path, false)?;
         if entry.stat()?.is_none() {
             anyhow::bail!("could not find the file {} on the host", path.display());
         }
@@ -200,23 +200,32 @@ fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Res
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
     let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
     let Some((src, src_path)) = src else {
-        let dir_path = ensure_in_root(rootfd.as_fd(), dst, Create::Dir)?;
-        let dir =
-            crate::safe_open::open_in_root(rootfd.as_fd(), dst, libc::O_RDONLY | libc::O_DIRECTORY)
-                .with_context(|| {
-                    format!("{} is not a directory in container {c}", dst.display())
-                })?;
-        drop(dir_path);
+        // A tar stream unpacks into an existing directory only (a link to one is followed).
+        let dir = resolve::in_root(rootfd.as_fd(), dst, true)
+            .and_then(|e| e.open_dir())
+            .map_err(|_| {
+                refused(format!(
+                    "destination \"{c}:{}\" must be a directory",
+                    dst.display()
+                ))
+            })?;
         untar::unpack(std::io::stdin().lock(), dir.as_fd(), owners(args))
             .context("cannot unpack the tar stream from stdin")?;
         return Ok(0);
     };
     let dest_is_dir = args.destination.ends_with('/');
-    let dest = resolve::in_root(rootfd.as_fd(), dst, true, !dest_is_dir).with_context(|| {
-        format!(
-            "destination directory {} does not exist in container {c}",
-            dst.display()
-        )
+    let dest = resolve::in_root(rootfd.as_fd(), dst, true).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // docker names the directory it would have unpacked into.
+            let parent = dst.parent().unwrap_or(Path::new("/"));
+            refused(format!(
+                "Could not find the file {} in container {c}",
+                Path::new("/").join(parent).display()
+            ))
+        } else {
+            anyhow::Error::new(e)
+                .context(format!("cannot reach {} in container {c}", dst.display()))
+        }
     })?;
     let name = src_path
         .file_name()

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::safe_open::{Create, clean_relative, ensure_in_root, open_in_root};
+use crate::safe_open::{clean_relative, open_in_root};
 use crate::storage::safe_fs;
 
 /// An entry that may not exist yet: its directory, opened, and its name there (`.` for the
@@ -40,14 +40,9 @@ const MAX_LINKS: usize = 40;
 
 /// Resolve `path` inside `root`. With `follow`, a symlink at the final component is followed
 /// too, inside the root: docker writes through a destination link to its target in the
-/// container (`/etc/evil -> /var/tmp/x` means the container's `/var/tmp/x`). With
-/// `create_parents`, missing directories on the way are made.
-pub fn in_root(
-    root: BorrowedFd<'_>,
-    path: &Path,
-    follow: bool,
-    create_parents: bool,
-) -> io::Result<Entry> {
+/// container (`/etc/evil -> /var/tmp/x` means the container's `/var/tmp/x`). A missing
+/// directory on the way is an error (`NotFound`): docker makes none either.
+pub fn in_root(root: BorrowedFd<'_>, path: &Path, follow: bool) -> io::Result<Entry> {
     let mut rel = clean_relative(path);
     for _ in 0..=MAX_LINKS {
         let Some(name) = rel.file_name().map(|n| n.to_owned()) else {
@@ -57,7 +52,7 @@ pub fn in_root(
             });
         };
         let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        let dir = open_parent(root, &parent, create_parents)?;
+        let dir = open_in_root(root, &parent, libc::O_RDONLY | libc::O_DIRECTORY)?;
         let name = safe_fs::cstring(name.as_bytes())?;
         let link = match safe_fs::lstatat(dir.as_fd(), &name)? {
             Some(st) if follow && st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
@@ -69,17 +64,6 @@ pub fn in_root(
         rel = clean_relative(&parent.join(PathBuf::from(link)));
     }
     Err(io::Error::from_raw_os_error(libc::ELOOP))
-}
-
-fn open_parent(root: BorrowedFd<'_>, parent: &Path, create: bool) -> io::Result<OwnedFd> {
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
-    match open_in_root(root, parent, flags) {
-        Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {
-            ensure_in_root(root, parent, Create::Dir)?;
-            open_in_root(root, parent, flags)
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]
@@ -97,21 +81,21 @@ mod tests {
         symlink("../../../../x", root.path().join("etc/rel")).unwrap();
         let rootfd = std::fs::File::open(root.path()).unwrap();
 
-        let e = in_root(rootfd.as_fd(), Path::new("/etc/evil"), true, true).unwrap();
-        assert_eq!(e.name.to_bytes(), b"victim");
+        // The link's target is looked for inside the root, where its directory is missing.
+        let e = in_root(rootfd.as_fd(), Path::new("/etc/evil"), true);
+        assert_eq!(e.err().map(|e| e.kind()), Some(io::ErrorKind::NotFound));
         let inside = root
             .path()
             .join(victim.parent().unwrap().strip_prefix("/").unwrap());
-        assert!(
-            inside.is_dir(),
-            "the link's parent was made inside the root"
-        );
-        let e = in_root(rootfd.as_fd(), Path::new("etc/rel"), true, false).unwrap();
+        std::fs::create_dir_all(&inside).unwrap();
+        let e = in_root(rootfd.as_fd(), Path::new("/etc/evil"), true).unwrap();
+        assert_eq!(e.name.to_bytes(), b"victim");
+        let e = in_root(rootfd.as_fd(), Path::new("etc/rel"), true).unwrap();
         assert_eq!(e.name.to_bytes(), b"x");
         assert!(e.stat().unwrap().is_none());
 
         // Without following, the link itself.
-        let e = in_root(rootfd.as_fd(), Path::new("/etc/evil"), false, false).unwrap();
+        let e = in_root(rootfd.as_fd(), Path::new("/etc/evil"), false).unwrap();
         assert_eq!(e.name.to_bytes(), b"evil");
         assert!(!outside.path().join("victim").exists());
     }
@@ -120,7 +104,7 @@ mod tests {
     fn the_root_is_dot() {
         let root = tempfile::tempdir().unwrap();
         let rootfd = std::fs::File::open(root.path()).unwrap();
-        let e = in_root(rootfd.as_fd(), Path::new("/"), true, false).unwrap();
+        let e = in_root(rootfd.as_fd(), Path::new("/"), true).unwrap();
         assert_eq!(e.name.to_bytes(), b".");
         assert!(safe_fs::is_dir(&e.stat().unwrap().unwrap()));
     }

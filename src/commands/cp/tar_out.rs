@@ -21,6 +21,28 @@ pub fn write<W: Write>(
 ) -> anyhow::Result<()> {
     let st = safe_fs::lstatat(dir, name)?
         .with_context(|| format!("{} disappeared while it was copied", as_name.display()))?;
+    write_entry(out, dir, name, as_name, &st)?;
+    if safe_fs::is_dir(&st) {
+        let sub = safe_fs::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let mut names = crate::runtime::copy::list_names(sub.as_fd())?;
+        names.sort();
+        for child in names {
+            let child_name = as_name.join(OsStr::from_bytes(child.to_bytes()));
+            write(out, sub.as_fd(), &child, &child_name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the one member for `name` in `dir`, whose lstat is `st` (a directory without its
+/// contents).
+pub fn write_entry<W: Write>(
+    out: &mut tar::Builder<W>,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    as_name: &Path,
+    st: &libc::stat,
+) -> anyhow::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
     h.set_uid(st.st_uid.into());
@@ -31,13 +53,6 @@ pub fn write<W: Write>(
         libc::S_IFDIR => {
             h.set_entry_type(tar::EntryType::Directory);
             out.append_data(&mut h, as_name, io::empty())?;
-            let sub = safe_fs::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-            let mut names = crate::runtime::copy::list_names(sub.as_fd())?;
-            names.sort();
-            for child in names {
-                let child_name = as_name.join(OsStr::from_bytes(child.to_bytes()));
-                write(out, sub.as_fd(), &child, &child_name)?;
-            }
         }
         libc::S_IFREG => {
             let file = safe_fs::openat(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;

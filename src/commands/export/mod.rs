@@ -1,5 +1,7 @@
 //! `burrow export`: a container's filesystem as a tar archive.
 
+mod merged;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -8,6 +10,10 @@ use anyhow::Context;
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The archive holds the container's own filesystem, its changes over its image's layers, as \
+docker's does: what is mounted in it (volumes, bind mounts, --tmpfs, /proc, /sys, /dev) is left \
+out, their mount points kept as empty directories. Owners are those the container sees.")]
 pub struct Args {
     /// Write to a file instead of STDOUT
     #[arg(short, long)]
@@ -30,23 +36,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         ),
         None => Box::new(std::io::stdout().lock()),
     };
-    let root = super::container_fs::open_rootfs(global, &containers, &record)?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
-    builder.follow_symlinks(false);
-    for entry in std::fs::read_dir(&root)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        // Kernel filesystems are the runtime's, not the container's content.
-        if matches!(name.to_str(), Some("proc" | "sys" | "dev")) {
-            builder.append_dir(&name, entry.path())?;
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            builder.append_dir_all(&name, entry.path())?;
-        } else {
-            builder.append_path_with_name(entry.path(), &name)?;
-        }
-    }
-    builder.into_inner()?.flush()?;
+    // The layer directories hold files of the container's ids: read them in the namespace.
+    let mapping = crate::userns::enter_current()?;
+    let layers = super::container_fs::layer_dirs(global, &containers, &record, mapping.kind)?;
+    let layers: Vec<&std::path::Path> = layers.iter().map(|p| p.as_path()).collect();
+    let mut tar = merged::MergedTar::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    tar.write_layers(&layers)?;
+    tar.finish()?.flush()?;
     Ok(0)
 }
