@@ -5,8 +5,9 @@
 # data, pushed once to a registry kept in the work dir. Every run starts from an empty store.
 #
 # Measured:
-#   burrow pull          blobs fetched in parallel, digest-verified, stored, and each layer
-#                        unpacked (in burrow's user namespace) as soon as it has arrived
+#   burrow pull          blobs fetched in parallel, each streamed at once into the store
+#                        (digest-verified) and through the decompressor and tar unpacker
+#                        (in burrow's user namespace), so layers unpack while they download
 #   podman pull          rootless, as the same user: fetch + decompress + unpack into its
 #                        overlay storage
 #

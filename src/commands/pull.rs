@@ -13,9 +13,10 @@ use crate::storage::Store;
 pub const LONG_ABOUT: &str = "Download an image from a registry.\n\n\
 Short names (alpine, user/app) go through registries.conf (unqualified-search-registries, \
 [aliases], mirrors) and default to docker.io. For a multi-platform image the entry for \
---platform (default: this host's) is pulled. Layers download in parallel, each checked \
-against its digest as it arrives and unpacked as soon as it is stored; layers already in \
-the store are not fetched again, and concurrent pulls fetch each blob once.\n\n\
+--platform (default: this host's) is pulled. Layers download in parallel and unpack while \
+they download; each is named in the store only once its digest and diff id are checked. \
+Layers already in the store are not fetched again, and concurrent pulls fetch each blob \
+once.\n\n\
 Credentials come from --authfile, else $REGISTRY_AUTH_FILE or \
 $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json and \
 ~/.docker/config.json (with its credential helpers). Plain HTTP is used only for \
@@ -49,7 +50,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let store =
         Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
     // Entered before any download thread exists: each layer is then unpacked (which needs
-    // the namespace) as soon as it has arrived, while later ones still download.
+    // the namespace) while it downloads.
     let mapping = crate::userns::enter_current()?;
     let opts = PullOptions {
         client: args.registry.client_options(),

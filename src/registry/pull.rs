@@ -1,8 +1,9 @@
 //! `pull`: manifest (and platform selection in an index), then the config and the layers,
-//! streamed straight into the store with their digests verified as they arrive. Layers are
-//! fetched in parallel on scoped threads (all joined before returning); blobs the store
-//! already has, from any image, are never fetched again; a per-digest lock makes concurrent
-//! pulls of the same blob do the work once.
+//! streamed straight into the store with their digests verified as they arrive, each layer
+//! unpacked from the same stream (into a temp dir named once the digest and diff id match).
+//! Layers are fetched in parallel on scoped threads (all joined before returning); blobs the
+//! store already has, from any image, are never fetched again; a per-digest lock makes
+//! concurrent pulls of the same blob do the work once.
 
 use std::io::{Read, Write};
 use std::sync::Mutex;
@@ -14,7 +15,7 @@ use super::progress::{Progress, short_id};
 use super::registries_conf::{RegistriesConf, Source};
 use super::{RegistryError, Result, check_digest_str, sha256_digest, store_digest};
 use crate::reference::Reference;
-use crate::storage::{ImageRecord, Store};
+use crate::storage::{BlobWriter, ImageRecord, Store};
 
 /// When `run`/`create` pull: `--pull=always|missing|never|newer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -43,8 +44,8 @@ pub struct PullOptions {
     pub platform: Option<String>,
     /// Parallel downloads (0: the default).
     pub jobs: usize,
-    /// Unpack each layer as soon as it and the layers below it have arrived (the caller is in
-    /// burrow's user namespace); `None` leaves unpacking to `run`.
+    /// Unpack each layer while it downloads (the caller is in burrow's user namespace);
+    /// `None` leaves unpacking to `run`.
     pub unpack: Option<crate::storage::UnpackOptions>,
 }
 
@@ -237,7 +238,102 @@ fn lock_digest(store: &Store, digest: &str) -> Option<nix::fcntl::Flock<std::fs:
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
 }
 
+/// Where the layers of a pull are unpacked as they download: the image's diff ids (from its
+/// config) and the options of burrow's user namespace, which the caller has entered.
+#[derive(Clone, Copy)]
+pub struct Unpacking<'a> {
+    pub diff_ids: &'a [crate::storage::Digest],
+    pub opts: crate::storage::UnpackOptions,
+}
+
+/// A blob download's body on its way into the store: every byte read through it is written to
+/// the blob's temp file (which hashes it) and counted against the descriptor's size, so the
+/// decompressor and tar unpacker reading from it feed the store at the same time.
+struct BlobStream<'a, R> {
+    body: R,
+    blob: &'a mut BlobWriter,
+    client: &'a RegistryClient,
+    store: &'a Store,
+    desc: &'a Descriptor,
+    progress: &'a Progress,
+    row: usize,
+    cancel: &'a AtomicBool,
+    done: u64,
+    /// Why reading stopped early: reported instead of what the unpacker made of it.
+    failure: Option<RegistryError>,
+}
+
+impl<R: Read> BlobStream<'_, R> {
+    fn fail(&mut self, e: RegistryError) -> std::io::Error {
+        let err = std::io::Error::other(e.to_string());
+        self.failure.get_or_insert(e);
+        err
+    }
+
+    /// Read the rest of the body into the blob.
+    fn drain(&mut self) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 256 * 1024];
+        while self.read(&mut buf)? != 0 {}
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for BlobStream<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(e) = &self.failure {
+            return Err(std::io::Error::other(e.to_string()));
+        }
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(self.fail(RegistryError::Other("cancelled".into())));
+        }
+        let n = loop {
+            match self.body.read(buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let message = format!(
+                        "{}: download failed after {} of {} bytes: {e}",
+                        short_id(&self.desc.digest),
+                        self.done,
+                        self.desc.size
+                    );
+                    return Err(self.fail(RegistryError::Transfer {
+                        registry: self.client.registry.clone(),
+                        message,
+                    }));
+                }
+            }
+        };
+        if let Err(e) = self.blob.write_all(&buf[..n]) {
+            return Err(self.fail(RegistryError::io(self.store.root(), e)));
+        }
+        self.done += n as u64;
+        if self.done > self.desc.size {
+            return Err(self.fail(RegistryError::SizeMismatch {
+                what: format!("{}/{}", self.client.registry, self.desc.digest),
+                expected: self.desc.size,
+                actual: self.done,
+            }));
+        }
+        self.progress.update(self.row, self.done);
+        Ok(n)
+    }
+}
+
+/// What [`download_blob`] did with a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// The store had it already.
+    Present,
+    /// Stored; not unpacked (not a layer, or its layer was being handled elsewhere).
+    Stored,
+    /// Stored, and its layer unpacked from the download stream.
+    Unpacked,
+}
+
 /// Stream one blob into the store, verifying size and digest; nothing is kept on error.
+/// With `layer` (an index into `Unpacking::diff_ids`), the layer is unpacked from the same
+/// stream into a temp dir, which is named only once both the digest and the diff id matched.
 #[allow(clippy::too_many_arguments)]
 pub fn download_blob(
     client: &RegistryClient,
@@ -248,13 +344,24 @@ pub fn download_blob(
     progress: &Progress,
     row: usize,
     cancel: &AtomicBool,
-) -> Result<()> {
+    layer: Option<(Unpacking<'_>, usize)>,
+) -> Result<Fetched> {
     check_digest_str(&desc.digest)?;
     let _lock = lock_digest(store, &desc.digest);
     if has_blob(store, &desc.digest)? {
         progress.finish(row, "Already exists");
-        return Ok(());
+        return Ok(Fetched::Present);
     }
+    let expected = store_digest(&desc.digest)?;
+    // Taken before the request, so that a layer someone else is unpacking (under another
+    // blob's digest) is only downloaded here, and unpacked by the caller once it is free.
+    let mut unpack = match layer {
+        Some((u, i)) => match store.begin_layer_unpack(u.diff_ids, i, u.opts)? {
+            crate::storage::LayerSlot::Empty(l) => Some(l),
+            crate::storage::LayerSlot::Present | crate::storage::LayerSlot::Busy => None,
+        },
+        None => None,
+    };
     let what = format!("{}/{}@{}", client.registry, repository, desc.digest);
     let url = client.url(&format!("{repository}/blobs/{}", desc.digest));
     let resp = client.send("GET", &url, scopes, &[], ReqBody::Empty)?;
@@ -262,41 +369,33 @@ pub fn download_blob(
         return Err(client.status_error("GET", &url, repository, &what, resp));
     }
     progress.set_status(row, "Downloading");
-    let mut reader = resp
+    let body = resp
         .into_body()
         .into_with_config()
         .limit(desc.size.saturating_add(1))
         .reader();
     let mut writer = store.blob_writer()?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut done: u64 = 0;
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(RegistryError::Other("cancelled".into()));
-        }
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(RegistryError::Transfer {
-                    registry: client.registry.clone(),
-                    message: format!(
-                        "{}: download failed after {done} of {} bytes: {e}",
-                        short_id(&desc.digest),
-                        desc.size
-                    ),
-                });
-            }
-        };
-        std::io::Write::write_all(&mut writer, &buf[..n])
-            .map_err(|e| RegistryError::io(store.root(), e))?;
-        done += n as u64;
-        if done > desc.size {
-            break;
-        }
-        progress.update(row, done);
+    let mut stream = BlobStream {
+        body,
+        blob: &mut writer,
+        client,
+        store,
+        desc,
+        progress,
+        row,
+        cancel,
+        done: 0,
+        failure: None,
+    };
+    let unpacked = unpack.as_mut().map(|l| l.unpack(&mut stream));
+    // Whatever the unpacker made of the stream, the rest of the body goes into the blob: its
+    // digest tells corruption in transit (reported as such) from a bad layer.
+    let drained = stream.drain();
+    let (done, failure) = (stream.done, stream.failure.take());
+    if let Some(e) = failure {
+        return Err(e);
     }
+    drained.map_err(|e| RegistryError::io(store.root(), e))?;
     if done != desc.size {
         return Err(RegistryError::SizeMismatch {
             what,
@@ -304,9 +403,12 @@ pub fn download_blob(
             actual: done,
         });
     }
-    // Every byte is in the temporary file, nothing verified or named yet.
+    // Every byte is in the temporary file (and the layer in its temp dir), nothing verified
+    // or named yet.
     crate::storage::crash_point("pull-blob-written");
-    let expected = store_digest(&desc.digest)?;
+    if unpacked.is_some() {
+        crate::storage::crash_point("pull-layer-unpacked");
+    }
     progress.set_status(row, "Verifying Checksum");
     match writer.commit(Some(&expected)) {
         Ok(_) => {}
@@ -319,8 +421,17 @@ pub fn download_blob(
         }
         Err(e) => return Err(e.into()),
     }
+    let fetched = match (unpack, unpacked) {
+        (Some(layer), Some(result)) => {
+            // The bytes are the registry's: an unpack error is the layer's own.
+            result?;
+            layer.commit()?;
+            Fetched::Unpacked
+        }
+        _ => Fetched::Stored,
+    };
     progress.finish(row, "Download complete");
-    Ok(())
+    Ok(fetched)
 }
 
 /// A repository of a registry, with the token scopes its blobs need.
@@ -331,20 +442,17 @@ pub struct Remote<'a> {
     pub scopes: &'a [String],
 }
 
-/// Called with a blob's index in `blobs` once it is stored (for a pull: unpack that layer).
-/// Layers are independent directories keyed by their chain id, so any order works and the
-/// calls run on the download threads, in parallel.
-pub type OnStored<'a> = dyn Fn(usize, &Descriptor) -> Result<()> + Sync + 'a;
-
-/// Fetch `blobs` in parallel (at most `jobs` at once); the first error cancels the rest.
-/// `on_stored` runs for every blob, those already in the store included.
+/// Fetch the layer blobs `layers` in parallel (at most `jobs` at once); the first error
+/// cancels the rest. With `unpacking`, every layer is unpacked too: while it downloads, or
+/// from the store when its blob is there already (layers are independent directories keyed by
+/// their chain id, so any order works). Returns how many blobs were fetched.
 pub fn download_all(
     remote: &Remote<'_>,
     store: &Store,
-    blobs: &[Descriptor],
+    layers: &[Descriptor],
     progress: &Progress,
     jobs: usize,
-    on_stored: Option<&OnStored<'_>>,
+    unpacking: Option<Unpacking<'_>>,
 ) -> Result<usize> {
     let Remote {
         client,
@@ -355,7 +463,7 @@ pub fn download_all(
     let mut todo: Vec<(usize, usize)> = Vec::new();
     let mut present: Vec<usize> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, d) in blobs.iter().enumerate() {
+    for (i, d) in layers.iter().enumerate() {
         if !seen.insert(d.digest.clone()) {
             continue;
         }
@@ -378,15 +486,40 @@ pub fn download_all(
             *slot = Some(e);
         }
     };
-    // Work items: blobs to fetch (then hand over), and present ones only to hand over.
+    // Work items: blobs to fetch, and present ones only to unpack.
     let work: Vec<(usize, Option<usize>)> = todo
         .iter()
         .map(|&(i, row)| (i, Some(row)))
         .chain(present.iter().map(|&i| (i, None)))
         .collect();
-    if work.iter().all(|(_, row)| row.is_none()) && on_stored.is_none() {
+    if todo.is_empty() && unpacking.is_none() {
         return Ok(0);
     }
+    // (A layer without a diff id is not unpacked: storing the image rejects it.)
+    let layer_of = |i: usize| unpacking.filter(|u| i < u.diff_ids.len()).map(|u| (u, i));
+    let handle = |i: usize, row: Option<usize>| -> Result<()> {
+        let desc = &layers[i];
+        let fetched = match row {
+            Some(row) => download_blob(
+                client,
+                store,
+                repository,
+                desc,
+                scopes,
+                progress,
+                row,
+                &cancel,
+                layer_of(i),
+            )?,
+            None => Fetched::Present,
+        };
+        if fetched != Fetched::Unpacked
+            && let Some((u, i)) = layer_of(i)
+        {
+            store.unpack_layer_at(u.diff_ids, i, &store_digest(&desc.digest)?, u.opts)?;
+        }
+        Ok(())
+    };
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
@@ -398,18 +531,7 @@ pub fn download_all(
                     let Some(&(i, row)) = work.get(k) else {
                         return;
                     };
-                    let desc = &blobs[i];
-                    if let Some(row) = row
-                        && let Err(e) = download_blob(
-                            client, store, repository, desc, scopes, progress, row, &cancel,
-                        )
-                    {
-                        fail(e);
-                        return;
-                    }
-                    if let Some(f) = on_stored
-                        && let Err(e) = f(i, desc)
-                    {
+                    if let Err(e) = handle(i, row) {
                         fail(e);
                         return;
                     }
@@ -484,26 +606,31 @@ fn pull_from(
         Some(_) => config_diff_ids(store, &image.config)?,
         None => Vec::new(),
     };
-    let unpack = |i: usize, d: &Descriptor| -> Result<()> {
-        let (Some(unpack_opts), Some(_)) = (opts.unpack, diff_ids.get(i)) else {
-            return Ok(());
-        };
-        store.unpack_layer_at(&diff_ids, i, &store_digest(&d.digest)?, unpack_opts)?;
-        Ok(())
-    };
+    if opts.unpack.is_some() && diff_ids.len() != image.layers.len() {
+        // Caught before any layer is fetched (storing the image would refuse it anyway).
+        return Err(RegistryError::BadManifest {
+            context: display.clone(),
+            message: format!(
+                "the image config lists {} layer diff ids for the manifest's {} layers",
+                diff_ids.len(),
+                image.layers.len()
+            ),
+        });
+    }
+    let unpacking = opts.unpack.map(|unpack_opts| {
+        // Left by a killed pull; we are in the user namespace that owns their files.
+        store.clean_stale_layer_temps();
+        Unpacking {
+            diff_ids: &diff_ids,
+            opts: unpack_opts,
+        }
+    });
     let remote = Remote {
         client: &client,
         repository,
         scopes: &scopes,
     };
-    let fetched_layers = download_all(
-        &remote,
-        store,
-        &image.layers,
-        progress,
-        jobs,
-        opts.unpack.is_some().then_some(&unpack as &OnStored<'_>),
-    )?;
+    let fetched_layers = download_all(&remote, store, &image.layers, progress, jobs, unpacking)?;
     progress.close();
     drop(client);
 
@@ -555,7 +682,7 @@ fn download_config(
     let row = quiet.add(&desc.digest, desc.size, "");
     let cancel = AtomicBool::new(false);
     download_blob(
-        client, store, repository, desc, scopes, &quiet, row, &cancel,
+        client, store, repository, desc, scopes, &quiet, row, &cancel, None,
     )?;
     Ok(true)
 }
@@ -640,8 +767,8 @@ pub fn ensure_image(
 }
 
 /// Pull for a container about to be made: in a forked child that enters burrow's user
-/// namespace, so each layer unpacks as soon as it has arrived (as `burrow pull` does) while
-/// this process stays outside it (run enters the container's namespace later, which may be
+/// namespace, so each layer unpacks while it downloads (as `burrow pull` does), and this
+/// process stays outside it (run enters the container's namespace later, which may be
 /// another one). The child reports the image id, or the error text, through a pipe.
 /// With other threads alive, forking is unsafe: the pull then runs here and leaves the
 /// unpacking to the container's start.

@@ -2,6 +2,7 @@
 //! `overlay/<chain-id-hex>/diff/`, created once under `overlay/<chain-id-hex>.lock`.
 
 use std::fs::{self, DirBuilder};
+use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -142,16 +143,48 @@ impl Store {
         blob: &Digest,
         opts: UnpackOptions,
     ) -> Result<bool, StorageError> {
+        let mut layer = match self.begin_chain_unpack(chain_id, diff_id, opts)? {
+            LayerSlot::Empty(layer) => layer,
+            LayerSlot::Present => return Ok(true),
+            LayerSlot::Busy => return Ok(false),
+        };
+        // A stored blob was verified when it took its name: only the diff id is left to check.
+        layer.unpack(self.open_blob(blob)?)?;
+        layer.commit()?;
+        Ok(true)
+    }
+
+    /// Start unpacking layer `index` of an image whose layers have `diff_ids` from a stream
+    /// (`pull` feeds it the download as it arrives). Must be called inside burrow's user
+    /// namespace.
+    pub fn begin_layer_unpack(
+        &self,
+        diff_ids: &[Digest],
+        index: usize,
+        opts: UnpackOptions,
+    ) -> Result<LayerSlot<'_>, StorageError> {
+        let chain = chain_ids(&diff_ids[..=index])
+            .pop()
+            .expect("at least one layer");
+        self.begin_chain_unpack(&chain, &diff_ids[index], opts)
+    }
+
+    fn begin_chain_unpack(
+        &self,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        opts: UnpackOptions,
+    ) -> Result<LayerSlot<'_>, StorageError> {
         let overlay = self.overlay_dir();
         let lock_path = self.layer_lock_path(chain_id);
         // Never block here: this process may itself hold the lock shared through a lease.
-        let Some(_lock) = FileLock::try_acquire(&lock_path, LockKind::Exclusive)? else {
-            return Ok(false);
+        let Some(lock) = FileLock::try_acquire(&lock_path, LockKind::Exclusive)? else {
+            return Ok(LayerSlot::Busy);
         };
         let final_dir = overlay.join(chain_id.hex());
         if final_dir.join("diff").is_dir() {
             // Another process did it while we waited for the lock.
-            return Ok(true);
+            return Ok(LayerSlot::Present);
         }
         // With the lock held, any temp dir of this chain id is from a dead process.
         self.remove_layer_temps(chain_id.hex());
@@ -168,24 +201,22 @@ impl Store {
         builder
             .create(&tmp)
             .map_err(|e| StorageError::io(&tmp, e))?;
-        let diff = tmp.join("diff");
-        let result = builder
+        // From here on, dropping the guard removes the temp dir.
+        let layer = LayerUnpack {
+            store: self,
+            diff_id: diff_id.clone(),
+            opts,
+            tmp,
+            final_dir,
+            state: UnpackState::Empty,
+            _lock: lock,
+        };
+        let diff = layer.diff_dir();
+        builder
             .mode(0o755)
             .create(&diff)
-            .map_err(|e| StorageError::io(&diff, e))
-            .and_then(|()| unpack_layer(self.open_blob(blob)?, &diff, diff_id, opts))
-            .and_then(|()| {
-                fs::rename(&tmp, &final_dir).map_err(|e| StorageError::io(&final_dir, e))
-            });
-        if result.is_err()
-            && let Err(e) = safe_fs::remove_tree(&tmp)
-        {
-            log::warn!("cannot remove {}: {e}", tmp.display());
-        }
-        result?;
-        self.layers_unpacked.fetch_add(1, Ordering::Relaxed);
-        log::debug!("unpacked layer {diff_id} into {}", final_dir.display());
-        Ok(true)
+            .map_err(|e| StorageError::io(&diff, e))?;
+        Ok(LayerSlot::Empty(layer))
     }
 
     fn remove_layer_temps(&self, chain_hex: &str) {
@@ -205,9 +236,10 @@ impl Store {
         }
     }
 
-    /// Temp dirs of layers nobody is unpacking (their lock is free) were left by a killed
-    /// process.
-    fn clean_stale_layer_temps(&self) {
+    /// Remove the temp dirs of layers nobody is unpacking (their lock is free): a killed
+    /// process left them. Must be called inside burrow's user namespace, where their files'
+    /// owners are.
+    pub fn clean_stale_layer_temps(&self) {
         let overlay = self.overlay_dir();
         let Ok(entries) = fs::read_dir(&overlay) else {
             return;
@@ -227,6 +259,92 @@ impl Store {
             if let Ok(Some(_lock)) = FileLock::try_acquire(&lock_path, LockKind::Exclusive) {
                 self.remove_layer_temps(&chain);
             }
+        }
+    }
+}
+
+/// What [`Store::begin_layer_unpack`] found.
+pub enum LayerSlot<'s> {
+    /// Nobody has the layer: unpack it through the guard.
+    Empty(LayerUnpack<'s>),
+    /// The layer is unpacked already.
+    Present,
+    /// Another process holds the layer's lock (unpacking it, removing it or using it).
+    Busy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnpackState {
+    Empty,
+    /// Unpacked, and the uncompressed stream matched the diff id.
+    Unpacked,
+    /// Unpacking failed or was cut short: whatever the directory holds never gets a name.
+    Failed,
+    Committed,
+}
+
+/// A layer being unpacked into `overlay/.tmp-<chain-id-hex>-<random>/`, its lock held
+/// exclusively. It gets its real name only through [`LayerUnpack::commit`]; dropped before,
+/// the temp dir is removed (a killed process leaves it to whoever next takes the lock).
+pub struct LayerUnpack<'s> {
+    store: &'s Store,
+    diff_id: Digest,
+    opts: UnpackOptions,
+    tmp: PathBuf,
+    final_dir: PathBuf,
+    state: UnpackState,
+    _lock: FileLock,
+}
+
+impl LayerUnpack<'_> {
+    /// Where the layer's files are being written.
+    pub fn diff_dir(&self) -> PathBuf {
+        self.tmp.join("diff")
+    }
+
+    /// Unpack the layer from `source` (a plain, gzip or zstd tar, read to its end), checking
+    /// the uncompressed stream against the diff id. Only once per layer.
+    pub fn unpack(&mut self, source: impl Read) -> Result<(), StorageError> {
+        if self.state != UnpackState::Empty {
+            return Err(StorageError::Other(format!(
+                "layer {}: unpacked twice",
+                self.diff_id
+            )));
+        }
+        self.state = UnpackState::Failed;
+        unpack_layer(source, &self.diff_dir(), &self.diff_id, self.opts)?;
+        self.state = UnpackState::Unpacked;
+        Ok(())
+    }
+
+    /// Give the unpacked layer its name. The caller has checked whatever `unpack` read (a
+    /// download against its digest): the diff id alone does not tell the image's layer from
+    /// any other one with the same content.
+    pub fn commit(mut self) -> Result<PathBuf, StorageError> {
+        if self.state != UnpackState::Unpacked {
+            return Err(StorageError::Other(format!(
+                "layer {}: not unpacked",
+                self.diff_id
+            )));
+        }
+        fs::rename(&self.tmp, &self.final_dir).map_err(|e| StorageError::io(&self.final_dir, e))?;
+        self.state = UnpackState::Committed;
+        self.store.layers_unpacked.fetch_add(1, Ordering::Relaxed);
+        log::debug!(
+            "unpacked layer {} into {}",
+            self.diff_id,
+            self.final_dir.display()
+        );
+        Ok(self.final_dir.join("diff"))
+    }
+}
+
+impl Drop for LayerUnpack<'_> {
+    fn drop(&mut self) {
+        if self.state != UnpackState::Committed
+            && let Err(e) = safe_fs::remove_tree(&self.tmp)
+        {
+            log::warn!("cannot remove {}: {e}", self.tmp.display());
         }
     }
 }
@@ -341,5 +459,61 @@ mod tests {
             .filter(|n| !n.ends_with(".lock"))
             .collect();
         assert_eq!(names, [chain.hex().to_string()]);
+    }
+
+    #[test]
+    fn streamed_layers_are_named_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tar = TarBuilder::new().file("f", b"streamed", 0o644).finish();
+        let diff_ids = vec![Digest::sha256_of(&tar)];
+        let chain = chain_ids(&diff_ids)[0].clone();
+        let temps = || {
+            fs::read_dir(store.overlay_dir())
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with(TMP_PREFIX)
+                })
+                .count()
+        };
+        let begin = || match store.begin_layer_unpack(&diff_ids, 0, opts()).unwrap() {
+            LayerSlot::Empty(layer) => layer,
+            _ => panic!("the layer is not free"),
+        };
+
+        // Unpacked but dropped (its blob's digest did not match): nothing is left.
+        let mut layer = begin();
+        layer.unpack(&gzip(&tar)[..]).unwrap();
+        assert_eq!(fs::read(layer.diff_dir().join("f")).unwrap(), b"streamed");
+        assert!(matches!(
+            store.begin_layer_unpack(&diff_ids, 0, opts()).unwrap(),
+            LayerSlot::Busy
+        ));
+        drop(layer);
+        assert_eq!(temps(), 0);
+        assert!(!store.layer_dir(&chain).exists());
+
+        // A stream that does not match the diff id cannot be committed.
+        let mut layer = begin();
+        let other = TarBuilder::new().file("f", b"other", 0o644).finish();
+        let err = layer.unpack(&other[..]).unwrap_err();
+        assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
+        assert!(layer.commit().is_err());
+        assert_eq!(temps(), 0);
+        assert!(!store.layer_dir(&chain).exists());
+
+        let mut layer = begin();
+        layer.unpack(&tar[..]).unwrap();
+        assert_eq!(layer.commit().unwrap(), store.layer_dir(&chain));
+        assert_eq!(
+            fs::read(store.layer_dir(&chain).join("f")).unwrap(),
+            b"streamed"
+        );
+        assert_eq!(temps(), 0);
+        assert!(matches!(
+            store.begin_layer_unpack(&diff_ids, 0, opts()).unwrap(),
+            LayerSlot::Present
+        ));
     }
 }

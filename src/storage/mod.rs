@@ -47,6 +47,7 @@ pub use crash::{point as crash_point, stop_point};
 pub use digest::Digest;
 pub use gc::GcReport;
 pub use import::ImageChanges;
+pub use layers::{LayerSlot, LayerUnpack};
 pub use save::ArchiveFormat;
 
 #[derive(Debug, thiserror::Error)]

@@ -90,16 +90,26 @@ struct Served {
 }
 
 fn served_image(salt: &str, layers: usize) -> Served {
+    served_layers(
+        (0..layers)
+            .map(|i| {
+                images::tar(&[Entry::file(
+                    &format!("file-{i}"),
+                    0o644,
+                    format!("{salt} {i}\n").repeat(2000),
+                )])
+            })
+            .collect(),
+    )
+}
+
+/// An image of the given layer tars, gzipped.
+fn served_layers(tars: Vec<Vec<u8>>) -> Served {
     let mut blobs = HashMap::new();
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     let mut layer_digests = Vec::new();
-    for i in 0..layers {
-        let tar = images::tar(&[Entry::file(
-            &format!("file-{i}"),
-            0o644,
-            format!("{salt} {i}\n").repeat(2000),
-        )]);
+    for tar in tars {
         diff_ids.push(digest_of(&tar));
         let gz = images::gzip(&tar);
         let d = digest_of(&gz);
@@ -125,6 +135,39 @@ fn served_image(salt: &str, layers: usize) -> Served {
         blobs,
         layer_digests,
     }
+}
+
+/// A server for `image` as `/v2/NAME/manifests/1`; blobs go through `blob` (digest, bytes,
+/// stream) when it returns true, else are sent whole.
+fn serve(
+    image: Arc<Served>,
+    blob: impl Fn(&str, &[u8], &mut std::net::TcpStream) -> bool + Send + Sync + 'static,
+) -> MiniServer {
+    MiniServer::start(move |req, s| {
+        let path = req.target.split('?').next().unwrap_or("").to_string();
+        if path == "/v2/" {
+            respond(s, "200 OK", &[], b"{}");
+        } else if path.ends_with("/manifests/1") {
+            respond_manifest(s, &image.manifest);
+        } else if let Some((digest, data)) = path
+            .split_once("/blobs/")
+            .and_then(|(_, d)| image.blobs.get_key_value(d))
+        {
+            if !blob(digest, data, s) {
+                respond(s, "200 OK", &[], data);
+            }
+        } else {
+            respond_unknown(s);
+        }
+    })
+}
+
+/// Names in the store's `overlay/` of layers being unpacked (or left by a killed pull).
+fn layer_temps(t: &TestCtx) -> Vec<String> {
+    harness::list_dir(&t.root.join("overlay"))
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
 }
 
 fn respond_manifest(s: &mut std::net::TcpStream, manifest: &[u8]) {
@@ -905,6 +948,193 @@ fn killed_pull_leaves_nothing_trusted() {
     assert!(has_blob(&t, &img.manifest_digest));
     for l in &img.layer_digests {
         assert!(has_blob(&t, l));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers unpacked as they download
+
+/// Bytes gzip cannot shrink (xorshift), so that a layer is as big on the wire as on disk.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn pull_unpacks_a_layer_while_it_downloads() {
+    let t = ctx!();
+    let big = noise(6 << 20);
+    let image = Arc::new(served_layers(vec![images::tar(&[
+        Entry::file("first", 0o644, "at the start of the layer\n"),
+        Entry::file("big", 0o644, big.clone()),
+    ])]));
+    let layer_digest = image.layer_digests[0].clone();
+    // The server sends all of the layer but its last MiB, then holds on until the test has
+    // seen the layer's first file (or gives up after a minute, so that a failure is reported
+    // rather than hung).
+    let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let held = release.clone();
+    let server = serve(image.clone(), move |digest, data, s| {
+        if digest != layer_digest {
+            return false;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            data.len()
+        );
+        let split = data.len() - (1 << 20);
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&data[..split]);
+        let _ = s.flush();
+        let (lock, cv) = &*held;
+        let released = lock.lock().unwrap();
+        let _ = cv
+            .wait_timeout_while(released, Duration::from_secs(60), |r| !*r)
+            .unwrap();
+        let _ = s.write_all(&data[split..]);
+        true
+    });
+    let name = format!("127.0.0.1:{}/stream/app:1", server.port);
+    let pull = t.burrow(["pull", "-q", &name]).spawn();
+    // Watching the store, not synchronising: the server waits for our signal.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = None;
+    while seen.is_none() && std::time::Instant::now() < deadline {
+        seen = layer_temps(&t)
+            .into_iter()
+            .map(|n| t.root.join("overlay").join(n).join("diff/first"))
+            .find(|p| p.is_file());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    {
+        let (lock, cv) = &*release;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    pull.wait().assert_ok();
+    let seen = seen.expect("the layer's first file never showed before its last bytes arrived");
+    // Under a temp name: the layer is named only once its digest and diff id are checked.
+    assert!(!seen.exists(), "{} is still there", seen.display());
+    let layers = unpacked_layers(&t);
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    let diff = t.root.join("overlay").join(&layers[0]).join("diff");
+    assert_eq!(std::fs::read(diff.join("big")).unwrap(), big);
+    assert!(layer_temps(&t).is_empty(), "{:?}", layer_temps(&t));
+    assert!(has_blob(&t, &image.layer_digests[0]));
+}
+
+#[test]
+fn pull_layer_with_wrong_digest_leaves_nothing() {
+    let t = ctx!();
+    let image = Arc::new(served_image("wrong digest", 2));
+    let victim = image.layer_digests[1].clone();
+    let v = victim.clone();
+    // Another gzip header timestamp: the same size and the same tar inside (its diff id
+    // matches, so it unpacks cleanly), but not the blob the manifest names.
+    let server = serve(image.clone(), move |digest, data, s| {
+        if digest != v {
+            return false;
+        }
+        let mut other = data.to_vec();
+        other[4] ^= 0x01;
+        respond(s, "200 OK", &[], &other);
+        true
+    });
+    let name = format!("127.0.0.1:{}/wrong/app:1", server.port);
+    let out = t.burrow(["pull", &name]).output();
+    out.assert_code(125);
+    assert!(out.stderr.contains("digest mismatch"), "{}", out.stderr);
+    assert!(out.stderr.contains(victim.as_str()), "{}", out.stderr);
+    assert!(!has_blob(&t, &victim), "the wrong blob was kept");
+    // The victim's layer is not unpacked, under any name (the other layer may be).
+    let layers = unpacked_layers(&t);
+    assert!(layers.len() <= 1, "{layers:?}");
+    let overlay = t.root.join("overlay");
+    for l in &layers {
+        assert!(
+            !overlay.join(l).join("diff/file-1").exists(),
+            "the layer of the wrong blob was unpacked as {l}"
+        );
+    }
+    assert!(layer_temps(&t).is_empty(), "{:?}", layer_temps(&t));
+    assert!(store_tmp(&t).is_empty(), "{:?}", store_tmp(&t));
+    let images = t.burrow(["images", "-q"]).output();
+    assert!(images.stdout.trim().is_empty(), "{}", images.stdout);
+}
+
+#[test]
+fn killed_streaming_pull_leaves_only_temp_names() {
+    let t = ctx!();
+    let image = Arc::new(served_image("killed while unpacking", 2));
+    let server = serve(image.clone(), |_, _, _| false);
+    let name = format!("127.0.0.1:{}/killed/stream:1", server.port);
+    // Killed with a layer downloaded and unpacked, neither verified nor named.
+    let out = t
+        .burrow(["pull", &name])
+        .env("BURROW_TEST_CRASH_AT", "pull-layer-unpacked")
+        .output();
+    assert_eq!(out.code, 128 + 9, "{out:?}");
+    assert!(!layer_temps(&t).is_empty(), "no layer was being unpacked");
+    assert!(unpacked_layers(&t).is_empty(), "{:?}", unpacked_layers(&t));
+    for l in &image.layer_digests {
+        assert!(!has_blob(&t, l), "{l} was stored unverified");
+    }
+    // The next command removes the blob's temp file, the next pull the layer's temp dir.
+    t.burrow(["images"]).output().assert_ok();
+    assert!(store_tmp(&t).is_empty(), "{:?}", store_tmp(&t));
+    t.burrow(["pull", "-q", &name]).output().assert_ok();
+    assert_eq!(unpacked_layers(&t).len(), 2, "{:?}", unpacked_layers(&t));
+    assert!(layer_temps(&t).is_empty(), "{:?}", layer_temps(&t));
+    drop(server);
+}
+
+#[test]
+fn pull_refuses_a_config_without_a_diff_id_per_layer() {
+    let t = ctx!();
+    let mut image = served_image("two layers, one diff id", 2);
+    // The config names the first layer's tar only.
+    let first = images::tar(&[Entry::file(
+        "file-0",
+        0o644,
+        "two layers, one diff id 0\n".repeat(2000),
+    )]);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(&first)]},
+    }))
+    .unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+    manifest["config"]["digest"] = json!(digest_of(&config));
+    manifest["config"]["size"] = json!(config.len());
+    image.manifest = serde_json::to_vec(&manifest).unwrap();
+    image.blobs.insert(digest_of(&config), config);
+    let image = Arc::new(image);
+    let fetched = Arc::new(Mutex::new(Vec::new()));
+    let f = fetched.clone();
+    let server = serve(image.clone(), move |digest, _, _| {
+        f.lock().unwrap().push(digest.to_string());
+        false
+    });
+    let name = format!("127.0.0.1:{}/short/config:1", server.port);
+    let out = t.burrow(["pull", &name]).output();
+    out.assert_code(125);
+    assert!(
+        out.stderr
+            .contains("1 layer diff ids for the manifest's 2 layers"),
+        "{}",
+        out.stderr
+    );
+    let fetched = fetched.lock().unwrap();
+    for l in &image.layer_digests {
+        assert!(!fetched.contains(l), "{l} was fetched: {fetched:?}");
     }
 }
 
