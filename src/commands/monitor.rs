@@ -490,10 +490,10 @@ fn pump_logs(
             }
         }
         if ready[1] {
+            // The monitor has no terminal whose size a SIGWINCH could carry to the pty:
+            // like any other signal, it is passed on as it is.
             while let Ok(Some(info)) = started.signals.read_signal() {
-                if let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) {
-                    let _ = nix::sys::signal::kill(started.pid, sig);
-                }
+                runtime::supervise::forward_signal(started.pid, info.ssi_signo, None);
             }
         }
         for (i, fd) in [(0usize, &out), (1, &err)] {

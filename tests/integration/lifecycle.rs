@@ -2302,3 +2302,26 @@ fn inspect_falls_back_to_images() {
     let out = t.burrow(["inspect", "--type", "container", img]).output();
     assert_ne!(out.code, 0, "{out:?}");
 }
+
+// ------------------------------------------------- the monitor's signals and stdin
+
+#[test]
+fn monitor_forwards_standard_and_real_time_signals() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    // busybox sh knows no RTMIN+N names but traps any signal by number; pid 1 of a pid
+    // namespace only gets the signals it has a handler for, so each echo proves delivery.
+    let rt = libc::SIGRTMIN() + 3;
+    let script = format!("trap 'echo got-usr1' USR1; trap 'echo got-rt' {rt}; echo ready; {IDLE}");
+    let id = run_d(&t, &["--name", "sig", img, "sh", "-c", &script]);
+    wait_logs(&t, "sig", "ready");
+    // As a process manager would: signal the monitor, not the container.
+    let monitor = monitor_pid(&t, &id).expect("the record names its monitor");
+    for (sig, echo) in [(libc::SIGUSR1, "got-usr1"), (rt, "got-rt")] {
+        // SAFETY: plain kill(2) of the monitor this test started.
+        assert_eq!(unsafe { libc::kill(monitor, sig) }, 0, "kill {monitor}");
+        wait_logs(&t, "sig", echo);
+    }
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "sig"), "running");
+}
