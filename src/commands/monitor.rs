@@ -4,7 +4,7 @@
 //! lives exactly as long as its container.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -164,11 +164,15 @@ fn monitor(
         drop(prepared.spec);
         send_report(report, &Report::Started);
         release_setup_memory();
+        let input = match (&started.master, stdin_write) {
+            (Some(m), _) => Some(m.try_clone()?),
+            (None, w) => w,
+        };
         let mut pump = Pump {
             log: log.as_mut(),
             listener: listener.as_ref(),
             clients: Vec::new(),
-            stdin: stdin_write,
+            input: input.map(Input::new).transpose()?,
             stops: &mut stops,
         };
         let status = pump_logs(&started, out_read, err_read, &mut pump);
@@ -300,7 +304,8 @@ struct Pump<'a> {
     log: Option<&'a mut LogWriter>,
     listener: Option<&'a UnixListener>,
     clients: Vec<Client>,
-    stdin: Option<OwnedFd>,
+    /// None once the container closed its input (or has none).
+    input: Option<Input>,
     stops: &'a mut StopRequests,
 }
 
@@ -313,6 +318,94 @@ impl Pump<'_> {
             c.send_output(stream, data);
         }
         self.clients.retain_mut(|c| c.flush().is_ok());
+    }
+
+    /// How much client input may be read now: none while the container's input is full,
+    /// and any amount (to be discarded) once it has none.
+    fn input_room(&self) -> usize {
+        self.input.as_ref().map_or(usize::MAX, Input::room)
+    }
+
+    fn flush_input(&mut self) {
+        if let Some(input) = self.input.as_mut()
+            && input.queue.flush_to(&mut input.target).is_err()
+        {
+            // The container closed its stdin (or its terminal is gone): what clients type
+            // from now on is dropped, as a write to it would be.
+            self.input = None;
+        }
+    }
+}
+
+/// Bytes waiting for a non-blocking descriptor to take them.
+#[derive(Default)]
+struct ByteQueue(std::collections::VecDeque<u8>);
+
+impl ByteQueue {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Write what `to` takes without blocking. An error means `to` is gone.
+    fn flush_to(&mut self, mut to: impl Write) -> std::io::Result<()> {
+        while !self.0.is_empty() {
+            let (front, _) = self.0.as_slices();
+            match to.write(front) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => drop(self.0.drain(..n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Give back the memory a burst took.
+        if self.0.capacity() > 64 * 1024 {
+            self.0 = Default::default();
+        }
+        Ok(())
+    }
+}
+
+impl Extend<u8> for ByteQueue {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+/// How much of the clients' input the monitor holds for a container that does not read it.
+///
+/// Input is never dropped: once this much waits, the monitor stops reading from clients,
+/// whose writes then block (back-pressure), until the container reads. Without a queue, a
+/// blocking write to a container that never reads would stall the monitor itself: its log,
+/// its other clients and `stop`.
+const MAX_INPUT_QUEUE: usize = 64 * 1024;
+
+/// The container's stdin (its pipe with `-i`, or its terminal) and what clients typed that
+/// it has yet to read.
+struct Input {
+    target: std::fs::File,
+    queue: ByteQueue,
+}
+
+impl Input {
+    fn new(fd: OwnedFd) -> std::io::Result<Input> {
+        // Only the monitor's side: the container's end of the pipe, or the terminal's slave,
+        // stays blocking. (A terminal master is shared with the output reads: they allow EAGAIN.)
+        let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)?;
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        Ok(Input {
+            target: fd.into(),
+            queue: ByteQueue::default(),
+        })
+    }
+
+    fn room(&self) -> usize {
+        MAX_INPUT_QUEUE.saturating_sub(self.queue.len())
     }
 }
 
@@ -331,7 +424,7 @@ const MAX_CLIENT_QUEUE: usize = 8 << 20;
 /// An `attach` client and the frames it has yet to receive.
 struct Client {
     socket: UnixStream,
-    queue: std::collections::VecDeque<u8>,
+    queue: ByteQueue,
     /// Its last frame is queued: disconnect once the queue is sent.
     closing: bool,
 }
@@ -340,7 +433,7 @@ impl Client {
     fn new(socket: UnixStream) -> Client {
         Client {
             socket,
-            queue: Default::default(),
+            queue: ByteQueue::default(),
             closing: false,
         }
     }
@@ -367,33 +460,25 @@ impl Client {
     /// Send what the socket takes without blocking. An error means the client is gone or
     /// done: drop it.
     fn flush(&mut self) -> std::io::Result<()> {
-        while !self.queue.is_empty() {
-            let (front, _) = self.queue.as_slices();
-            match self.socket.write(front) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => drop(self.queue.drain(..n)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // Give back the memory a burst took.
-        if self.queue.capacity() > 64 * 1024 {
-            self.queue = Default::default();
-        }
-        if self.closing {
+        self.queue.flush_to(&self.socket)?;
+        if self.closing && self.queue.is_empty() {
             // Done: dropping the socket closes it and `attach` reads the end.
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         Ok(())
     }
 
-    fn poll_flags(&self) -> PollFlags {
-        if self.queue.is_empty() {
-            PollFlags::POLLIN
-        } else {
-            PollFlags::POLLIN | PollFlags::POLLOUT
+    /// What to wait for on its socket: room for its queue, and input while the container
+    /// can take some (none: the client's writes block until it can).
+    fn poll_flags(&self, input_room: usize) -> PollFlags {
+        let mut flags = PollFlags::empty();
+        if input_room > 0 {
+            flags |= PollFlags::POLLIN;
         }
+        if !self.queue.is_empty() {
+            flags |= PollFlags::POLLOUT;
+        }
+        flags
     }
 }
 
@@ -436,39 +521,36 @@ fn pump_logs(
     let mut killed = false;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let mut fds = vec![
-            PollFd::new(started.pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(started.signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(
-                out.as_fd(),
-                if open[0] {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
-            PollFd::new(
-                err.as_fd(),
-                if open[1] {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
-        ];
+        // Only what there is to wait for is polled: a closed stream or a hung-up client
+        // would be reported ready again and again.
+        let mut fds = Vec::new();
+        let exited = slot(&mut fds, started.pidfd.as_fd(), PollFlags::POLLIN);
+        let signalled = slot(&mut fds, started.signals.as_fd(), PollFlags::POLLIN);
+        let streams = [(0usize, &out), (1, &err)].map(|(i, fd)| {
+            open[i]
+                .then(|| slot(&mut fds, fd.as_fd(), PollFlags::POLLIN))
+                .flatten()
+        });
         let master_fd = started.master.as_ref().filter(|_| master_open);
-        fds.push(match master_fd {
-            Some(m) => PollFd::new(m.as_fd(), PollFlags::POLLIN),
-            None => PollFd::new(out.as_fd(), PollFlags::empty()),
-        });
-        fds.push(match pump.listener {
-            Some(l) => PollFd::new(l.as_fd(), PollFlags::POLLIN),
-            None => PollFd::new(out.as_fd(), PollFlags::empty()),
-        });
-        fds.push(PollFd::new(pump.stops.fd(), PollFlags::POLLIN));
-        for c in &pump.clients {
-            fds.push(PollFd::new(c.socket.as_fd(), c.poll_flags()));
-        }
+        let master = master_fd.and_then(|m| slot(&mut fds, m.as_fd(), PollFlags::POLLIN));
+        let listener = pump
+            .listener
+            .and_then(|l| slot(&mut fds, l.as_fd(), PollFlags::POLLIN));
+        let stop = slot(&mut fds, pump.stops.fd(), PollFlags::POLLIN);
+        let input = pump
+            .input
+            .as_ref()
+            .filter(|i| !i.queue.is_empty())
+            .and_then(|i| slot(&mut fds, i.target.as_fd(), PollFlags::POLLOUT));
+        let room = pump.input_room();
+        let clients: Vec<Option<usize>> = pump
+            .clients
+            .iter()
+            .map(|c| match c.poll_flags(room) {
+                f if f.is_empty() => None,
+                f => slot(&mut fds, c.socket.as_fd(), f),
+            })
+            .collect();
         if let Err(e) = poll(&mut fds, PollTimeout::NONE)
             && e != nix::Error::EINTR
         {
@@ -478,9 +560,10 @@ fn pump_logs(
             .iter()
             .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect();
-        let ready: Vec<bool> = revents.iter().map(|r| !r.is_empty()).collect();
         drop(fds);
-        if ready[6] {
+        let got = |slot: Option<usize>| slot.map_or(PollFlags::empty(), |i| revents[i]);
+        let ready = |slot: Option<usize>| !got(slot).is_empty();
+        if ready(stop) {
             pump.stops.read(started.pid.as_raw());
             // Its sender saw no run, or an earlier one, and signals nothing: a stop that
             // reached us while this run was being started. End the run ourselves.
@@ -489,7 +572,7 @@ fn pump_logs(
                 killed = true;
             }
         }
-        if ready[1] {
+        if ready(signalled) {
             // The monitor has no terminal whose size a SIGWINCH could carry to the pty:
             // like any other signal, it is passed on as it is.
             while let Ok(Some(info)) = started.signals.read_signal() {
@@ -497,55 +580,46 @@ fn pump_logs(
             }
         }
         for (i, fd) in [(0usize, &out), (1, &err)] {
-            if open[i] && ready[2 + i] {
+            if ready(streams[i]) {
                 match nix::unistd::read(fd, &mut buf) {
                     Ok(0) | Err(_) => open[i] = false,
                     Ok(n) => pump.output(i, &buf[..n]),
                 }
             }
         }
-        if ready[4]
+        if ready(master)
             && let Some(m) = master_fd
         {
             match nix::unistd::read(m, &mut buf) {
+                // Non-blocking: the container's input shares the descriptor.
+                Err(nix::Error::EAGAIN) => {}
                 Ok(0) | Err(_) => master_open = false,
                 Ok(n) => pump.output(0, &buf[..n]),
             }
         }
-        if ready[5]
+        if ready(listener)
             && let Some(l) = pump.listener
             && let Ok((client, _)) = l.accept()
         {
             let _ = client.set_nonblocking(true);
             pump.clients.push(Client::new(client));
         }
-        // Input from clients, in order; a closed client is dropped. A client that can take
-        // more of its queue gets it.
+        if ready(input) {
+            pump.flush_input();
+        }
+        // Input from clients, in order, as much as the container's input has room for; a
+        // closed client is dropped. A client that can take more of its queue gets it.
         let mut keep = Vec::new();
-        for (i, mut c) in std::mem::take(&mut pump.clients).into_iter().enumerate() {
-            let flags = revents.get(7 + i).copied().unwrap_or(PollFlags::empty());
-            if flags.contains(PollFlags::POLLOUT) && c.flush().is_err() {
-                continue;
-            }
-            if !flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+        for (i, c) in std::mem::take(&mut pump.clients).into_iter().enumerate() {
+            // A client accepted just now was not polled: it has no slot.
+            let flags = got(clients.get(i).copied().flatten());
+            if let Some(c) = client_ready(c, flags, pump, &mut buf) {
                 keep.push(c);
-                continue;
-            }
-            match c.socket.read(&mut buf) {
-                Ok(0) => {}
-                Ok(n) => {
-                    let target = started.master.as_ref().or(pump.stdin.as_ref());
-                    if let (Some(t), false) = (target, c.closing) {
-                        let _ = nix::unistd::write(t, &buf[..n]);
-                    }
-                    keep.push(c);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => keep.push(c),
-                Err(_) => {}
             }
         }
         pump.clients = keep;
-        if ready[0] {
+        pump.flush_input();
+        if ready(exited) {
             // Drain what is left: every writer is gone with the container's pid namespace.
             for (i, fd) in [(0usize, &out), (1, &err)] {
                 while open[i] {
@@ -570,4 +644,39 @@ fn pump_logs(
         }
     }
     runtime::supervise::wait_child(started.pid).unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
+}
+
+/// Add `fd` to the poll set; returns where its events will be.
+fn slot<'a>(fds: &mut Vec<PollFd<'a>>, fd: BorrowedFd<'a>, flags: PollFlags) -> Option<usize> {
+    fds.push(PollFd::new(fd, flags));
+    Some(fds.len() - 1)
+}
+
+/// Serve one client the poll found ready: send it more of its queue, queue what it typed for
+/// the container. Returns it unless it is gone.
+fn client_ready(
+    mut c: Client,
+    flags: PollFlags,
+    pump: &mut Pump<'_>,
+    buf: &mut [u8],
+) -> Option<Client> {
+    if flags.contains(PollFlags::POLLOUT) && c.flush().is_err() {
+        return None;
+    }
+    let room = pump.input_room();
+    if room == 0 || !flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+        return Some(c);
+    }
+    let len = buf.len().min(room);
+    match c.socket.read(&mut buf[..len]) {
+        Ok(0) => None,
+        Ok(n) => {
+            if let (Some(input), false) = (pump.input.as_mut(), c.closing) {
+                input.queue.extend(buf[..n].iter().copied());
+            }
+            Some(c)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(c),
+        Err(_) => None,
+    }
 }
