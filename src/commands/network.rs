@@ -3,13 +3,15 @@
 //!
 //! Networks are records under `ROOT/networks`; while containers use one, its bridge and
 //! slirp4netns live in a network namespace held by `network-infra` (see `netns::bridge`).
+//! What docker's daemon would refuse (no such network, a name in use, a container already
+//! connected or not connected) exits 1, as docker's CLI does.
 
 use serde_json::json;
 
 use super::network_connect;
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerRecord, ContainerStore, Status};
-use crate::exit::ExitError;
+use crate::exit::refused;
 use crate::netns::networks::{BUILTIN, NetworkDef, NetworkStore};
 use crate::netns::{Endpoint, NetworkRecord};
 
@@ -159,7 +161,7 @@ fn inspect_json(def: &NetworkDef, containers: &ContainerStore) -> serde_json::Va
 }
 
 fn not_found(key: &str) -> anyhow::Error {
-    ExitError::new(1, format!("no such network: {key}")).into()
+    refused(format!("no such network: {key}"))
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
@@ -176,7 +178,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             name,
         } => {
             if driver != "bridge" {
-                anyhow::bail!("network driver {driver:?} is not supported: use bridge");
+                return Err(refused(format!(
+                    "network driver {driver:?} is not supported: use bridge"
+                )));
             }
             let def = store
                 .create(
@@ -186,7 +190,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     internal,
                     &label,
                 )
-                .map_err(|e| ExitError::new(1, e.to_string()))?;
+                .map_err(|e| refused(e.to_string()))?;
             println!("{}", def.id);
         }
         Sub::Ls { quiet, no_trunc } => {

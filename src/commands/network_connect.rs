@@ -3,6 +3,7 @@
 //! the other members' /etc/hosts) and for its next start (recorded with its creation flags).
 
 use crate::containers::{ContainerRecord, ContainerStore};
+use crate::exit::refused;
 use crate::netns::bridge::{self, RunDir};
 use crate::netns::networks::NetworkDef;
 use crate::netns::{Endpoint, NetworkMode, NetworkRecord};
@@ -40,20 +41,19 @@ pub fn connect(
     let args = create_args_of(&record)?;
     let on = networks_of(&record);
     if on.contains(&def.name) {
-        anyhow::bail!(
+        return Err(refused(format!(
             "container {} is already connected to network {}",
-            record.name,
-            def.name
-        );
+            record.name, def.name
+        )));
     }
     if on.is_empty() {
-        anyhow::bail!(
+        return Err(refused(format!(
             "container {} does not use a user-defined network (--network {}): only containers \
              started on one can be connected to others; recreate it with --network {}",
             record.name,
             args.net.network.as_deref().unwrap_or("default"),
             def.name
-        );
+        )));
     }
     if record.status.is_running() {
         plug(containers, &record, def, aliases)?;
@@ -97,13 +97,12 @@ fn plug(
         super::network_infra::spawn(root, &def.name)
     })?;
     if !same_userns(record.pid, infra.holder_pid) {
-        anyhow::bail!(
+        return Err(refused(format!(
             "cannot connect running container {} to network {}: its network namespace belongs \
              to another user namespace than the network's (it was started while none of its \
              networks was up); restart it and connect again",
-            record.name,
-            def.name
-        );
+            record.name, def.name
+        )));
     }
     crate::runtime::join::enter_userns_of(nix::unistd::Pid::from_raw(infra.holder_pid))?;
     let mut net = NetworkRecord::load(&dir);
@@ -138,11 +137,10 @@ fn plug(
 pub fn disconnect(containers: &ContainerStore, def: &NetworkDef, key: &str) -> anyhow::Result<()> {
     let record = containers.find(key)?;
     if !networks_of(&record).contains(&def.name) {
-        anyhow::bail!(
+        return Err(refused(format!(
             "container {} is not connected to network {}",
-            record.name,
-            def.name
-        );
+            record.name, def.name
+        )));
     }
     let dir = containers.dir_of(&record.id);
     let mut net = NetworkRecord::load(&dir);

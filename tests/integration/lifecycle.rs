@@ -2302,3 +2302,125 @@ fn inspect_falls_back_to_images() {
     let out = t.burrow(["inspect", "--type", "container", img]).output();
     assert_ne!(out.code, 0, "{out:?}");
 }
+
+// ------------------------------------------------- the monitor's signals and stdin
+
+#[test]
+fn monitor_forwards_standard_and_real_time_signals() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    // busybox sh knows no RTMIN+N names but traps any signal by number; pid 1 of a pid
+    // namespace only gets the signals it has a handler for, so each echo proves delivery.
+    let rt = libc::SIGRTMIN() + 3;
+    let script = format!("trap 'echo got-usr1' USR1; trap 'echo got-rt' {rt}; echo ready; {IDLE}");
+    let id = run_d(&t, &["--name", "sig", img, "sh", "-c", &script]);
+    wait_logs(&t, "sig", "ready");
+    // As a process manager would: signal the monitor, not the container.
+    let monitor = monitor_pid(&t, &id).expect("the record names its monitor");
+    for (sig, echo) in [(libc::SIGUSR1, "got-usr1"), (rt, "got-rt")] {
+        // SAFETY: plain kill(2) of the monitor this test started.
+        assert_eq!(unsafe { libc::kill(monitor, sig) }, 0, "kill {monitor}");
+        wait_logs(&t, "sig", echo);
+    }
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "sig"), "running");
+}
+
+/// Whether the pipe that is `pid`'s stdin is full: it holds data and takes no more.
+fn stdin_pipe_full(pid: i32) -> Result<(), String> {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    // Another descriptor of the same pipe, only to look at it: nothing is read or written.
+    let pipe = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{pid}/fd/0"))
+        .map_err(|e| format!("stdin of {pid}: {e}"))?;
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD stores an int.
+    unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut queued) };
+    let mut fds = [nix::poll::PollFd::new(
+        pipe.as_fd(),
+        nix::poll::PollFlags::POLLOUT,
+    )];
+    let writable =
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).map_err(|e| e.to_string())? > 0;
+    if queued > 0 && !writable {
+        Ok(())
+    } else {
+        Err(format!("{queued} bytes, writable: {writable}"))
+    }
+}
+
+#[test]
+fn attach_input_a_container_does_not_read_holds_up_nothing() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    const INPUT: usize = 1 << 20;
+    // Reads nothing until USR1, then exactly INPUT bytes; says something on USR2.
+    let script = format!(
+        "trap 'echo still-logged' USR2; trap 'go=1' USR1; trap 'exit 3' TERM; echo ready; \
+         until [ -n \"$go\" ]; do sleep 0.1; done; head -c {INPUT} | wc -c; {IDLE}"
+    );
+    run_d(&t, &["-i", "--name", "nr", img, "sh", "-c", &script]);
+    wait_logs(&t, "nr", "ready");
+    let pid: i32 = inspect_f(&t, "{{.State.Pid}}", "nr").parse().unwrap();
+    let payload: Vec<u8> = (0..INPUT).map(|i| b'a' + (i % 26) as u8).collect();
+    let attach = t.burrow(["attach", "nr"]).stdin(payload).spawn();
+    poll("the container's stdin pipe to fill up", || {
+        stdin_pipe_full(pid)
+    });
+    // The monitor still copies the container's output while the rest of the input waits.
+    ok(&t, &["kill", "-s", "USR2", "nr"]);
+    wait_logs(&t, "nr", "still-logged");
+    // Once the container reads, it gets every byte: the client was held back, not cut short.
+    ok(&t, &["kill", "-s", "USR1", "nr"]);
+    wait_logs(&t, "nr", &INPUT.to_string());
+    t.burrow(["stop", "-t", "1", "nr"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .assert_ok();
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.ExitCode}}", "nr"),
+        "exited 3"
+    );
+    let attach = attach.wait();
+    attach.assert_code(3);
+    assert!(attach.stdout.contains(&INPUT.to_string()), "{attach:?}");
+}
+
+/// CPU time `pid` has used, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime, fields 14 and 15 of stat(5), counted from the state (field 3).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn monitor_idles_after_the_container_closes_its_output() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let script = format!("echo ready; exec >&- 2>&-; trap 'exit 5' TERM; {IDLE}");
+    let id = run_d(&t, &["--name", "quiet", img, "sh", "-c", &script]);
+    wait_logs(&t, "quiet", "ready");
+    let monitor = monitor_pid(&t, &id).expect("the record names its monitor");
+    // A monitor that kept polling the ended streams would burn a whole CPU meanwhile.
+    thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(monitor);
+    thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(monitor) - before;
+    assert!(used < 50, "the monitor used {used} ticks of CPU in 2 s");
+    ok(&t, &["stop", "quiet"]);
+    assert_eq!(
+        inspect_f(&t, "{{.State.Status}} {{.State.ExitCode}}", "quiet"),
+        "exited 5"
+    );
+}

@@ -923,6 +923,71 @@ fn network_create_ls_inspect_rm() {
     assert!(!ls.stdout.contains("appnet"), "{ls:?}");
 }
 
+/// What docker's daemon refuses exits 1, as docker's CLI does (containers that are not
+/// running need no network stack: no slirp4netns here).
+#[test]
+fn network_refusals_exit_1() {
+    let t = ctx!();
+    let img = load_base(&t);
+    for n in ["n1", "n2"] {
+        create_network(&t, n);
+    }
+    let refused = |args: &[&str], message: &str| {
+        let out = t.burrow(args.iter().copied()).output();
+        out.assert_code(1);
+        assert!(out.stderr.contains(message), "{out:?}");
+    };
+    refused(
+        &["network", "create", "-d", "macvlan", "n3"],
+        "not supported",
+    );
+    t.burrow(["create", "--name", "c", "--network", "n1", img, "true"])
+        .output()
+        .assert_ok();
+    refused(
+        &["network", "connect", "n1", "c"],
+        "container c is already connected to network n1",
+    );
+    refused(
+        &["network", "disconnect", "n2", "c"],
+        "container c is not connected to network n2",
+    );
+    refused(
+        &["network", "connect", "nosuch", "c"],
+        "no such network: nosuch",
+    );
+    refused(
+        &["network", "disconnect", "nosuch", "c"],
+        "no such network: nosuch",
+    );
+    refused(&["network", "connect", "n2", "nosuch"], "nosuch");
+    refused(&["network", "disconnect", "n1", "nosuch"], "nosuch");
+    t.burrow([
+        "create",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        img,
+        "true",
+    ])
+    .output()
+    .assert_ok();
+    refused(
+        &["network", "connect", "n2", "plain"],
+        "does not use a user-defined network",
+    );
+    // Refused requests change nothing.
+    let nets = t
+        .burrow(["ps", "-a", "--format", "{{.Names}}={{.Networks}}"])
+        .output();
+    nets.assert_ok();
+    assert!(
+        nets.lines().contains(&"c=n1") && !nets.stdout.contains("n2"),
+        "{nets:?}"
+    );
+}
+
 // ------------------------------------------------------- container:NAME
 
 #[test]
@@ -1255,7 +1320,7 @@ fn network_connect_and_disconnect() {
     .assert_ok();
     t.burrow(["network", "connect", "back", "api"])
         .output()
-        .assert_code(125);
+        .assert_code(1);
     let out = t
         .burrow([
             "exec",
@@ -1329,7 +1394,7 @@ fn network_connect_and_disconnect() {
     .output()
     .assert_ok();
     let plain = t.burrow(["network", "connect", "back", "plain"]).output();
-    plain.assert_code(125);
+    plain.assert_code(1);
     assert!(plain.stderr.contains("user-defined network"), "{plain:?}");
     t.burrow(["rm", "-f", "api", "worker", "later", "plain"])
         .output()

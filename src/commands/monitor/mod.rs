@@ -3,14 +3,13 @@
 //! everything down (networking, `--rm`) when the container is done. It is not a daemon: it
 //! lives exactly as long as its container.
 
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::create_args::RestartPolicy;
 use super::lifecycle::{self, RecordingHooks};
@@ -18,7 +17,10 @@ use crate::cli::GlobalArgs;
 use crate::containers::logs::LogWriter;
 use crate::containers::{Status, StopRequests};
 use crate::exit::ExitError;
-use crate::runtime::{self, RuntimeError, Started, Stdio};
+use crate::runtime::{self, RuntimeError, Stdio};
+
+mod pump;
+use pump::{Pump, finish_clients, pump_logs};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -164,18 +166,16 @@ fn monitor(
         drop(prepared.spec);
         send_report(report, &Report::Started);
         release_setup_memory();
-        let mut pump = Pump {
-            log: log.as_mut(),
-            listener: listener.as_ref(),
-            clients: Vec::new(),
-            stdin: stdin_write,
-            stops: &mut stops,
+        let input = match (&started.master, stdin_write) {
+            (Some(m), _) => Some(m.try_clone()?),
+            (None, w) => w,
         };
+        let mut pump = Pump::new(log.as_mut(), listener.as_ref(), input, &mut stops)?;
         let status = pump_logs(&started, out_read, err_read, &mut pump);
         // Stops the root filesystem's server, if any, before the exit is recorded: whoever
         // waits for that finds nothing of the run left.
         drop(started);
-        let clients = std::mem::take(&mut pump.clients);
+        let clients = pump.into_clients();
         let code = runtime::supervise::exit_code(status);
         // `stop`, `kill` and `rm -f` tell us through the fifo; the record's flag may have been
         // overwritten by one of our own saves.
@@ -292,282 +292,4 @@ fn release_setup_memory() {
             libc::madvise(addr, end - start, libc::MADV_DONTNEED);
         }
     }
-}
-
-/// The container's output goes to its log and to every `attach` client; what clients type
-/// goes to the container's terminal (or its stdin with `-i`).
-struct Pump<'a> {
-    log: Option<&'a mut LogWriter>,
-    listener: Option<&'a UnixListener>,
-    clients: Vec<Client>,
-    stdin: Option<OwnedFd>,
-    stops: &'a mut StopRequests,
-}
-
-impl Pump<'_> {
-    fn output(&mut self, stream: usize, data: &[u8]) {
-        if let Some(log) = self.log.as_mut() {
-            log.write(stream, data);
-        }
-        for c in &mut self.clients {
-            c.send_output(stream, data);
-        }
-        self.clients.retain_mut(|c| c.flush().is_ok());
-    }
-}
-
-/// How far an `attach` client may fall behind the container's output before the monitor
-/// disconnects it.
-///
-/// The container is not slowed down to the pace of its slowest client (back-pressure): one
-/// stalled reader — a terminal scrolled back or suspended, a pipe into a slow command — would
-/// stall the container, its log and every other client. Instead each client has a queue, sent
-/// as its socket becomes writable; it absorbs bursts far larger than the socket buffer, and a
-/// client that falls behind it anyway is told so (`attach` exits with an error pointing to
-/// `logs`, which has everything) and disconnected. The queue is memory only while a client
-/// lags, so the monitor stays small.
-const MAX_CLIENT_QUEUE: usize = 8 << 20;
-
-/// An `attach` client and the frames it has yet to receive.
-struct Client {
-    socket: UnixStream,
-    queue: std::collections::VecDeque<u8>,
-    /// Its last frame is queued: disconnect once the queue is sent.
-    closing: bool,
-}
-
-impl Client {
-    fn new(socket: UnixStream) -> Client {
-        Client {
-            socket,
-            queue: Default::default(),
-            closing: false,
-        }
-    }
-
-    fn send_output(&mut self, stream: usize, data: &[u8]) {
-        if self.closing {
-            return;
-        }
-        if self.queue.len() + data.len() > MAX_CLIENT_QUEUE {
-            super::attach::frames::push_dropped(&mut self.queue);
-            self.closing = true;
-            return;
-        }
-        super::attach::frames::push_output(&mut self.queue, stream, data);
-    }
-
-    fn send_exit(&mut self, code: u8) {
-        if !self.closing {
-            super::attach::frames::push_exit(&mut self.queue, i32::from(code));
-            self.closing = true;
-        }
-    }
-
-    /// Send what the socket takes without blocking. An error means the client is gone or
-    /// done: drop it.
-    fn flush(&mut self) -> std::io::Result<()> {
-        while !self.queue.is_empty() {
-            let (front, _) = self.queue.as_slices();
-            match self.socket.write(front) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => drop(self.queue.drain(..n)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        // Give back the memory a burst took.
-        if self.queue.capacity() > 64 * 1024 {
-            self.queue = Default::default();
-        }
-        if self.closing {
-            // Done: dropping the socket closes it and `attach` reads the end.
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
-    }
-
-    fn poll_flags(&self) -> PollFlags {
-        if self.queue.is_empty() {
-            PollFlags::POLLIN
-        } else {
-            PollFlags::POLLIN | PollFlags::POLLOUT
-        }
-    }
-}
-
-/// How long the end of a run waits for an `attach` client that reads nothing.
-const CLIENT_LINGER: Duration = Duration::from_secs(10);
-
-/// The run ended with `code`: send every client the rest of its queue and the exit code, then
-/// disconnect it. A client that stops reading for [`CLIENT_LINGER`] is dropped.
-fn finish_clients(mut clients: Vec<Client>, code: u8) {
-    for c in &mut clients {
-        c.send_exit(code);
-    }
-    clients.retain_mut(|c| c.flush().is_ok());
-    while !clients.is_empty() {
-        let mut fds: Vec<PollFd> = clients
-            .iter()
-            .map(|c| PollFd::new(c.socket.as_fd(), PollFlags::POLLOUT))
-            .collect();
-        let timeout = PollTimeout::try_from(CLIENT_LINGER).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Err(nix::Error::EINTR) => continue,
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        drop(fds);
-        clients.retain_mut(|c| c.flush().is_ok());
-    }
-}
-
-/// Copy the container's output until its first process exits; forward signals; serve
-/// `attach` clients.
-fn pump_logs(
-    started: &Started,
-    out: OwnedFd,
-    err: OwnedFd,
-    pump: &mut Pump<'_>,
-) -> nix::sys::wait::WaitStatus {
-    let mut open = [true, true];
-    let mut master_open = started.master.is_some();
-    let mut killed = false;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut fds = vec![
-            PollFd::new(started.pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(started.signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(
-                out.as_fd(),
-                if open[0] {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
-            PollFd::new(
-                err.as_fd(),
-                if open[1] {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
-        ];
-        let master_fd = started.master.as_ref().filter(|_| master_open);
-        fds.push(match master_fd {
-            Some(m) => PollFd::new(m.as_fd(), PollFlags::POLLIN),
-            None => PollFd::new(out.as_fd(), PollFlags::empty()),
-        });
-        fds.push(match pump.listener {
-            Some(l) => PollFd::new(l.as_fd(), PollFlags::POLLIN),
-            None => PollFd::new(out.as_fd(), PollFlags::empty()),
-        });
-        fds.push(PollFd::new(pump.stops.fd(), PollFlags::POLLIN));
-        for c in &pump.clients {
-            fds.push(PollFd::new(c.socket.as_fd(), c.poll_flags()));
-        }
-        if let Err(e) = poll(&mut fds, PollTimeout::NONE)
-            && e != nix::Error::EINTR
-        {
-            break;
-        }
-        let revents: Vec<PollFlags> = fds
-            .iter()
-            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-            .collect();
-        let ready: Vec<bool> = revents.iter().map(|r| !r.is_empty()).collect();
-        drop(fds);
-        if ready[6] {
-            pump.stops.read(started.pid.as_raw());
-            // Its sender saw no run, or an earlier one, and signals nothing: a stop that
-            // reached us while this run was being started. End the run ourselves.
-            if pump.stops.unseen_run && !killed {
-                let _ = nix::sys::signal::kill(started.pid, nix::sys::signal::Signal::SIGKILL);
-                killed = true;
-            }
-        }
-        if ready[1] {
-            while let Ok(Some(info)) = started.signals.read_signal() {
-                if let Ok(sig) = nix::sys::signal::Signal::try_from(info.ssi_signo as i32) {
-                    let _ = nix::sys::signal::kill(started.pid, sig);
-                }
-            }
-        }
-        for (i, fd) in [(0usize, &out), (1, &err)] {
-            if open[i] && ready[2 + i] {
-                match nix::unistd::read(fd, &mut buf) {
-                    Ok(0) | Err(_) => open[i] = false,
-                    Ok(n) => pump.output(i, &buf[..n]),
-                }
-            }
-        }
-        if ready[4]
-            && let Some(m) = master_fd
-        {
-            match nix::unistd::read(m, &mut buf) {
-                Ok(0) | Err(_) => master_open = false,
-                Ok(n) => pump.output(0, &buf[..n]),
-            }
-        }
-        if ready[5]
-            && let Some(l) = pump.listener
-            && let Ok((client, _)) = l.accept()
-        {
-            let _ = client.set_nonblocking(true);
-            pump.clients.push(Client::new(client));
-        }
-        // Input from clients, in order; a closed client is dropped. A client that can take
-        // more of its queue gets it.
-        let mut keep = Vec::new();
-        for (i, mut c) in std::mem::take(&mut pump.clients).into_iter().enumerate() {
-            let flags = revents.get(7 + i).copied().unwrap_or(PollFlags::empty());
-            if flags.contains(PollFlags::POLLOUT) && c.flush().is_err() {
-                continue;
-            }
-            if !flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-                keep.push(c);
-                continue;
-            }
-            match c.socket.read(&mut buf) {
-                Ok(0) => {}
-                Ok(n) => {
-                    let target = started.master.as_ref().or(pump.stdin.as_ref());
-                    if let (Some(t), false) = (target, c.closing) {
-                        let _ = nix::unistd::write(t, &buf[..n]);
-                    }
-                    keep.push(c);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => keep.push(c),
-                Err(_) => {}
-            }
-        }
-        pump.clients = keep;
-        if ready[0] {
-            // Drain what is left: every writer is gone with the container's pid namespace.
-            for (i, fd) in [(0usize, &out), (1, &err)] {
-                while open[i] {
-                    match nix::unistd::read(fd, &mut buf) {
-                        Ok(0) | Err(_) => open[i] = false,
-                        Ok(n) => pump.output(i, &buf[..n]),
-                    }
-                }
-            }
-            if let Some(m) = &started.master {
-                while let Ok(n) = nix::unistd::read(m, &mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    pump.output(0, &buf[..n]);
-                }
-            }
-            if let Some(log) = pump.log.as_mut() {
-                log.flush();
-            }
-            break;
-        }
-    }
-    runtime::supervise::wait_child(started.pid).unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
 }
