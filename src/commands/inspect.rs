@@ -67,12 +67,18 @@ fn entrypoint_and_cmd(
 /// `HostConfig.NetworkMode`: the mode as given, and for the default the mode it stands for
 /// (as podman, rootless: `slirp4netns` or `pasta`).
 fn network_mode(create: Option<&CreateArgs>) -> String {
-    let given = create
-        .and_then(|c| c.net.network.clone())
-        .unwrap_or_default();
-    match given.as_str() {
+    shown_network_mode(
+        create
+            .and_then(|c| c.net.network.as_deref())
+            .unwrap_or_default(),
+    )
+}
+
+/// A `--network` value as `inspect` and `ps` show it: the default as the mode it stands for.
+pub fn shown_network_mode(given: &str) -> String {
+    match given {
         "" | "default" | "bridge" | "private" => NetworkMode::default_mode().name(),
-        _ => given,
+        _ => given.to_string(),
     }
 }
 

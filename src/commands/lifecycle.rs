@@ -470,13 +470,12 @@ pub fn remove_quietly(global: &GlobalArgs, containers: &ContainerStore, id: &str
 /// Send `sig` to the container's first process. Processes of container users other than root
 /// belong to subordinate ids, so when a plain kill is refused, a child joins the container's
 /// user namespace (where burrow is root) and sends it from there.
-pub fn signal_container(
-    record: &ContainerRecord,
-    sig: nix::sys::signal::Signal,
-) -> anyhow::Result<()> {
-    use nix::sys::signal::kill;
+pub fn signal_container(record: &ContainerRecord, sig: i32) -> anyhow::Result<()> {
     use nix::unistd::{ForkResult, Pid, fork};
     let pid = Pid::from_raw(record.pid);
+    // SAFETY: kill(2) with plain integers. (nix's kill takes no real-time signal.)
+    let kill =
+        |pid: Pid, sig: i32| nix::Error::result(unsafe { libc::kill(pid.as_raw(), sig) }).map(drop);
     match kill(pid, sig) {
         Ok(()) | Err(nix::Error::ESRCH) => return Ok(()),
         Err(nix::Error::EPERM) => {}
@@ -493,7 +492,7 @@ pub fn signal_container(
         }
         ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None)? {
             nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
-            _ => anyhow::bail!("cannot send {sig} to container {}", record.name),
+            _ => anyhow::bail!("cannot send signal {sig} to container {}", record.name),
         },
     }
 }
@@ -552,7 +551,7 @@ pub fn stop_container(
         super::pause::thaw(containers, record)?;
     }
     if !wait_exit(record, std::time::Duration::from_secs(u64::from(timeout))) {
-        signal_container(record, nix::sys::signal::Signal::SIGKILL)?;
+        signal_container(record, libc::SIGKILL)?;
         wait_exit(record, std::time::Duration::from_secs(30));
     }
     wait_released(containers, &record.id);
@@ -615,19 +614,43 @@ fn is_monitor_of(pid: i32, id: &str) -> bool {
 }
 
 /// `SIGTERM`, `TERM`, `term` or `15`.
-pub fn parse_signal(name: &str) -> anyhow::Result<nix::sys::signal::Signal> {
+/// A signal number from docker's spellings: `9`, `KILL`, `SIGKILL`, `RTMIN+3`, `SIGRTMAX-1`.
+/// Real-time signals are numbers only: nix's `Signal` has none of them.
+pub fn parse_signal(name: &str) -> anyhow::Result<i32> {
     use std::str::FromStr;
+    let invalid = || anyhow::anyhow!("invalid signal: {name}");
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let in_range = |n: i32| (1..=max).contains(&n).then_some(n).ok_or_else(invalid);
     if let Ok(n) = name.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n)
-            .map_err(|_| anyhow::anyhow!("invalid signal: {name}"));
+        return in_range(n);
     }
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let offset = |rest: &str| -> anyhow::Result<i32> {
+        match rest {
+            "" => Ok(0),
+            _ => rest.parse::<i32>().map_err(|_| invalid()),
+        }
     };
-    nix::sys::signal::Signal::from_str(&full).map_err(|_| anyhow::anyhow!("invalid signal: {name}"))
+    if let Some(rest) = bare.strip_prefix("RTMIN") {
+        let n = min + offset(rest)?;
+        return if n <= max {
+            in_range(n)
+        } else {
+            Err(invalid())
+        };
+    }
+    if let Some(rest) = bare.strip_prefix("RTMAX") {
+        let n = max + offset(rest)?;
+        return if n >= min {
+            in_range(n)
+        } else {
+            Err(invalid())
+        };
+    }
+    nix::sys::signal::Signal::from_str(&format!("SIG{bare}"))
+        .map(|s| s as i32)
+        .map_err(|_| invalid())
 }
 
 #[cfg(test)]
@@ -636,10 +659,15 @@ mod tests {
 
     #[test]
     fn signal_names() {
-        use nix::sys::signal::Signal;
-        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("hup").unwrap(), Signal::SIGHUP);
-        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
-        assert!(parse_signal("NOPE").is_err());
+        assert_eq!(parse_signal("SIGTERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("hup").unwrap(), libc::SIGHUP);
+        assert_eq!(parse_signal("9").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("RTMIN").unwrap(), libc::SIGRTMIN());
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
+        assert_eq!(parse_signal("rtmax-1").unwrap(), libc::SIGRTMAX() - 1);
+        assert_eq!(parse_signal("37").unwrap(), 37);
+        for bad in ["NOPE", "0", "65", "RTMIN+40", "RTMAX-40", "RTMIN+x", "-1"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -219,7 +219,13 @@ fn row(containers: &ContainerStore, r: &ContainerRecord, args: &Args) -> Value {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let networks = super::network_connect::networks_of(r).join(",");
+    // docker shows the mode (`none`, `host`) of a container on no network.
+    let networks = match super::network_connect::networks_of(r) {
+        n if n.is_empty() => super::inspect::shown_network_mode(
+            r.create_args["net"]["network"].as_str().unwrap_or_default(),
+        ),
+        n => n.join(","),
+    };
     json!({
         "ID": id,
         "Image": r.image,

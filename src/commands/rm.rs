@@ -67,7 +67,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             if running {
                 // SIGKILL ends a paused (stopped) container as well. If it cannot be sent,
                 // the container still dies with its monitor, which the wait below kills.
-                match super::lifecycle::signal_container(&r, nix::sys::signal::Signal::SIGKILL) {
+                match super::lifecycle::signal_container(&r, libc::SIGKILL) {
                     Ok(()) => {
                         super::lifecycle::wait_exit(&r, Duration::from_secs(30));
                     }

@@ -2424,3 +2424,43 @@ fn monitor_idles_after_the_container_closes_its_output() {
         "exited 5"
     );
 }
+
+#[test]
+fn kill_takes_real_time_signal_names_and_numbers() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    let (rt3, rtmax1) = (libc::SIGRTMIN() + 3, libc::SIGRTMAX() - 1);
+    let script =
+        format!("trap 'echo got-rt3' {rt3}; trap 'echo got-rtmax1' {rtmax1}; echo ready; {IDLE}");
+    run_d(&t, &["--name", "rt", img, "sh", "-c", &script]);
+    wait_logs(&t, "rt", "ready");
+    t.burrow(["kill", "-s", "RTMIN+3", "rt"])
+        .output()
+        .assert_ok();
+    wait_logs(&t, "rt", "got-rt3");
+    t.burrow(["kill", "-s", &rtmax1.to_string(), "rt"])
+        .output()
+        .assert_ok();
+    wait_logs(&t, "rt", "got-rtmax1");
+    let out = t.burrow(["kill", "-s", "RTMIN+99", "rt"]).output();
+    out.assert_code(125);
+    assert!(out.stderr.contains("invalid signal"), "{}", out.stderr);
+    assert_eq!(inspect_f(&t, "{{.State.Status}}", "rt"), "running");
+}
+
+#[test]
+fn ps_networks_shows_the_mode_of_a_container_on_no_network() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    for (name, net) in [("nn", "none"), ("nh", "host")] {
+        t.burrow(["create", "--name", name, "--network", net, img, "true"])
+            .output()
+            .assert_ok();
+    }
+    t.burrow(["ps", "-a", "--format", "{{.Names}} {{.Networks}}"])
+        .output()
+        .assert_ok()
+        .assert_stdout("nh host\nnn none\n");
+}
