@@ -2464,3 +2464,27 @@ fn ps_networks_shows_the_mode_of_a_container_on_no_network() {
         .assert_ok()
         .assert_stdout("nh host\nnn none\n");
 }
+
+#[test]
+fn attach_with_input_held_back_still_shows_output_and_the_exit_code() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = load_base(&t);
+    // Never reads its stdin; prints and exits on USR1.
+    let script = format!("trap 'echo out-while-held; exit 3' USR1; echo ready; {IDLE}");
+    run_d(&t, &["-i", "--name", "held", img, "sh", "-c", &script]);
+    wait_logs(&t, "held", "ready");
+    let pid: i32 = inspect_f(&t, "{{.State.Pid}}", "held").parse().unwrap();
+    // More than the pipe, the monitor's queue and the socket hold: the client is held back.
+    let attach = t
+        .burrow(["attach", "held"])
+        .stdin(vec![b'x'; 4 << 20])
+        .spawn();
+    poll("the container's stdin pipe to fill up", || {
+        stdin_pipe_full(pid)
+    });
+    ok(&t, &["kill", "-s", "USR1", "held"]);
+    let attach = attach.wait();
+    attach.assert_code(3);
+    assert!(attach.stdout.contains("out-while-held"), "{attach:?}");
+}

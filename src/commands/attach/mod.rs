@@ -71,13 +71,23 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let _raw = (tty && !args.no_stdin && pty::is_terminal(0)).then(|| pty::RawMode::enable(0).ok());
     let stdin = std::io::stdin();
     let mut stdin_open = !args.no_stdin;
-    let mut matched = 0usize;
+    let mut detach = DetachKeys::new(keys);
+    // Input for the container that the monitor has not taken yet. While there is some, stdin
+    // is not read (the monitor holds input back when the container does not read it), but the
+    // container's output still is.
+    let mut pending: Vec<u8> = Vec::new();
+    stream.set_nonblocking(true)?;
     let mut buf = vec![0u8; 32 * 1024];
     let mut decoder = frames::Decoder::default();
     let mut end = End::Closed;
     loop {
-        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
-        if stdin_open {
+        let socket_events = if pending.is_empty() {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        };
+        let mut fds = vec![PollFd::new(stream.as_fd(), socket_events)];
+        if stdin_open && pending.is_empty() {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, PollTimeout::NONE) {
@@ -92,12 +102,24 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         drop(fds);
         if ready[0] {
             match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(n) => {
                     decoder.push(&buf[..n]);
                     if let Some(e) = write_frames(&mut decoder)? {
                         end = e;
                     }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            if !pending.is_empty() {
+                match stream.write(&pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // The monitor is gone; what it said last comes with the next read.
+                    Err(_) => pending.clear(),
                 }
             }
         }
@@ -107,23 +129,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 stdin_open = false;
                 continue;
             }
-            for &b in &buf[..n] {
-                if b == keys[matched] {
-                    matched += 1;
-                    if matched == keys.len() {
-                        drop(_raw);
-                        eprintln!("\r\nread escape sequence");
-                        return Ok(0);
-                    }
-                    continue;
-                }
-                // A partial sequence that did not complete is the user's input after all.
-                let pending: Vec<u8> = keys[..matched].to_vec();
-                matched = usize::from(b == keys[0]);
-                stream.write_all(&pending)?;
-                if matched == 0 {
-                    stream.write_all(&[b])?;
-                }
+            if detach.feed(&buf[..n], &mut pending) {
+                drop(_raw);
+                eprintln!("\r\nread escape sequence");
+                return Ok(0);
             }
         }
     }
@@ -155,6 +164,41 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             containers.wait_unlocked(&record.id);
             Ok(containers.load(&record.id).map_or(0, |r| r.exit_code as u8))
         }
+    }
+}
+
+/// Finds the detach sequence in what the user types; everything else is input for the
+/// container.
+struct DetachKeys {
+    keys: Vec<u8>,
+    /// How much of `keys` the latest input ended with.
+    matched: usize,
+}
+
+impl DetachKeys {
+    fn new(keys: Vec<u8>) -> DetachKeys {
+        DetachKeys { keys, matched: 0 }
+    }
+
+    /// Add `input`'s bytes for the container to `out`; true once the whole sequence came (what
+    /// follows it is dropped: the user detached).
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return true;
+                }
+                continue;
+            }
+            // A partial sequence that did not complete is the user's input after all.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = usize::from(b == self.keys[0]);
+            if self.matched == 0 {
+                out.push(b);
+            }
+        }
+        false
     }
 }
 
@@ -191,6 +235,20 @@ fn write_frames(decoder: &mut frames::Decoder) -> anyhow::Result<Option<End>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_are_found_across_reads_and_the_rest_is_input() {
+        let mut d = DetachKeys::new(vec![16, 17]);
+        let mut out = Vec::new();
+        assert!(!d.feed(b"ab\x10c\x10", &mut out));
+        assert_eq!(out, b"ab\x10c");
+        assert!(d.feed(b"\x11ignored", &mut out));
+        assert_eq!(out, b"ab\x10c");
+        let mut d = DetachKeys::new(vec![1, b'd']);
+        let mut out = Vec::new();
+        assert!(!d.feed(b"\x01\x01x", &mut out));
+        assert_eq!(out, b"\x01\x01x");
+    }
 
     #[test]
     fn detach_key_syntax() {
