@@ -37,6 +37,11 @@ fn info_json(global: &GlobalArgs) -> anyhow::Result<Value> {
         .filter(|c| c.status == Status::Paused)
         .count();
     let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // What `--memory`, `--cpus`, ... can use: a cgroup v2 tree delegated to the user.
+    let limits = match crate::runtime::cgroups::Hierarchy::system().delegated_to_self(&[]) {
+        Ok(d) => json!({"Enforced": true, "Cgroup": d.dir, "Controllers": d.controllers}),
+        Err(reason) => json!({"Enforced": false, "Reason": reason.to_string()}),
+    };
     let mem_total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -63,6 +68,7 @@ fn info_json(global: &GlobalArgs) -> anyhow::Result<Value> {
         "Name": uname.nodename().to_string_lossy(),
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
+        "ResourceLimits": limits,
         "SecurityOptions": ["name=rootless", "name=userns", "name=no-new-privileges"],
         "Rootless": true,
         "IDMapping": match mapping.kind {
@@ -99,6 +105,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     println!(" Storage Driver: {}", s("Driver"));
     println!(" Root Dir: {}", s("DockerRootDir"));
     println!(" Cgroup Version: {}", s("CgroupVersion"));
+    let limits = &info["ResourceLimits"];
+    match limits["Reason"].as_str() {
+        Some(reason) => println!(" Resource Limits: ignored: {reason}"),
+        None => println!(
+            " Resource Limits: enforced in {} ({})",
+            limits["Cgroup"].as_str().unwrap_or_default(),
+            limits["Controllers"]
+                .as_array()
+                .map(|c| c
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        ),
+    }
     println!(" Security Options: rootless, userns, no-new-privileges");
     println!(" ID mapping: {}", s("IDMapping"));
     println!(" Kernel Version: {}", s("KernelVersion"));

@@ -131,6 +131,10 @@ pub fn container_json(
     let process = r.process.clone();
     let args = process.as_ref().map(|p| p.args.clone()).unwrap_or_default();
     let (entrypoint, cmd) = entrypoint_and_cmd(store, r, create.as_ref(), &args);
+    let resources = create
+        .as_ref()
+        .map(|c| c.resources.clone())
+        .unwrap_or_default();
     let driver = storage_driver(global, containers, r);
     let dir = containers.dir_of(&r.id);
     let running = r.status.is_running();
@@ -196,6 +200,17 @@ pub fn container_json(
                 },
             },
             "GroupAdd": create.as_ref().map(|c| c.group_add.clone()).unwrap_or_default(),
+            "Memory": resources.memory.unwrap_or(0),
+            "MemorySwap": resources.memory_swap_total(),
+            "MemoryReservation": resources.memory_reservation.unwrap_or(0),
+            "NanoCpus": resources.cpus.unwrap_or(0),
+            "CpuShares": resources.cpu_shares.unwrap_or(0),
+            "CpuQuota": resources.cpu_quota.unwrap_or(0),
+            "CpuPeriod": resources.cpu_period.unwrap_or(0),
+            "CpusetCpus": resources.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": resources.cpuset_mems.clone().unwrap_or_default(),
+            "PidsLimit": resources.pids_limit,
+            "BlkioWeight": resources.blkio_weight.unwrap_or(0),
             "LogConfig": {
                 "Type": r.log_config.driver.name(),
                 "Config": r.log_config.opts,

@@ -5,12 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::create_args::{CreateArgs, RestartPolicy};
+use super::create_args::{CreateArgs, ResourceArgs, RestartPolicy};
 use crate::cli::GlobalArgs;
 use crate::containers::{self, ContainerRecord, ContainerStore, Status};
 use crate::netns::networks::NetworkStore;
 use crate::netns::{NetworkAttachment, NetworkMode, NetworkPlan, Who, bridge};
 use crate::registry::pull::{PullOptions, PullPolicy, ensure_image};
+use crate::runtime::cgroups::{self, Cgroup};
 use crate::runtime::process_config::{self, ImageProcess, ProcessOverrides};
 use crate::runtime::{ContainerSpec, Hooks, Network, RuntimeError, Stdio};
 use crate::storage::{ImageRecord, Store, UnpackOptions};
@@ -56,6 +57,8 @@ pub fn create(
     if args.rm && args.restart != "no" {
         anyhow::bail!("conflicting options: --restart and --rm");
     }
+    args.resources
+        .validate(std::thread::available_parallelism().map_or(1, |n| n.get()))?;
     args.net.plan(&crate::paths::storage_root(global), &[])?;
     let store = super::open_store(global)?;
     let image = resolve_image(
@@ -148,7 +151,10 @@ pub fn create(
     let mut cleaned = false;
     loop {
         match containers.create(&record) {
-            Ok(_) => return Ok((record, image)),
+            Ok(_) => {
+                warn_if_limits_ignored(&args.resources);
+                return Ok((record, image));
+            }
             Err(containers::ContainerError::NameInUse(..))
                 if args.name.is_none() && attempts < 20 =>
             {
@@ -168,6 +174,41 @@ pub fn create(
     }
 }
 
+/// As rootless podman on cgroups v1: limits that cannot be enforced are ignored, said once,
+/// when the container is made.
+fn warn_if_limits_ignored(resources: &ResourceArgs) {
+    let limits = resources.limits();
+    if limits.is_empty() {
+        return;
+    }
+    if let Err(reason) = cgroups::Hierarchy::system().delegated_to_self(&limits.controllers()) {
+        eprintln!(
+            "burrow: warning: resource limits ({}) are ignored: {reason}; see README 'Resource limits'",
+            resources.given().join(", ")
+        );
+    }
+}
+
+/// The cgroup that enforces a container's resource limits, when it has limits and a
+/// delegated cgroup v2 tree is there (`create` warned otherwise).
+fn limits_cgroup(record: &ContainerRecord, args: &CreateArgs) -> anyhow::Result<Option<Cgroup>> {
+    let limits = args.resources.limits();
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    match cgroups::Hierarchy::system().delegated_to_self(&limits.controllers()) {
+        Ok(delegation) => Ok(Some(
+            delegation
+                .create(&format!("burrow-{}", record.id), &limits)
+                .context("cannot apply the container's resource limits")?,
+        )),
+        Err(reason) => {
+            log::debug!("resource limits of {} ignored: {reason}", record.name);
+            Ok(None)
+        }
+    }
+}
+
 /// The flags a record was created with.
 pub fn create_args_of(record: &ContainerRecord) -> anyhow::Result<CreateArgs> {
     serde_json::from_value(record.create_args.clone())
@@ -178,6 +219,8 @@ pub fn create_args_of(record: &ContainerRecord) -> anyhow::Result<CreateArgs> {
 pub struct Prepared {
     pub spec: ContainerSpec,
     pub network: NetworkPlan,
+    /// Holds the resource limits; dropped (removed) once the container's processes are gone.
+    pub cgroup: Option<Cgroup>,
 }
 
 /// Unpack the image if needed, make the container's directories and files, and describe the
@@ -235,7 +278,7 @@ pub fn prepare(
         .process
         .clone()
         .with_context(|| format!("container {} has no process configuration", record.name))?;
-    let spec = ContainerSpec {
+    let mut spec = ContainerSpec {
         id: record.id.clone(),
         hostname: record.hostname.clone(),
         lower,
@@ -255,8 +298,15 @@ pub fn prepare(
         read_only: args.read_only,
         can_setgroups: mapping.can_setgroups(),
         tty_gid_mapped: mapping.host_gid(5).is_some(),
+        cgroup: None,
     };
-    Ok(Prepared { spec, network })
+    let cgroup = limits_cgroup(record, &args)?;
+    spec.cgroup = cgroup.as_ref().map(|c| c.dir().to_path_buf());
+    Ok(Prepared {
+        spec,
+        network,
+        cgroup,
+    })
 }
 
 /// The container whose network `--network container:NAME` shares; it must be running.

@@ -2,6 +2,7 @@
 //! burrow's side of a running container (signals, terminal, exit code).
 
 pub mod caps;
+pub mod cgroups;
 pub mod copy;
 pub mod exec;
 pub mod exec_in;
@@ -104,6 +105,9 @@ pub struct ContainerSpec {
     pub can_setgroups: bool,
     /// Whether gid 5 (tty) exists in the user namespace.
     pub tty_gid_mapped: bool,
+    /// The cgroup (a directory) of the container's resource limits: its first process is
+    /// moved there before its command starts.
+    pub cgroup: Option<PathBuf>,
 }
 
 impl ContainerSpec {

@@ -256,6 +256,11 @@ fn handshake(
     if let (Some(m), Some(ws)) = (&master, pty::window_size(0)) {
         pty::set_window_size(m.as_raw_fd(), &ws);
     }
+    if let Some(dir) = &spec.cgroup
+        && let Err(e) = super::cgroups::add_process(dir, pid.as_raw())
+    {
+        return Err(fail(crate::exit::BURROW_ERROR, e.to_string()));
+    }
     if let Err(message) = hooks.before_start(pid) {
         return Err(fail(crate::exit::BURROW_ERROR, message));
     }

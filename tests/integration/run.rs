@@ -1185,3 +1185,217 @@ fn containers_do_not_share_writes() {
         .output()
         .assert_ok();
 }
+
+// ---------------------------------------------------------------- resource limits
+
+/// The cgroup `burrow info` says containers' limits go under, if it offers `controllers`;
+/// otherwise why not (burrow's own words).
+fn limits_cgroup(
+    t: &crate::harness::TestCtx,
+    controllers: &[&str],
+) -> Result<std::path::PathBuf, String> {
+    let out = t.burrow(["info", "--format", "json"]).output();
+    out.assert_ok();
+    let info: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let limits = &info["ResourceLimits"];
+    if let Some(reason) = limits["Reason"].as_str() {
+        return Err(reason.to_string());
+    }
+    let offered: Vec<&str> = limits["Controllers"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if let Some(missing) = controllers.iter().find(|c| !offered.contains(c)) {
+        return Err(format!(
+            "the delegated cgroup lacks the {missing} controller"
+        ));
+    }
+    Ok(limits["Cgroup"].as_str().unwrap_or_default().into())
+}
+
+#[test]
+fn resource_limits_warn_once_where_they_cannot_be_enforced() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let enforced = limits_cgroup(&t, &["memory", "cpu", "pids"]).is_ok();
+    let out = t
+        .burrow([
+            "run",
+            "--rm",
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            img,
+            "true",
+        ])
+        .output();
+    out.assert_ok();
+    let warnings = out
+        .stderr
+        .matches("burrow: warning: resource limits (--memory, --cpus, --pids-limit) are ignored")
+        .count();
+    if enforced {
+        assert_eq!(warnings, 0, "{out:?}");
+    } else {
+        assert_eq!(warnings, 1, "{out:?}");
+        assert!(
+            out.stderr.contains("see README 'Resource limits'"),
+            "{out:?}"
+        );
+    }
+    // Detached, the warning still reaches the user, once: `run` makes the container.
+    let out = t
+        .burrow(["run", "-d", "--rm", "--pids-limit", "50", img, "true"])
+        .output();
+    out.assert_ok();
+    let warnings = out.stderr.matches("are ignored").count();
+    if !enforced {
+        assert_eq!(warnings, 1, "{out:?}");
+    }
+    // Without limits, nothing is said.
+    let out = t.burrow(["run", "--rm", img, "true"]).output();
+    out.assert_ok();
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+}
+
+#[test]
+fn resource_limits_are_shown_by_inspect() {
+    let t = ctx!();
+    let img = load_base(&t);
+    t.burrow([
+        "create",
+        "--name",
+        "lim",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "-c",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--blkio-weight",
+        "300",
+        "--memory-reservation",
+        "32m",
+        img,
+        "true",
+    ])
+    .output()
+    .assert_ok();
+    t.burrow(["create", "--name", "plain", img, "true"])
+        .output()
+        .assert_ok();
+    let out = t.burrow(["inspect", "lim", "plain"]).output();
+    out.assert_ok();
+    let docs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let host = &docs[0]["HostConfig"];
+    assert_eq!(host["Memory"], 67108864, "{host}");
+    // docker's default --memory-swap: twice --memory.
+    assert_eq!(host["MemorySwap"], 134217728, "{host}");
+    assert_eq!(host["MemoryReservation"], 33554432, "{host}");
+    assert_eq!(host["NanoCpus"], 500000000, "{host}");
+    assert_eq!(host["PidsLimit"], 50, "{host}");
+    assert_eq!(host["CpuShares"], 512, "{host}");
+    assert_eq!(host["CpusetCpus"], "0", "{host}");
+    assert_eq!(host["BlkioWeight"], 300, "{host}");
+    let plain = &docs[1]["HostConfig"];
+    assert_eq!(plain["Memory"], 0, "{plain}");
+    assert_eq!(plain["NanoCpus"], 0, "{plain}");
+    assert!(plain["PidsLimit"].is_null(), "{plain}");
+    // `create` warns where limits are ignored; `start` runs the container and warns no more.
+    t.burrow(["create", "--name", "m", "-m", "64m", img, "true"])
+        .output()
+        .assert_ok();
+    let out = t.burrow(["start", "-a", "m"]).output();
+    out.assert_ok();
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+}
+
+#[test]
+fn resource_limits_are_validated_as_docker() {
+    let t = ctx!();
+    let img = load_base(&t);
+    let cases: [(&[&str], &str); 6] = [
+        (&["--memory", "1k"], "Minimum memory limit allowed is 6MB"),
+        (
+            &["--memory-swap", "32m", "--memory", "64m"],
+            "Minimum memoryswap limit should be larger than memory limit",
+        ),
+        (&["--cpus", "-1"], "Range of CPUs is from 0.01 to"),
+        (&["--memory", "lots"], "invalid size: 'lots'"),
+        (
+            &["--cpu-period", "10"],
+            "CPU cfs period can not be less than 1ms",
+        ),
+        (
+            &["--blkio-weight", "5"],
+            "Range of blkio weight is from 10 to 1000",
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend([img, "true"]);
+        let out = t.burrow(args).output();
+        out.assert_code(125);
+        assert!(out.stderr.contains(message), "{out:?}");
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
+
+#[test]
+fn resource_limits_are_enforced_with_a_delegated_cgroup_v2() {
+    let t = ctx!();
+    let parent = match limits_cgroup(&t, &["memory", "pids"]) {
+        Ok(dir) => dir,
+        Err(reason) => {
+            crate::harness::skip(function_name!(), &format!("enforcement: {reason}"));
+            return;
+        }
+    };
+    let img = load_base(&t);
+    let out = t
+        .burrow([
+            "run",
+            "-d",
+            "--name",
+            "lim",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            img,
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; exec sleep 60",
+        ])
+        .output();
+    out.assert_ok();
+    let id = out.stdout.trim().to_string();
+    let mut logged = String::new();
+    for _ in 0..100 {
+        logged = t.burrow(["logs", "lim"]).output().stdout;
+        if logged.contains("::") {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // What the container itself sees: its own cgroup, made for it under the delegated one.
+    let path = logged
+        .trim()
+        .strip_prefix("0::")
+        .unwrap_or_else(|| panic!("unexpected /proc/self/cgroup: {logged:?}"));
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    assert_eq!(dir, parent.join(format!("burrow-{id}")));
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    assert_eq!(read("memory.max"), "67108864\n");
+    assert_eq!(read("pids.max"), "50\n");
+    t.burrow(["rm", "-f", "lim"]).output().assert_ok();
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+}

@@ -145,7 +145,7 @@ fn monitor(
             stdout: out_write,
             stderr: err_write,
         };
-        let prepared = lifecycle::prepare(global, &containers, &record, &mapping, stdio)?;
+        let mut prepared = lifecycle::prepare(global, &containers, &record, &mapping, stdio)?;
         let mut hooks = RecordingHooks::new(&containers, record.clone(), &prepared.network);
         stops.new_run();
         let started = match runtime::start(&prepared.spec, &mut hooks) {
@@ -175,6 +175,7 @@ fn monitor(
         // Stops the root filesystem's server, if any, before the exit is recorded: whoever
         // waits for that finds nothing of the run left.
         drop(started);
+        drop(prepared.cgroup.take());
         let clients = pump.into_clients();
         let code = runtime::supervise::exit_code(status);
         // `stop`, `kill` and `rm -f` tell us through the fifo; the record's flag may have been
