@@ -17,8 +17,9 @@ use crate::exit::refused;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "burrow has no cgroup freezer to use (containers get no cgroups of their \
-                  own): pause stops every process of the container with SIGSTOP and unpause \
+    after_help = "burrow does not use a cgroup freezer (a container has a cgroup only with \
+                  resource limits and a delegated cgroup v2): pause stops every process of \
+                  the container with SIGSTOP and unpause \
                   continues them with SIGCONT. The container's processes can notice this \
                   (a parent sees its child stopped); exec into a paused container is refused."
 )]
