@@ -404,21 +404,7 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
             .iter()
             .flat_map(|c| c.mounts.iter().filter_map(|m| m.volume.as_deref()))
             .collect();
-        let mut removed = Vec::new();
-        for v in volumes.list()? {
-            if v.anonymous && !used.contains(v.name.as_str()) {
-                reclaimed += du(&v.mountpoint);
-                volumes.remove(&v.name)?;
-                removed.push(v.name);
-            }
-        }
-        if !removed.is_empty() {
-            println!("Deleted Volumes:");
-            for name in &removed {
-                println!("{name}");
-            }
-            println!();
-        }
+        reclaimed += super::volume::prune_unused(&volumes, |name| used.contains(name), false)?;
     }
     reclaimed += super::image::prune_images(&store, &containers, args.all)?;
     println!("Total reclaimed space: {}", human_size(reclaimed));

@@ -7,6 +7,33 @@ use clap::Subcommand;
 use crate::cli::GlobalArgs;
 use crate::volumes::{Volume, VolumeError, VolumeStore};
 
+/// Remove the volumes `in_use` says no container uses (only anonymous ones unless `all`) and
+/// list them as docker does; returns the bytes reclaimed. Runs in burrow's user namespace.
+pub fn prune_unused(
+    store: &VolumeStore,
+    in_use: impl Fn(&str) -> bool,
+    all: bool,
+) -> anyhow::Result<u64> {
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for v in store.list()? {
+        if !in_use(&v.name) && (all || v.anonymous) {
+            reclaimed += super::system::du(&v.mountpoint);
+            store.remove(&v.name)?;
+            removed.push(v.name);
+        }
+    }
+    // docker's output: the header only when something went.
+    if !removed.is_empty() {
+        println!("Deleted Volumes:");
+        for name in &removed {
+            println!("{name}");
+        }
+        println!();
+    }
+    Ok(reclaimed)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -227,23 +254,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             }
             let used = users(global)?;
             crate::userns::enter_current()?;
-            let mut removed = Vec::new();
-            let mut reclaimed = 0;
-            for v in store.list()? {
-                if !used.contains_key(&v.name) && (all || v.anonymous) {
-                    reclaimed += super::system::du(&v.mountpoint);
-                    store.remove(&v.name)?;
-                    removed.push(v.name);
-                }
-            }
-            // docker's output: the header only when something went.
-            if !removed.is_empty() {
-                println!("Deleted Volumes:");
-                for name in &removed {
-                    println!("{name}");
-                }
-                println!();
-            }
+            let reclaimed = prune_unused(&store, |name| used.contains_key(name), all)?;
             println!(
                 "Total reclaimed space: {}",
                 super::format::human_size(reclaimed)
