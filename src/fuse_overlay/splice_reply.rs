@@ -21,9 +21,9 @@ use super::sys;
 /// (`/proc/sys/fs/pipe-max-size`); one slot holds the header, the others the data.
 const PIPE_BYTES: usize = 1 << 20;
 
-/// The largest read answered by splice. The mount caps reads at this (`max_read`) so that
-/// the kernel's 1 MiB readahead arrives as two requests that fit, rather than one that
-/// would not.
+/// The largest read the mount lets the kernel send (`max_read`): every read then fits the
+/// pipe with its header. (Sequential reads come as 128 KiB requests anyway: that is the
+/// readahead window of a FUSE mount, which only root can widen.)
 pub const MAX_READ: u32 = (PIPE_BYTES / 2) as u32;
 
 const PAGE: u64 = 4096;
