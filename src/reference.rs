@@ -81,6 +81,15 @@ impl Reference {
         })
     }
 
+    /// What to fetch from a registry's `manifests/` endpoint: the digest when there is one,
+    /// else the tag, else `latest`.
+    pub fn manifest_ref(&self) -> String {
+        self.digest
+            .clone()
+            .or_else(|| self.tag.clone())
+            .unwrap_or_else(|| "latest".to_string())
+    }
+
     /// `registry/repository` without tag or digest.
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)

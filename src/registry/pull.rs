@@ -562,11 +562,7 @@ fn pull_from(
     let repository = source.repository.as_str();
     let scopes = vec![scope(repository, "pull")];
     let display = reference.to_string();
-    let tag_or_digest = reference
-        .digest
-        .clone()
-        .or_else(|| reference.tag.clone())
-        .unwrap_or_else(|| "latest".to_string());
+    let tag_or_digest = reference.manifest_ref();
     let (fetched, image, top_digest) = resolve_image_manifest(
         &client,
         repository,
@@ -708,11 +704,7 @@ pub fn remote_manifest_digest(input: &str, opts: &PullOptions) -> Result<String>
         &opts.client,
     )?;
     let scopes = vec![scope(&source.repository, "pull")];
-    let tag_or_digest = reference
-        .digest
-        .clone()
-        .or_else(|| reference.tag.clone())
-        .unwrap_or_else(|| "latest".to_string());
+    let tag_or_digest = reference.manifest_ref();
     let (fetched, _, _) = resolve_image_manifest(
         &client,
         &source.repository,
