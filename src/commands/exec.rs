@@ -38,26 +38,15 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
-    match record.status {
-        Status::Running => {}
-        Status::Restarting => {
-            return Err(refused(format!(
-                "Container {} is restarting, wait until the container is running",
-                record.name
-            )));
-        }
-        // A process started now would run in a container whose other processes are stopped
-        // (pause uses SIGSTOP, not a freezer that would hold it too).
-        Status::Paused => {
-            return Err(refused(format!(
-                "Container {} is paused, unpause the container before exec",
-                record.name
-            )));
-        }
-        Status::Created | Status::Exited => {
-            return Err(refused(format!("container {} is not running", record.name)));
-        }
+    // A process started now would run in a container whose other processes are stopped
+    // (pause uses SIGSTOP, not a freezer that would hold it too).
+    if record.status == Status::Paused {
+        return Err(refused(format!(
+            "Container {} is paused, unpause the container before exec",
+            record.name
+        )));
     }
+    super::lifecycle::refuse_unless_running(&record)?;
     let base = record
         .process
         .clone()

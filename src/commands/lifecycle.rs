@@ -664,6 +664,24 @@ fn is_monitor_of(pid: i32, id: &str) -> bool {
 }
 
 /// `SIGTERM`, `TERM`, `term` or `15`.
+/// docker's refusals (exit 1) for a container with no process to act on: restarting between
+/// runs, created or exited. A paused container passes; callers that refuse it say so first.
+pub fn refuse_unless_running(record: &ContainerRecord) -> anyhow::Result<()> {
+    if record.status == Status::Restarting {
+        return Err(crate::exit::refused(format!(
+            "Container {} is restarting, wait until the container is running",
+            record.name
+        )));
+    }
+    if !record.status.is_running() {
+        return Err(crate::exit::refused(format!(
+            "container {} is not running",
+            record.name
+        )));
+    }
+    Ok(())
+}
+
 /// A signal number from docker's spellings: `9`, `KILL`, `SIGKILL`, `RTMIN+3`, `SIGRTMAX-1`.
 /// Real-time signals are numbers only: nix's `Signal` has none of them.
 pub fn parse_signal(name: &str) -> anyhow::Result<i32> {

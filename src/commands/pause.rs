@@ -47,21 +47,10 @@ pub fn unpause(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
 }
 
 fn pause_one(containers: &ContainerStore, r: &ContainerRecord) -> anyhow::Result<()> {
-    match r.status {
-        Status::Running => {}
-        Status::Paused => {
-            return Err(refused(format!("Container {} is already paused", r.name)));
-        }
-        Status::Restarting => {
-            return Err(refused(format!(
-                "Container {} is restarting, wait until the container is running",
-                r.name
-            )));
-        }
-        Status::Created | Status::Exited => {
-            return Err(refused(format!("container {} is not running", r.name)));
-        }
+    if r.status == Status::Paused {
+        return Err(refused(format!("Container {} is already paused", r.name)));
     }
+    super::lifecycle::refuse_unless_running(r)?;
     signal_all(r, Signal::SIGSTOP)?;
     let pid = r.pid;
     let saved = containers.update(&r.id, |x| {

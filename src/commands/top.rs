@@ -1,8 +1,6 @@
 //! `burrow top`: the processes of a running container, as host pids.
 
 use crate::cli::GlobalArgs;
-use crate::containers::Status;
-use crate::exit::refused;
 
 use super::format::table;
 
@@ -22,16 +20,8 @@ fn field(status: &str, key: &str) -> String {
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(&args.container)?;
-    if record.status == Status::Restarting {
-        return Err(refused(format!(
-            "Container {} is restarting, wait until the container is running",
-            record.name
-        )));
-    }
     // As docker: the processes of a paused container are listed too.
-    if !record.status.is_running() {
-        return Err(refused(format!("container {} is not running", record.name)));
-    }
+    super::lifecycle::refuse_unless_running(&record)?;
     let pid = nix::unistd::Pid::from_raw(record.pid);
     // Reading other processes' namespaces takes privilege over them: the container's.
     crate::runtime::join::enter_userns_of(pid)?;
