@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli_args;
 pub mod client;
 pub mod manifest;
+mod parallel;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -6,11 +6,11 @@
 //! concurrent pulls of the same blob do the work once.
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::client::{ClientOptions, RegistryClient, ReqBody, scope};
 use super::manifest::{self, Descriptor, ImageManifest, Manifest, Platform};
+use super::parallel;
 use super::progress::{Progress, short_id};
 use super::registries_conf::{RegistriesConf, Source};
 use super::{RegistryError, Result, check_digest_str, sha256_digest, store_digest};
@@ -476,16 +476,6 @@ pub fn download_all(
         let row = progress.add(&d.digest, d.size, "Pulling fs layer");
         todo.push((i, row));
     }
-    let jobs = jobs.clamp(1, todo.len().max(present.len()).max(1));
-    let next = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
-    let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-    let fail = |e: RegistryError| {
-        let mut slot = first_error.lock().unwrap();
-        if !cancel.swap(true, Ordering::SeqCst) {
-            *slot = Some(e);
-        }
-    };
     // Work items: blobs to fetch, and present ones only to unpack.
     let work: Vec<(usize, Option<usize>)> = todo
         .iter()
@@ -497,7 +487,7 @@ pub fn download_all(
     }
     // (A layer without a diff id is not unpacked: storing the image rejects it.)
     let layer_of = |i: usize| unpacking.filter(|u| i < u.diff_ids.len()).map(|u| (u, i));
-    let handle = |i: usize, row: Option<usize>| -> Result<()> {
+    let handle = |&(i, row): &(usize, Option<usize>), cancel: &AtomicBool| -> Result<()> {
         let desc = &layers[i];
         let fetched = match row {
             Some(row) => download_blob(
@@ -508,7 +498,7 @@ pub fn download_all(
                 scopes,
                 progress,
                 row,
-                &cancel,
+                cancel,
                 layer_of(i),
             )?,
             None => Fetched::Present,
@@ -520,29 +510,8 @@ pub fn download_all(
         }
         Ok(())
     };
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    if cancel.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&(i, row)) = work.get(k) else {
-                        return;
-                    };
-                    if let Err(e) = handle(i, row) {
-                        fail(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(todo.len()),
-    }
+    parallel::for_each(&work, jobs, handle)?;
+    Ok(todo.len())
 }
 
 fn pull_from(

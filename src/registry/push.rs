@@ -2,11 +2,9 @@
 //! repository of the same registry when the image came from there, else uploaded: monolithic,
 //! or in chunks for large blobs), then the manifest last.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use super::client::{ClientOptions, RegistryClient, ReqBody, resolve_location, scope, urlencode};
 use super::manifest::{self, Descriptor, Manifest};
+use super::parallel;
 use super::progress::Progress;
 use super::registries_conf::RegistriesConf;
 use super::{RegistryError, Result, store_digest};
@@ -167,39 +165,12 @@ fn upload_all(
             todo.push((row, d));
         }
     }
-    let jobs = if opts.jobs == 0 { 4 } else { opts.jobs }.clamp(1, todo.len().max(1));
-    let next = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
-    let first_error: Mutex<Option<RegistryError>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    if cancel.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((row, desc)) = todo.get(i) else {
-                        return;
-                    };
-                    let r = upload_blob(
-                        client, store, repository, desc, scopes, mount_from, opts, progress, *row,
-                    );
-                    if let Err(e) = r {
-                        let mut slot = first_error.lock().unwrap();
-                        if !cancel.swap(true, Ordering::SeqCst) {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    let jobs = if opts.jobs == 0 { 4 } else { opts.jobs };
+    parallel::for_each(&todo, jobs, |(row, desc), _| {
+        upload_blob(
+            client, store, repository, desc, scopes, mount_from, opts, progress, *row,
+        )
+    })
 }
 
 fn location_of(
