@@ -5,10 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{RegistryError, Result};
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use crate::storage::manifest::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_INDEX, OCI_MANIFEST,
+};
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
@@ -141,18 +140,12 @@ pub fn parse(
 
 /// The host's platform as registries name it.
 pub fn host_platform() -> Platform {
-    let (arch, variant) = match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "x86" => ("386", None),
-        "aarch64" => ("arm64", Some("v8")),
-        "arm" => ("arm", Some("v7")),
-        "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-        "powerpc64" => ("ppc64", None),
-        "s390x" => ("s390x", None),
-        "riscv64" => ("riscv64", None),
-        "loongarch64" => ("loong64", None),
-        "mips64" => ("mips64le", None),
-        other => (other, None),
+    let arch = crate::storage::manifest::host_architecture();
+    // Registries name the ARM generation too; 64-bit ARM is always v8.
+    let variant = match arch {
+        "arm64" => Some("v8"),
+        "arm" => Some("v7"),
+        _ => None,
     };
     Platform {
         architecture: arch.to_string(),

@@ -29,7 +29,7 @@ mod import;
 pub mod layer_tar;
 mod layers;
 pub mod lock;
-mod manifest;
+pub mod manifest;
 pub mod safe_fs;
 mod save;
 mod unpack;
