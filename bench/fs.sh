@@ -10,9 +10,12 @@
 #   untar   tar -x of a tarball of SRC_DIR (default /usr/share/man: ~24k small files)
 #   ls-lR   ls -lR of the untarred tree (readdir + lstat of everything)
 #   rm      rm -rf of the untarred tree
-# and prints the median of RUNS runs per driver, and the ratios.
+# and prints the median of RUNS runs per driver, the ratios, and every run's figures (the
+# spread says how far apart two medians must be to mean anything on this machine).
 #
 # usage: bash bench/fs.sh            env: SIZE_MB=1024 RUNS=3 SRC_DIR=/usr/share/man
+#        STEPS="read write tree"    (a subset: `tree` is untar + ls-lR + rm; e.g. STEPS=read
+#                                    RUNS=21 measures reads alone, many times, in minutes)
 #        BURROW_BIN=path/to/burrow  (skip the release build and use this binary)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +25,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SIZE_MB=${SIZE_MB:-1024}
 RUNS=${RUNS:-3}
 SRC_DIR=${SRC_DIR:-/usr/share/man}
+STEPS=${STEPS:-read write tree}
+for step in $STEPS; do
+    case $step in
+    read | write | tree) ;;
+    *)
+        echo "STEPS: unknown step '$step' (read, write, tree)" >&2
+        exit 2
+        ;;
+    esac
+done
 IMG=bench/fs:1
 
 ensure_pkgs uidmap busybox-static fuse-overlayfs
@@ -51,23 +64,39 @@ B=("$bin" --root "$root")
 workload='
 set -e
 now() { awk "{ printf \"%d\", \$1 * 1000 }" /proc/uptime; }
-t0=$(now)
-dd if=/data/big of=/dev/null bs=1M 2>/dev/null
-t1=$(now)
-dd if=/dev/zero of=/data/out bs=1M count=SIZE_MB 2>/dev/null
-t2=$(now)
-rm -f /data/out
-mkdir /data/x
-t3=$(now)
-tar -xf /data/src.tar -C /data/x
-t4=$(now)
-ls -lR /data/x >/dev/null
-t5=$(now)
-rm -rf /data/x || echo "rm -rf failed: its time is that of a partial removal" >&2
-t6=$(now)
-echo "read=$((t1-t0)) write=$((t2-t1)) untar=$((t4-t3)) lslR=$((t5-t4)) rm=$((t6-t5))"
+out=
+for step in STEPS; do
+    case $step in
+    read)
+        t0=$(now)
+        dd if=/data/big of=/dev/null bs=1M 2>/dev/null
+        t1=$(now)
+        out="$out read=$((t1-t0))"
+        ;;
+    write)
+        t0=$(now)
+        dd if=/dev/zero of=/data/out bs=1M count=SIZE_MB 2>/dev/null
+        t1=$(now)
+        rm -f /data/out
+        out="$out write=$((t1-t0))"
+        ;;
+    tree)
+        mkdir /data/x
+        t0=$(now)
+        tar -xf /data/src.tar -C /data/x
+        t1=$(now)
+        ls -lR /data/x >/dev/null
+        t2=$(now)
+        rm -rf /data/x || echo "rm -rf failed: its time is that of a partial removal" >&2
+        t3=$(now)
+        out="$out untar=$((t1-t0)) lslR=$((t2-t1)) rm=$((t3-t2))"
+        ;;
+    esac
+done
+echo $out
 '
 workload=${workload//SIZE_MB/$SIZE_MB}
+workload=${workload//STEPS/$STEPS}
 
 log "building the image: busybox, a ${SIZE_MB} MiB file, a tarball of $SRC_DIR"
 rootfs=$(mktemp -d)
@@ -126,27 +155,49 @@ for i in $(seq "$RUNS"); do
     done
 done
 
-# median DRIVER FIELD
-median() {
-    printf '%s' "${results[$1]}" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -n \
-        | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
+# values DRIVER FIELD: every run's milliseconds, sorted
+values() {
+    printf '%s' "${results[$1]}" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -n
 }
+
+# median DRIVER FIELD: empty when the field was not measured
+median() {
+    values "$1" "$2" | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+
+fields=()
+for step in $STEPS; do
+    case $step in
+    tree) fields+=(untar lslR rm) ;;
+    *) fields+=("$step") ;;
+    esac
+done
 
 echo
 echo "burrow storage drivers: ${SIZE_MB} MiB sequential read/write (bs=1M), untar/ls -lR/rm -rf of $files entries ($SRC_DIR); median of $RUNS runs"
 printf '%-16s %10s %10s %9s %9s %9s\n' driver "read MB/s" "write MB/s" "untar s" "ls-lR s" "rm s"
 for d in "${drivers[@]}"; do
     r=$(median "$d" read) w=$(median "$d" write) u=$(median "$d" untar) l=$(median "$d" lslR) m=$(median "$d" rm)
-    awk -v d="$d" -v s="$SIZE_MB" -v r="$r" -v w="$w" -v u="$u" -v l="$l" -v m="$m" 'BEGIN {
-        printf "%-16s %10.0f %10.0f %9.2f %9.2f %9.2f\n", d, s * 1000 / (r ? r : 1), s * 1000 / (w ? w : 1), u / 1000, l / 1000, m / 1000 }'
+    awk -v d="$d" -v s="$SIZE_MB" -v r="$r" -v w="$w" -v u="$u" -v l="$l" -v m="$m" '
+        function rate(ms) { return ms == "" ? "-" : sprintf("%.0f", s * 1000 / (ms ? ms : 1)) }
+        function secs(ms) { return ms == "" ? "-" : sprintf("%.2f", ms / 1000) }
+        BEGIN { printf "%-16s %10s %10s %9s %9s %9s\n", d, rate(r), rate(w), secs(u), secs(l), secs(m) }'
 done
 echo
 echo "speed of fuse-overlay relative to the others (>1: fuse-overlay is faster)"
 for other in fuse-overlayfs overlay; do
     line="vs $other:"
-    for f in read write untar lslR rm; do
+    for f in "${fields[@]}"; do
         a=$(median fuse-overlay "$f") b=$(median "$other" "$f")
-        line+=$(awk -v f="$f" -v a="$a" -v b="$b" 'BEGIN { printf "  %s %.2fx", f, (a ? b / a : 0) }')
+        line+=$(awk -v f="$f" -v a="$a" -v b="$b" 'BEGIN {
+            if (a > 0 && b > 0) printf "  %s %.2fx", f, b / a; else printf "  %s n/a (under the 10 ms clock)", f }')
     done
     echo "$line"
+done
+echo
+echo "every run, ms (sorted):"
+for f in "${fields[@]}"; do
+    for d in "${drivers[@]}"; do
+        printf '  %-6s %-15s %s\n' "$f" "$d" "$(values "$d" "$f" | tr '\n' ' ')"
+    done
 done
