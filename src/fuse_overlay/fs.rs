@@ -342,6 +342,17 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
     }
 }
 
+/// Answer getxattr/listxattr: the size alone when asked with a size of 0, ERANGE when the
+/// value does not fit the caller's buffer.
+fn reply_xattr(reply: ReplyXattr, size: u32, value: R<Vec<u8>>) {
+    match value {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
 fn fh_fd(fh: FileHandle) -> RawFd {
     (fh.0 & 0xffff_ffff) as RawFd
 }
@@ -856,6 +867,27 @@ impl OverlayFs {
     }
 
     /// Open `ino`'s file for xattr calls (regular files and directories only).
+    /// Set or remove an extended attribute of `ino` with `change`, on its copy in the upper
+    /// layer. Overlay metadata is not the container's to change.
+    fn change_xattr(
+        &self,
+        ino: u64,
+        name: &OsStr,
+        change: impl FnOnce(RawFd, &CStr) -> R<()>,
+    ) -> R<()> {
+        if is_private_xattr(name.as_bytes()) {
+            return Err(libc::EPERM);
+        }
+        let cname = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
+        let _ns = self.ns_lock();
+        self.copy_up(ino, true)?;
+        if let Some(n) = self.table().nodes.get_mut(&ino) {
+            n.no_caps = false;
+        }
+        let fd = self.open_for_xattr(ino, true)?;
+        change(fd.as_raw_fd(), &cname)
+    }
+
     fn open_for_xattr(&self, ino: u64, upper: bool) -> R<OwnedFd> {
         let (layer, path, fmt) = {
             let t = self.table();
@@ -1676,19 +1708,9 @@ impl Filesystem for OverlayFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        if is_private_xattr(name.as_bytes()) {
-            return reply.error(Errno::EPERM);
-        }
-        let res = (|| {
-            let cname = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
-            let _ns = self.ns_lock();
-            self.copy_up(ino.0, true)?;
-            if let Some(n) = self.table().nodes.get_mut(&ino.0) {
-                n.no_caps = false;
-            }
-            let fd = self.open_for_xattr(ino.0, true)?;
-            sys::fsetxattr(fd.as_raw_fd(), &cname, value, flags)
-        })();
+        let res = self.change_xattr(ino.0, name, |fd, cname| {
+            sys::fsetxattr(fd, cname, value, flags)
+        });
         reply_or!(reply, res, |_| reply.ok());
     }
 
@@ -1714,12 +1736,7 @@ impl Filesystem for OverlayFs {
         {
             n.no_caps = true;
         }
-        match res {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_xattr(reply, size, res);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
@@ -1738,28 +1755,11 @@ impl Filesystem for OverlayFs {
             }
             Ok(out)
         })();
-        match res {
-            Ok(v) if size == 0 => reply.size(v.len() as u32),
-            Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
-            Ok(v) => reply.data(&v),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply_xattr(reply, size, res);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if is_private_xattr(name.as_bytes()) {
-            return reply.error(Errno::EPERM);
-        }
-        let res = (|| {
-            let cname = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
-            let _ns = self.ns_lock();
-            self.copy_up(ino.0, true)?;
-            if let Some(n) = self.table().nodes.get_mut(&ino.0) {
-                n.no_caps = false;
-            }
-            let fd = self.open_for_xattr(ino.0, true)?;
-            sys::fremovexattr(fd.as_raw_fd(), &cname)
-        })();
+        let res = self.change_xattr(ino.0, name, sys::fremovexattr);
         reply_or!(reply, res, |_| reply.ok());
     }
 
