@@ -1,7 +1,5 @@
 //! `burrow pull`: download an image from a registry.
 
-use anyhow::Context as _;
-
 use crate::cli::GlobalArgs;
 use crate::registry::cli_args::RegistryArgs;
 use crate::registry::progress::Progress;
@@ -46,9 +44,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    let root = crate::paths::storage_root(global);
-    let store =
-        Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let store = super::open_store(global)?;
     // Entered before any download thread exists: each layer is then unpacked (which needs
     // the namespace) while it downloads.
     let mapping = crate::userns::enter_current()?;

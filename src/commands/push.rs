@@ -6,7 +6,6 @@ use crate::cli::GlobalArgs;
 use crate::registry::cli_args::RegistryArgs;
 use crate::registry::progress::Progress;
 use crate::registry::push::{PushOptions, push};
-use crate::storage::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,9 +29,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    let root = crate::paths::storage_root(global);
-    let store =
-        Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let store = super::open_store(global)?;
     let opts = PushOptions {
         client: args.registry.client_options(),
         jobs: args.jobs,

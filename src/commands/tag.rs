@@ -1,10 +1,7 @@
 //! `burrow tag SOURCE TARGET...`: give an image more names.
 
-use anyhow::Context as _;
-
 use crate::cli::GlobalArgs;
 use crate::reference::Reference;
-use crate::storage::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,9 +14,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
-    let root = crate::paths::storage_root(global);
-    let store =
-        Store::open(&root).with_context(|| format!("opening the store {}", root.display()))?;
+    let store = super::open_store(global)?;
     let image = store.find_image(&args.source)?;
     for t in &args.targets {
         let r = Reference::parse(t)?;
