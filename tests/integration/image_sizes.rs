@@ -1,6 +1,6 @@
 //! Image sizes as docker shows them: unpacked, not compressed, in `images`, `image inspect`,
 //! `history` and `system df`; also for layers an older burrow unpacked (no size record) or
-//! never unpacked.
+//! never unpacked, and for a committed layer.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -202,4 +202,41 @@ fn layers_not_unpacked_are_unpacked_to_be_measured() {
         format!("{}\n", sizes[0] + sizes[1])
     );
     assert_eq!(size_records(&t).len(), 2);
+}
+
+/// `commit` keeps its new layer unpacked, as docker's layer store: its size is known at once.
+#[test]
+fn committed_layers_are_sized() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    t.burrow([
+        "run",
+        "--name",
+        "c",
+        fixtures::BASE,
+        "sh",
+        "-c",
+        "head -c 54321 /dev/zero > /big",
+    ])
+    .output()
+    .assert_ok();
+    t.burrow(["commit", "c", "test/committed:1"])
+        .output()
+        .assert_ok();
+    assert_eq!(size_records(&t).len(), 2);
+    let history = stdout(
+        &t,
+        &[
+            "history",
+            "-H=false",
+            "--format",
+            "{{.Size}}",
+            "test/committed:1",
+        ],
+    );
+    assert_eq!(
+        history,
+        format!("54321\n{}\n", base_size(&t)),
+        "the new layer holds /big only"
+    );
 }
