@@ -15,5 +15,6 @@ pub mod runtime;
 pub mod safe_open;
 pub mod storage;
 pub mod template;
+pub mod units;
 pub mod userns;
 pub mod volumes;

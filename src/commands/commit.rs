@@ -40,15 +40,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let store = super::open_store(global)?;
     let base = store.find_image(&record.image_id)?;
     // Taken before entering the user namespace below: from there the container's processes
-    // are out of reach. Dropped (unpausing) when this function returns, whatever the outcome.
-    let _paused = if args.pause {
+    // are out of reach. Dropped (unpausing) once the layer is read, whatever the outcome.
+    let paused = if args.pause {
         super::pause::PauseGuard::pause(&containers, &record)?
     } else {
         None
     };
     crate::storage::stop_point("commit-paused");
     // The upper directory holds files of the container's ids: read it in the namespace.
-    crate::userns::enter_current()?;
+    let mapping = crate::userns::enter_current()?;
     let upper = super::container_fs::upper_dir(&containers, &record);
     std::fs::create_dir_all(&upper)?;
     // The layer is built in a pipe by a thread while the store hashes it; no fork follows.
@@ -64,7 +64,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("the layer writer panicked"))??;
+    drop(paused);
     let image = committed?;
+    // As docker's layer store, the new layer is kept unpacked, so its size is known (and the
+    // first `run` of the image need not unpack it).
+    let opts = crate::storage::UnpackOptions {
+        ignore_chown_errors: mapping.kind == crate::userns::MappingKind::SingleId,
+    };
+    if let Err(e) = store.ensure_unpacked(&image, opts) {
+        log::warn!("cannot unpack the layers of image {}: {e}", image.id);
+    }
     println!("{}", image.id);
     Ok(0)
 }

@@ -1,7 +1,11 @@
-//! Output formatting shared by the listing commands: docker's human durations and sizes.
+//! Output formatting shared by the listing commands: docker's human durations and sizes,
+//! tables and templates.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+// The listing commands' sizes, shared with the registry's progress bars.
+pub use crate::units::{human_size, human_size_with_precision};
 
 /// docker's `units.HumanDuration`.
 pub fn human_duration(secs: i64) -> String {
@@ -33,32 +37,6 @@ pub fn ago(rfc3339: Option<&str>) -> String {
         Some(s) => format!("{} ago", human_duration(s)),
         None => "N/A".into(),
     }
-}
-
-/// docker's `units.HumanSize`: decimal units, four significant digits.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    // Four significant digits with trailing zeros dropped, as Go's %.4g does.
-    let precision = if value >= 100.0 {
-        1
-    } else if value >= 10.0 {
-        2
-    } else {
-        3
-    };
-    let fixed = format!("{value:.precision$}");
-    let digits = if fixed.contains('.') {
-        fixed.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &fixed
-    };
-    format!("{digits}{}", UNITS[unit])
 }
 
 /// Left-aligned columns separated by three spaces, as docker's tabwriter prints them.
@@ -117,16 +95,6 @@ mod tests {
         assert_eq!(human_duration(3700), "About an hour");
         assert_eq!(human_duration(3 * 3600), "3 hours");
         assert_eq!(human_duration(3 * 86400), "3 days");
-    }
-
-    #[test]
-    fn sizes_as_docker_prints_them() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_234_567), "1.235MB");
-        assert_eq!(human_size(4_260_000), "4.26MB");
-        assert_eq!(human_size(77_800_000), "77.8MB");
-        assert_eq!(human_size(1_000_000_000), "1GB");
     }
 
     #[test]

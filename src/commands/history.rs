@@ -6,11 +6,14 @@ use serde_json::Value;
 use crate::cli::GlobalArgs;
 use crate::storage::Store;
 
-use super::format::{ago, human_size, table};
+use super::format::{ago, human_size_with_precision, table};
+use super::image_size::LayerSizes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print sizes and dates in human readable format
+    /// Print sizes and dates in human readable format. SIZE is the unpacked size of the entry's
+    /// layer (three significant digits, as docker; 0B for an entry without a layer); bytes with
+    /// -H=false
     #[arg(short = 'H', long, default_value_t = true, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub human: bool,
@@ -42,7 +45,11 @@ pub struct Entry {
 pub fn entries(store: &Store, image: &crate::storage::ImageRecord) -> anyhow::Result<Vec<Entry>> {
     let config: Value = serde_json::from_slice(&store.read_blob(&image.id)?)
         .with_context(|| format!("config {}", image.id))?;
-    let sizes = store.layer_sizes(image)?;
+    let sizes: Vec<u64> = LayerSizes::of(store, std::slice::from_ref(image))?
+        .layers(image)
+        .into_iter()
+        .map(|(_, size)| size)
+        .collect();
     let mut out = Vec::new();
     let history = config["history"].as_array().cloned().unwrap_or_default();
     let mut layer = 0;
@@ -105,6 +112,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         Some(id) => id.trim_start_matches("sha256:")[..12].to_string(),
         None => "<missing>".to_string(),
     };
+    // Each layer's unpacked size; three digits, as docker's `history`.
+    let size = |e: &Entry| {
+        if args.human {
+            human_size_with_precision(e.size, 3)
+        } else {
+            e.size.to_string()
+        }
+    };
     if args.quiet {
         for e in &entries {
             println!("{}", id(e));
@@ -120,7 +135,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     "CreatedSince": ago(e.created.as_deref()),
                     "CreatedAt": e.created.clone().unwrap_or_default(),
                     "CreatedBy": e.created_by,
-                    "Size": if args.human { human_size(e.size) } else { e.size.to_string() },
+                    "Size": size(e),
                     "Comment": e.comment,
                 })
             })
@@ -159,12 +174,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         } else {
             ellipsis(&created_by, 45)
         };
-        let size = if args.human {
-            human_size(e.size)
-        } else {
-            e.size.to_string()
-        };
-        rows.push(vec![id(e), created, created_by, size, e.comment.clone()]);
+        rows.push(vec![id(e), created, created_by, size(e), e.comment.clone()]);
     }
     print!("{}", table(&rows));
     Ok(0)

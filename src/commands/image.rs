@@ -41,7 +41,8 @@ pub enum ImageCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Format the output using the given Go template
+    /// Format the output using the given Go template ({{.Size}}: the unpacked size in bytes,
+    /// the sum over the image's layers, as docker)
     #[arg(short, long)]
     pub format: Option<String>,
     /// Images: names, ids or digests
@@ -181,7 +182,7 @@ pub fn inspect_doc(store: &Store, image: &ImageRecord) -> anyhow::Result<Inspect
         variant: config["variant"].as_str().map(String::from),
         os: text(&config["os"]),
         os_version: config["os.version"].as_str().map(String::from),
-        size: image.size,
+        size: super::image_size::LayerSizes::of(store, std::slice::from_ref(image))?.image(image),
         graph_driver: json!({ "Data": null, "Name": "overlay" }),
         root_fs: json!({
             "Type": config["rootfs"]["type"].as_str().unwrap_or("layers"),

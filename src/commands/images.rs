@@ -8,7 +8,8 @@ use crate::cli::GlobalArgs;
 use crate::reference::Reference;
 use crate::storage::{Digest, ImageRecord, Store};
 
-use super::format::{ago, human_size, table};
+use super::format::{ago, human_size, human_size_with_precision, table};
+use super::image_size::LayerSizes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,7 +32,9 @@ pub struct Args {
     /// Only images of this repository[:tag]
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub repository: Option<String>,
-    /// Format the output using a Go template, "table ...", or "json"
+    /// Format the output using a Go template, "table ...", or "json". SIZE ({{.Size}}) is the
+    /// image's unpacked size, as docker shows it (three significant digits; {{.VirtualSize}}
+    /// four), not the compressed size of its layers
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -265,9 +268,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
     let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     let mut items = Vec::new();
+    let sizes = LayerSizes::of(&store, &images)?;
     for image in &images {
         let created = ago(image.created.as_deref());
-        let size = human_size(image.size);
+        let bytes = sizes.image(image);
+        // docker's `images` rounds to three digits, its deprecated VirtualSize to four.
+        let size = human_size_with_precision(bytes, 3);
         let mut names: Vec<(String, String, String)> = image
             .names
             .iter()
@@ -299,7 +305,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 "Containers": "N/A",
                 "SharedSize": "N/A",
                 "UniqueSize": "N/A",
-                "VirtualSize": size,
+                "VirtualSize": human_size(bytes),
             }));
             let mut row = vec![repo, tag];
             if args.digests {

@@ -13,6 +13,7 @@ pub mod export;
 pub mod format;
 pub mod history;
 pub mod image;
+pub mod image_size;
 pub mod images;
 pub mod import;
 pub mod info;

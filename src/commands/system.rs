@@ -9,7 +9,8 @@ use crate::containers::{ContainerRecord, Status};
 use crate::reference::Reference;
 use crate::storage::{Digest, Store};
 
-use super::format::{ago, human_size, table};
+use super::format::{ago, human_size, human_size_with_precision, table};
+use super::image_size::LayerSizes;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,11 +30,13 @@ pub enum SystemCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct DfArgs {
-    /// Show detailed information on space usage
+    /// Show detailed information on space usage: per image its SIZE, SHARED SIZE (layers other
+    /// images have too) and UNIQUE SIZE
     #[arg(short, long)]
     pub verbose: bool,
     /// Format the summary: `table TEMPLATE`, `json`, or a Go template per row (fields Type,
-    /// TotalCount, Active, Size, Reclaimable)
+    /// TotalCount, Active, Size, Reclaimable). Image sizes are unpacked sizes, as docker's,
+    /// each layer counted once however many images share it
     #[arg(long, conflicts_with = "verbose")]
     pub format: Option<String>,
 }
@@ -99,37 +102,27 @@ struct ImageUsage {
     id: Digest,
     names: Vec<String>,
     created: Option<String>,
-    blobs: Vec<(Digest, u64)>,
+    /// Chain id and unpacked size of each layer, lowest first.
+    layers: Vec<(Digest, u64)>,
     containers: usize,
 }
 
 fn image_usage(store: &Store, containers: &[ContainerRecord]) -> anyhow::Result<Vec<ImageUsage>> {
+    let images = super::images::sorted_images(store)?;
+    let sizes = LayerSizes::of(store, &images)?;
     let mut out: Vec<ImageUsage> = Vec::new();
-    for image in super::images::sorted_images(store)? {
+    for image in images {
         if let Some(u) = out.iter_mut().find(|u| u.id == image.id) {
             u.names.extend(image.names.clone());
             continue;
         }
-        let mut blobs = vec![(image.id.clone(), store.blob_size(&image.id).unwrap_or(0))];
-        if let Ok(sizes) = store.layer_sizes(&image)
-            && let Ok(bytes) = store.read_blob(&image.manifest_digest)
-            && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes)
-        {
-            for (i, size) in sizes.iter().enumerate() {
-                if let Some(d) = doc["layers"][i]["digest"].as_str()
-                    && let Ok(d) = Digest::parse(d)
-                {
-                    blobs.push((d, *size));
-                }
-            }
-        }
         let id = image.id.to_string();
         out.push(ImageUsage {
             containers: containers.iter().filter(|c| c.image_id == id).count(),
+            layers: sizes.layers(&image),
             id: image.id,
             names: image.names,
             created: image.created,
-            blobs,
         });
     }
     Ok(out)
@@ -158,28 +151,26 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
     let containers = cstore.list()?;
     let images = image_usage(&store, &containers)?;
 
-    // How many images use each blob (a layer an image has twice is not shared), and each
-    // blob's size once: the total counts what is stored, shared layers once, as docker does.
+    // How many images use each layer (by chain id: a layer an image has twice is two
+    // layers), and each layer's unpacked size once: the total counts what is stored, shared
+    // layers once, as docker does.
     let mut counts: HashMap<&Digest, usize> = HashMap::new();
     let mut sizes: HashMap<&Digest, u64> = HashMap::new();
     for u in &images {
-        let mut own = HashSet::new();
-        for (d, s) in &u.blobs {
-            if own.insert(d) {
-                *counts.entry(d).or_default() += 1;
-            }
-            sizes.insert(d, *s);
+        for (chain, size) in &u.layers {
+            *counts.entry(chain).or_default() += 1;
+            sizes.insert(chain, *size);
         }
     }
     let total: u64 = sizes.values().sum();
-    let active_blobs: HashSet<&Digest> = images
+    let active_layers: HashSet<&Digest> = images
         .iter()
         .filter(|u| u.containers > 0)
-        .flat_map(|u| u.blobs.iter().map(|(d, _)| d))
+        .flat_map(|u| u.layers.iter().map(|(chain, _)| chain))
         .collect();
     let image_reclaimable: u64 = sizes
         .iter()
-        .filter(|(d, _)| !active_blobs.contains(*d))
+        .filter(|(chain, _)| !active_layers.contains(*chain))
         .map(|(_, s)| s)
         .sum();
     let container_sizes: Vec<u64> = containers
@@ -286,11 +277,11 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
         .to_vec(),
     ];
     for u in &images {
-        let size: u64 = u.blobs.iter().map(|(_, s)| s).sum();
+        let size: u64 = u.layers.iter().map(|(_, s)| s).sum();
         let shared: u64 = u
-            .blobs
+            .layers
             .iter()
-            .filter(|(d, _)| counts.get(d).copied().unwrap_or(0) > 1)
+            .filter(|(chain, _)| counts.get(chain).copied().unwrap_or(0) > 1)
             .map(|(_, s)| s)
             .sum();
         let mut names: Vec<(String, String)> = u
@@ -308,7 +299,8 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
                 tag,
                 u.id.hex()[..12].to_string(),
                 ago(u.created.as_deref()),
-                human_size(size),
+                // As docker's `images`: three digits; the others four.
+                human_size_with_precision(size, 3),
                 human_size(shared),
                 human_size(size - shared),
                 u.containers.to_string(),

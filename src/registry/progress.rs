@@ -6,6 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::units::human_size;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Quiet,
@@ -32,22 +34,6 @@ pub struct Progress {
     mode: Mode,
     stderr: bool,
     state: Mutex<State>,
-}
-
-/// `1.5MB`, docker style (decimal units).
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.1}{}", UNITS[i])
-    }
 }
 
 /// The short id docker shows for a digest (12 hex digits).
@@ -249,9 +235,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_ids() {
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_500_000), "1.5MB");
+    fn short_ids() {
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
     }
 }

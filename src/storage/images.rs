@@ -95,7 +95,6 @@ impl Store {
                 diff_ids.len()
             )));
         }
-        let size = config_desc.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
         let (digest_names, names): (Vec<String>, Vec<String>) =
             names.into_iter().partition(|n| n.contains('@'));
         let mut repo_digests = digest_names;
@@ -112,7 +111,6 @@ impl Store {
             manifest_digest: manifest_digest.clone(),
             names,
             diff_ids,
-            size,
             created: config.created,
             repo_digests,
         })
@@ -476,7 +474,6 @@ mod tests {
         assert_eq!(img.names, names);
         assert_eq!(img.diff_ids.len(), 1);
         assert_eq!(img.created.as_deref(), Some("2024-01-02T03:04:05Z"));
-        assert!(img.size > 0);
         assert_eq!(
             img.repo_digests,
             [format!("docker.io/library/busybox@{}", img.manifest_digest)]

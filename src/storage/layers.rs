@@ -7,6 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use super::diff_size;
 use super::digest::{Digest, chain_ids, is_lower_hex};
 use super::lock::{FileLock, LockKind};
 use super::manifest::ManifestDoc;
@@ -118,16 +119,6 @@ impl Store {
             )));
         }
         Ok(manifest)
-    }
-
-    /// Stored (possibly compressed) size of each layer of `image`, lowest first.
-    pub fn layer_sizes(&self, image: &ImageRecord) -> Result<Vec<u64>, StorageError> {
-        Ok(self
-            .image_manifest(image)?
-            .layers
-            .iter()
-            .map(|l| l.size)
-            .collect())
     }
 
     pub(super) fn layer_lock_path(&self, chain_id: &Digest) -> PathBuf {
@@ -314,6 +305,17 @@ impl LayerUnpack<'_> {
         self.state = UnpackState::Failed;
         unpack_layer(source, &self.diff_dir(), &self.diff_id, self.opts)?;
         self.state = UnpackState::Unpacked;
+        // Renamed with the layer on commit: no reader sees the layer without its record. A
+        // layer left without one is measured when its size is first asked for.
+        let measured = diff_size::measure(&self.diff_dir()).and_then(|size| {
+            diff_size::record(&self.tmp, size).map_err(|e| StorageError::io(&self.tmp, e))
+        });
+        if let Err(e) = measured {
+            log::warn!(
+                "layer {}: cannot record its unpacked size: {e}",
+                self.diff_id
+            );
+        }
         Ok(())
     }
 
@@ -384,6 +386,81 @@ mod tests {
         assert_eq!(fs::read(dirs[1].join("over")).unwrap(), b"high");
         assert_eq!(store.ensure_unpacked(&img, opts()).unwrap(), dirs);
         assert_eq!(store.layers_unpacked.load(Ordering::Relaxed), 2);
+    }
+
+    /// docker's DiffSize of each layer, recorded when it is unpacked.
+    #[test]
+    fn unpacked_sizes_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let files = TarBuilder::new()
+            .dir("d", 0o755)
+            .file("d/big", &[b'z'; 100_000], 0o644)
+            .file("small", b"12345", 0o644)
+            .hardlink("d/big-again", "d/big")
+            .symlink("link", "d/big")
+            .fifo("pipe")
+            // Replaced later in the layer: only its last version counts.
+            .file("twice", &[1; 1000], 0o644)
+            .file("twice", &[2; 10], 0o644)
+            .finish();
+        let empty = TarBuilder::new().dir("./", 0o755).finish();
+        let img = add_image(&store, &[gzip(&files), empty], "s", &["sizes"]);
+        store.ensure_unpacked(&img, opts()).unwrap();
+        let chains = chain_ids(&img.diff_ids);
+        let recorded = |c: &Digest| store.recorded_diff_size(c).unwrap();
+        // The hard link adds nothing, the symlink its target's length.
+        assert_eq!(recorded(&chains[0]), Some(100_000 + 5 + 5 + 10));
+        assert_eq!(recorded(&chains[1]), Some(0));
+
+        // Unpacked by an older burrow: measured once, on demand, and recorded.
+        let record = dir
+            .path()
+            .join("overlay")
+            .join(chains[0].hex())
+            .join("diff-size");
+        fs::remove_file(&record).unwrap();
+        assert_eq!(recorded(&chains[0]), None);
+        assert_eq!(
+            store.measure_diff_size(&chains[0]).unwrap(),
+            Some(100_000 + 5 + 5 + 10)
+        );
+        assert_eq!(fs::read_to_string(&record).unwrap(), "100020\n");
+        // A damaged record is measured again.
+        fs::write(&record, "garbage").unwrap();
+        assert_eq!(recorded(&chains[0]), None);
+        assert_eq!(store.measure_diff_size(&chains[0]).unwrap(), Some(100_020));
+
+        // Not unpacked: nothing to measure, and nothing is created.
+        let other = Digest::sha256_of(b"no such layer");
+        assert_eq!(store.measure_diff_size(&other).unwrap(), None);
+        assert!(!dir.path().join("overlay").join(other.hex()).exists());
+    }
+
+    #[test]
+    fn whiteouts_add_nothing_to_the_unpacked_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let probe = dir.path().join("probe");
+        let made = std::process::Command::new("mknod")
+            .arg(&probe)
+            .args(["c", "0", "0"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made {
+            println!("skipped: creating a 0:0 char device needs root or a user namespace");
+            return;
+        }
+        let layer = TarBuilder::new()
+            .file(".wh.gone", b"", 0o644)
+            .dir("opaque", 0o755)
+            .file("opaque/.wh..wh..opq", b"", 0o644)
+            .file("opaque/kept", b"abc", 0o644)
+            .finish();
+        let img = add_image(&store, &[layer], "w", &["whiteouts"]);
+        store.ensure_unpacked(&img, opts()).unwrap();
+        let chain = &chain_ids(&img.diff_ids)[0];
+        assert_eq!(store.recorded_diff_size(chain).unwrap(), Some(3));
     }
 
     #[test]
@@ -510,6 +587,8 @@ mod tests {
             fs::read(store.layer_dir(&chain).join("f")).unwrap(),
             b"streamed"
         );
+        // As `pull` unpacks: the size is recorded too.
+        assert_eq!(store.recorded_diff_size(&chain).unwrap(), Some(8));
         assert_eq!(temps(), 0);
         assert!(matches!(
             store.begin_layer_unpack(&diff_ids, 0, opts()).unwrap(),

@@ -5,8 +5,9 @@
 //! - `oci-layout`, `index.json`, `blobs/sha256/<hex>`: an OCI image layout other tools can
 //!   read; each name is one `index.json` descriptor annotated with
 //!   `org.opencontainers.image.ref.name` = the full name, a nameless image one bare descriptor.
-//! - `overlay/<chain-id-hex>/diff/`: unpacked layers, `overlay/<chain-id-hex>.lock` guards
-//!   their creation, `overlay/.tmp-<chain-id-hex>-<random>/` is one being unpacked.
+//! - `overlay/<chain-id-hex>/diff/`: unpacked layers, `overlay/<chain-id-hex>/diff-size` their
+//!   unpacked size (see `diff_size`), `overlay/<chain-id-hex>.lock` guards their creation,
+//!   `overlay/.tmp-<chain-id-hex>-<random>/` is one being unpacked.
 //! - `tmp/`: blobs being written, each flocked by its writer while in use.
 //! - `storage.lock`: serialises writers of `index.json`; readers rely on atomic renames.
 //! - `gc.lock`: held shared by every process that writes blobs (from its first blob until it
@@ -22,6 +23,7 @@ mod blobs;
 mod commit;
 mod compression;
 mod crash;
+mod diff_size;
 pub mod digest;
 mod gc;
 mod images;
@@ -126,8 +128,6 @@ pub struct ImageRecord {
     pub names: Vec<String>,
     /// Layer diff ids, lowest first.
     pub diff_ids: Vec<Digest>,
-    /// Sum of compressed layer sizes + config, as docker's SIZE column.
-    pub size: u64,
     /// RFC 3339 creation time from the config, if any.
     pub created: Option<String>,
     /// `repository@digest` forms (docker's RepoDigests): the digests the image was pulled by,

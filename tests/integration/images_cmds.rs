@@ -7,8 +7,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use burrow::units::human_size;
+
 use crate::fixtures::{self, BASE, base_layer};
 use crate::harness::{TestCtx, list_dir, skip};
+use crate::image_sizes::{base_size, size3};
 use crate::images::{self, Config, Entry, Image};
 
 fn is_hex64(s: &str) -> bool {
@@ -391,7 +394,8 @@ fn image_inspect_is_docker_shaped() {
     );
     assert_eq!(doc["RootFS"]["Type"], "layers");
     assert_eq!(doc["RootFS"]["Layers"].as_array().unwrap().len(), 1);
-    assert!(doc["Size"].as_u64().unwrap() > 0);
+    // Unpacked, as docker counts it.
+    assert_eq!(doc["Size"].as_u64().unwrap(), base_size(&t));
     // Four-space indentation, as docker prints it.
     assert!(
         out.stdout.starts_with("[\n    {\n        \"Id\""),
@@ -688,20 +692,6 @@ fn system_df_counts_images_and_containers() {
         .assert_stdout_contains("UNIQUE SIZE");
 }
 
-/// Bytes from a size as docker prints it ("1.234MB").
-fn parse_size(s: &str) -> f64 {
-    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let scale = match unit {
-        "B" => 1e0,
-        "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        other => panic!("unit {other:?} in {s:?}"),
-    };
-    n.parse::<f64>().unwrap() * scale
-}
-
 /// The cells of `column` in a table, by its header's position, for rows starting `prefix`.
 fn column(table: &str, column: &str, prefix: &str) -> Vec<String> {
     let mut lines = table.lines();
@@ -714,7 +704,8 @@ fn column(table: &str, column: &str, prefix: &str) -> Vec<String> {
 }
 
 /// `system df` counts a layer shared by images once in its total, and `df -v` shows it as
-/// SHARED SIZE of each image that has it; a layer one image has twice is not shared.
+/// SHARED SIZE of each image that has it; a layer one image has twice is two layers (by chain
+/// id), neither shared. Sizes are unpacked sizes, docker's strings.
 #[test]
 fn system_df_counts_shared_layers_once() {
     let t = ctx!();
@@ -724,43 +715,48 @@ fn system_df_counts_shared_layers_once() {
     b.gzip_layers = false;
     fixtures::load_image(&t, a);
     fixtures::load_image(&t, b);
-    let twice = images::tar(&[Entry::file("same", 0o644, "same layer\n".repeat(500))]);
-    let twice_len = twice.len() as f64;
+    let same = "same layer\n".repeat(500);
+    let twice = images::tar(&[Entry::file("same", 0o644, same.clone())]);
     fixtures::load_image(
         &t,
         Image::new("test/twice:1", vec![twice.clone(), twice], Config::shell()),
     );
-    let base = base_layer(&t).len() as f64;
+    let base = base_size(&t);
+    // Each image's own layer: "test/a:1\n".
+    let own = 9;
+    let twice_size = 2 * same.len() as u64;
 
     let out = t.burrow(["system", "df", "-v"]).output();
     out.assert_ok();
     let images_part = out.stdout.split("Containers space usage:").next().unwrap();
     let images_part = images_part.trim_start_matches("Images space usage:\n\n");
-    let cell = |col: &str, repo: &str| parse_size(&column(images_part, col, repo)[0]);
+    let cell = |col: &str, repo: &str| column(images_part, col, repo);
     for repo in ["test/a", "test/b"] {
-        let shared = cell("SHARED SIZE", repo);
-        assert!((shared - base).abs() <= base * 0.001, "{repo}: {out:?}");
-        let (size, unique) = (cell("SIZE", repo), cell("UNIQUE SIZE", repo));
-        assert!((size - shared - unique).abs() <= size * 0.002, "{out:?}");
+        assert_eq!(cell("SIZE", repo), [size3(base + own)], "{out:?}");
+        assert_eq!(cell("SHARED SIZE", repo), [human_size(base)], "{out:?}");
+        assert_eq!(cell("UNIQUE SIZE", repo), [human_size(own)], "{out:?}");
     }
+    assert_eq!(cell("SIZE", "test/twice"), [size3(twice_size)], "{out:?}");
+    assert_eq!(cell("SHARED SIZE", "test/twice"), ["0B"], "{out:?}");
     assert_eq!(
-        column(images_part, "SHARED SIZE", "test/twice"),
-        ["0B"],
+        cell("UNIQUE SIZE", "test/twice"),
+        [human_size(twice_size)],
         "{out:?}"
     );
 
-    let summed: f64 = ["test/a", "test/b", "test/twice"]
-        .iter()
-        .map(|r| cell("SIZE", r))
-        .sum();
     let out = t.burrow(["system", "df"]).output();
     out.assert_ok();
-    let total = parse_size(&column(&out.stdout, "SIZE", "Images")[0]);
-    // The base layer once, and the layer test/twice has twice once too: each is stored once.
-    let want = summed - base - twice_len;
-    assert!(
-        (total - want).abs() <= want * 0.005,
-        "total {total}, want {want} (images {summed}, base layer {base}): {out:?}"
+    // The base layer once; both layers of test/twice, stored apart.
+    let total = base + 2 * own + twice_size;
+    assert_eq!(
+        column(&out.stdout, "SIZE", "Images"),
+        [human_size(total)],
+        "{out:?}"
+    );
+    assert_eq!(
+        column(&out.stdout, "RECLAIMABLE", "Images"),
+        [format!("{} (100%)", human_size(total))],
+        "{out:?}"
     );
 }
 

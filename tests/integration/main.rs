@@ -13,6 +13,7 @@ pub mod images;
 
 mod fs_semantics;
 mod fuse_overlay;
+mod image_sizes;
 mod images_cmds;
 mod lifecycle;
 mod load;
