@@ -34,15 +34,21 @@ pub fn refused(message: impl Into<String>) -> anyhow::Error {
     ExitError::new(REFUSED, message).into()
 }
 
+/// `err` as a refusal (exit [`REFUSED`]), its text kept, unless it already carries its code.
+pub fn refuse(err: anyhow::Error) -> anyhow::Error {
+    if err.chain().any(|e| e.is::<ExitError>()) {
+        err
+    } else {
+        refused(format!("{err:#}"))
+    }
+}
+
 /// For every command but `run` and `create` (which exit 125 for whatever stops them, as
 /// docker's do): a container that does not exist, an ambiguous id prefix, a name in use or an
 /// invalid name is a refusal, exit [`REFUSED`], unless the error already carries its code.
 pub fn refusals(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
     use crate::containers::ContainerError;
     result.map_err(|err| {
-        if err.chain().any(|e| e.is::<ExitError>()) {
-            return err;
-        }
         let refusal = err.chain().any(|e| {
             matches!(
                 e.downcast_ref::<ContainerError>(),
@@ -54,11 +60,7 @@ pub fn refusals(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
                 )
             )
         });
-        if refusal {
-            refused(format!("{err:#}"))
-        } else {
-            err
-        }
+        if refusal { refuse(err) } else { err }
     })
 }
 
@@ -85,5 +87,25 @@ pub fn finish(result: anyhow::Result<u8>) -> ExitCode {
             eprintln!("burrow: {line}");
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(err: &anyhow::Error) -> Option<u8> {
+        err.chain()
+            .find_map(|e| e.downcast_ref::<ExitError>())
+            .map(|e| e.code)
+    }
+
+    #[test]
+    fn refuse_keeps_the_text_and_a_code_already_chosen() {
+        let plain = refuse(anyhow::anyhow!("gone").context("cannot copy to /x"));
+        assert_eq!(code_of(&plain), Some(REFUSED));
+        assert_eq!(plain.to_string(), "cannot copy to /x: gone");
+        let chosen = refuse(anyhow::Error::new(ExitError::new(CANNOT_INVOKE, "no")));
+        assert_eq!(code_of(&chosen), Some(CANNOT_INVOKE));
     }
 }

@@ -104,9 +104,10 @@ pub fn list_names(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     Ok(names)
 }
 
-/// Copy `src_name` in `src_dir` to `dst_name` in `dst_dir`. What is already at the
-/// destination is replaced, unless both are directories, which merge (tar's rule, which
-/// docker's `cp` follows): an existing symlink is replaced, never written through.
+/// Copy `src_name` in `src_dir` to `dst_name` in `dst_dir`. A non-directory already at the
+/// destination is replaced by a non-directory (an existing symlink is replaced, never written
+/// through) and two directories merge; a directory and a non-directory never replace each
+/// other, as docker's `cp` refuses it: the directory's contents would be lost.
 pub fn copy_entry(
     src_dir: BorrowedFd<'_>,
     src_name: &CStr,
@@ -136,7 +137,7 @@ pub fn copy_entry(
                     format!("{} changed while it was copied", src_name.to_string_lossy()),
                 ));
             }
-            safe_fs::remove_all_at(dst_dir, dst_name)?;
+            clear_for_file(dst_dir, dst_name)?;
             let dst = safe_fs::openat(
                 dst_dir,
                 dst_name,
@@ -151,7 +152,7 @@ pub fn copy_entry(
         }
         libc::S_IFLNK => {
             let target = nix::fcntl::readlinkat(src_dir, src_name)?;
-            safe_fs::remove_all_at(dst_dir, dst_name)?;
+            clear_for_file(dst_dir, dst_name)?;
             let target = safe_fs::cstring(target.as_bytes())?;
             safe_fs::symlinkat(&target, dst_dir, dst_name)?;
             chown_at(dst_dir, dst_name, &st, owners);
@@ -159,7 +160,7 @@ pub fn copy_entry(
             Ok(())
         }
         libc::S_IFIFO => {
-            safe_fs::remove_all_at(dst_dir, dst_name)?;
+            clear_for_file(dst_dir, dst_name)?;
             safe_fs::mknodat(dst_dir, dst_name, libc::S_IFIFO | 0o600, 0)?;
             chown_at(dst_dir, dst_name, &st, owners);
             safe_fs::fchmodat(dst_dir, dst_name, st.st_mode & 0o7777)?;
@@ -171,17 +172,40 @@ pub fn copy_entry(
     }
 }
 
-/// Open directory `name` in `dir`, making it (in place of whatever non-directory is there).
+/// Open directory `name` in `dir`, making it if it is missing. A non-directory there (a
+/// symlink included) is refused, not replaced: see [`copy_entry`].
 pub fn ensure_dir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     match safe_fs::lstatat(dir, name)? {
         Some(st) if safe_fs::is_dir(&st) => {}
         Some(_) => {
-            safe_fs::remove_all_at(dir, name)?;
-            safe_fs::mkdirat(dir, name, 0o700)?;
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!(
+                    "cannot overwrite non-directory {:?} with a directory",
+                    name.to_string_lossy()
+                ),
+            ));
         }
         None => safe_fs::mkdirat(dir, name, 0o700)?,
     }
     safe_fs::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// Make room for a non-directory at `name` in `dir`: whatever is there goes, but a directory
+/// is refused (see [`copy_entry`]). unlink itself refuses a directory, so one that took the
+/// place of a file meanwhile is refused too.
+pub fn clear_for_file(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    match safe_fs::unlinkat(dir, name, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            format!(
+                "cannot overwrite directory {:?} with a non-directory",
+                name.to_string_lossy()
+            ),
+        )),
+        other => other,
+    }
 }
 
 /// Owner first: chown clears the set-id bits that chmod then restores.
@@ -288,5 +312,35 @@ mod tests {
                 .is_file()
         );
         assert_eq!(fs::read_to_string(dst.path().join("g")).unwrap(), "new");
+    }
+
+    #[test]
+    fn a_directory_and_a_non_directory_never_replace_each_other() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("f"), "file").unwrap();
+        fs::create_dir(src.path().join("d")).unwrap();
+        fs::create_dir_all(dst.path().join("f/kept")).unwrap();
+        std::os::unix::fs::symlink("/", dst.path().join("d")).unwrap();
+        let (s, d) = (
+            open_trusted_dir(src.path()).unwrap(),
+            open_trusted_dir(dst.path()).unwrap(),
+        );
+        let e = copy_entry(s.as_fd(), c"f", d.as_fd(), c"f", Owners::Keep).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot overwrite directory \"f\" with a non-directory"
+        );
+        assert!(dst.path().join("f/kept").is_dir());
+        let e = copy_entry(s.as_fd(), c"d", d.as_fd(), c"d", Owners::Keep).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot overwrite non-directory \"d\" with a directory"
+        );
+        assert!(
+            fs::symlink_metadata(dst.path().join("d"))
+                .unwrap()
+                .is_symlink()
+        );
     }
 }

@@ -668,6 +668,121 @@ fn cp_into_missing_destinations_as_docker() {
     );
 }
 
+/// What docker refuses in `cp`, its daemon or its CLI, exits 1 in both directions (`-` and
+/// `-a`, `-L` included), in docker's words where they say enough; and a copy merging into a
+/// tree never replaces a directory with a non-directory or the reverse (docker's untar
+/// refuses both), so the directory's contents are not lost.
+#[test]
+fn cp_refusals_exit_1_in_dockers_words() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    run_d(&t, &["--name", "e", img, "sleep", "1000"]);
+    exec_out(
+        &t,
+        "e",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /srv/tree/sub/keep && echo kept > /srv/tree/sub/keep/f \
+             && echo leaf > /srv/tree/leaf && ln -s /nowhere /tmp/dangling",
+        ],
+    );
+    let host = t.user_dir("host");
+    let hs = |rel: &str| host.join(rel).to_str().unwrap().to_string();
+    let file = t.write("host/file", "host file\n");
+    crate::harness::chown(&file, t.user.uid, t.user.gid).unwrap();
+    // Two trees whose names collide with the container's /srv/tree: a file where it has a
+    // directory, a directory where it has a file.
+    let a_sub = t.user_dir("host/a/tree/sub");
+    std::fs::write(a_sub.join("keep"), "a file\n").unwrap();
+    let b_leaf = t.user_dir("host/b/tree/leaf");
+    std::fs::write(b_leaf.join("x"), "x\n").unwrap();
+    std::os::unix::fs::symlink(host.join("nowhere"), host.join("dangling")).unwrap();
+    let out_dir = t.user_dir("out");
+    let out = out_dir.to_str().unwrap();
+    let collide = images::tar(&[Entry::file("tree/sub/keep", 0o644, "tarred\n")]);
+
+    let mut wrong = Vec::new();
+    let mut refused = |args: &[&str], stdin: Option<Vec<u8>>, message: &str| {
+        let mut cmd = t.burrow(std::iter::once("cp").chain(args.iter().copied()));
+        if let Some(data) = stdin {
+            cmd = cmd.stdin(data);
+        }
+        let out = cmd.output();
+        if out.code != 1 || !out.stderr.contains(message) {
+            wrong.push(format!(
+                "cp {args:?}: expected exit 1 and {message:?}, got {}: {}",
+                out.code,
+                out.stderr.trim()
+            ));
+        }
+    };
+    let (file, nosuch, dangling) = (&hs("file"), &hs("nosuch"), &hs("dangling"));
+    let (a_tree, b_tree) = (&hs("a/tree"), &hs("b/tree"));
+    refused(
+        &["nosuch:/etc/passwd", out],
+        None,
+        "No such container: nosuch",
+    );
+    refused(&[file, "nosuch:/tmp/"], None, "No such container: nosuch");
+    let across = "copying between containers is not supported";
+    refused(&["e:/etc/passwd", "e:/tmp/x"], None, across);
+    refused(
+        &[file, out],
+        None,
+        "must specify at least one container source",
+    );
+    // Out of the container.
+    let missing = "Could not find the file /nosuch in container e";
+    refused(&["e:/nosuch", out], None, missing);
+    refused(&["e:/nosuch", "-"], None, missing);
+    let missing = "Could not find the file /tmp/dangling in container e";
+    refused(&["-L", "e:/tmp/dangling", out], None, missing);
+    let no_parent = format!(
+        "invalid output path: directory \"{}\" does not exist",
+        hs("no/such")
+    );
+    refused(&["e:/etc/passwd", &hs("no/such/x")], None, &no_parent);
+    refused(&["e:/etc", file], None, "cannot copy directory");
+    refused(
+        &["e:/etc/passwd", &format!("{file}/")],
+        None,
+        "not a directory",
+    );
+    refused(
+        &["-a", "e:/etc/passwd", &hs("missing/")],
+        None,
+        "no such directory",
+    );
+    // Into the container.
+    let on_host = |p: &str| format!("could not find the file {p} on the host");
+    refused(&[nosuch, "e:/tmp/"], None, &on_host(nosuch));
+    refused(&["-L", dangling, "e:/tmp/"], None, &on_host(dangling));
+    refused(&[a_tree, "e:/etc/passwd"], None, "cannot copy directory");
+    let not_dir = "extraction point /etc/passwd in container e is not a directory";
+    refused(&[file, "e:/etc/passwd/x"], None, not_dir);
+    refused(&[file, "e:/etc/passwd/"], None, "not a directory");
+    let file_on_dir = "cannot overwrite directory \"keep\" with a non-directory";
+    refused(&[a_tree, "e:/srv/"], None, file_on_dir);
+    refused(&["-", "e:/srv/"], Some(collide), file_on_dir);
+    let dir_on_file = "cannot overwrite non-directory \"leaf\" with a directory";
+    refused(&[b_tree, "e:/srv/"], None, dir_on_file);
+    let garbage = vec![b'x'; 1024];
+    refused(
+        &["-", "e:/tmp/"],
+        Some(garbage),
+        "cannot unpack the tar stream from stdin",
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // What the refused copies met is as it was.
+    assert_eq!(
+        exec_out(&t, "e", &["cat", "/srv/tree/sub/keep/f", "/srv/tree/leaf"]),
+        "kept\nleaf\n"
+    );
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "host file\n");
+}
+
 /// `commit -a -m -c`: author, `.Comment`, and docker's changes merged into the base's config
 /// (ENV by variable, VOLUME added, ONBUILD kept).
 #[test]

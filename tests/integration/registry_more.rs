@@ -16,8 +16,8 @@ use serde_json::json;
 use crate::harness::{self, TestCtx};
 use crate::images::{self, Entry};
 use crate::registry::{
-    MiniServer, Registry, RegistryConfig, TokenIssuer, ctx2, digest_of, free_port, has_blob,
-    have_openssl, have_registry, htpasswd, load_named, make_tls, pushed_digest, respond,
+    Built, MiniServer, Registry, RegistryConfig, Request, TokenIssuer, ctx2, digest_of, free_port,
+    has_blob, have_openssl, have_registry, htpasswd, load_named, make_tls, pushed_digest, respond,
     store_blobs, store_tmp, upload_image,
 };
 use crate::tty::PtySession;
@@ -143,7 +143,20 @@ fn serve(
     image: Arc<Served>,
     blob: impl Fn(&str, &[u8], &mut std::net::TcpStream) -> bool + Send + Sync + 'static,
 ) -> MiniServer {
+    serve_gated(image, |_, _| false, blob)
+}
+
+/// [`serve`], but every request goes first to `gate` (request, stream), which answers it
+/// itself when it returns true.
+fn serve_gated(
+    image: Arc<Served>,
+    gate: impl Fn(&Request, &mut std::net::TcpStream) -> bool + Send + Sync + 'static,
+    blob: impl Fn(&str, &[u8], &mut std::net::TcpStream) -> bool + Send + Sync + 'static,
+) -> MiniServer {
     MiniServer::start(move |req, s| {
+        if gate(&req, s) {
+            return;
+        }
         let path = req.target.split('?').next().unwrap_or("").to_string();
         if path == "/v2/" {
             respond(s, "200 OK", &[], b"{}");
@@ -191,29 +204,92 @@ fn respond_unknown(s: &mut std::net::TcpStream) {
     );
 }
 
-/// A docker-registry with htpasswd `user:password`, and an auth file holding the login.
-fn registry_with_login(t: &TestCtx, user: &str, password: &str) -> (Registry, String) {
+/// A docker-registry started with `cfg`, or `None` once `test` is reported skipped for the
+/// lack of one.
+fn registry(test: &str, cfg: RegistryConfig) -> Option<Registry> {
+    match have_registry() {
+        Ok(()) => Some(Registry::start(cfg)),
+        Err(why) => {
+            harness::skip(test, &why);
+            None
+        }
+    }
+}
+
+/// The configuration of a registry that lets in only `user:password` (htpasswd).
+fn htpasswd_config(t: &TestCtx, user: &str, password: &str) -> RegistryConfig {
     let htp = t.path("htpasswd");
     htpasswd(&htp, user, password);
-    let reg = Registry::start(RegistryConfig {
+    RegistryConfig {
         htpasswd: Some(htp),
         ..Default::default()
-    });
-    let authfile = t.user_dir("auth").join("auth.json");
-    let authfile = authfile.to_str().unwrap().to_string();
-    t.burrow([
+    }
+}
+
+/// A path for the test's own auth file, in a directory the burrow user may write.
+fn authfile(t: &TestCtx) -> String {
+    let path = t.user_dir("auth").join("auth.json");
+    path.to_str().unwrap().to_string()
+}
+
+/// `login --authfile AUTHFILE -u USER --password-stdin SERVER` (the password on stdin).
+fn login_args<'a>(authfile: &'a str, user: &'a str, server: &'a str) -> [&'a str; 7] {
+    [
         "login",
         "--authfile",
-        &authfile,
+        authfile,
         "-u",
         user,
         "--password-stdin",
-        &reg.host(),
-    ])
-    .stdin(password)
-    .output()
-    .assert_ok();
-    (reg, authfile)
+        server,
+    ]
+}
+
+/// `burrow --log-level trace ARGS`, which must succeed: its log (stderr).
+fn traced(t: &TestCtx, args: &[&str], stdin: Option<&str>) -> String {
+    let mut cmd = t.burrow(["--log-level", "trace"].iter().chain(args));
+    if let Some(data) = stdin {
+        cmd = cmd.stdin(data);
+    }
+    let out = cmd.output();
+    out.assert_ok();
+    out.stderr
+}
+
+/// A pull or push refused for want of credentials: burrow's error, pointing at its login.
+#[track_caller]
+fn assert_needs_login(out: &harness::Output) {
+    out.assert_code(125);
+    assert!(out.stderr.contains("burrow login"), "{}", out.stderr);
+}
+
+/// An image of `layers` layers (made different by `salt`) uploaded as `REPO:1`.
+fn upload_tagged(base: &str, repo: &str, layers: usize, salt: &str) -> Built {
+    let img = upload_image(base, repo, "amd64", layers, salt);
+    crate::registry::put_manifest(
+        base,
+        repo,
+        "1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &img.manifest,
+    );
+    img
+}
+
+/// A docker-registry with htpasswd `user:password`, and an auth file holding the login.
+fn registry_with_login(
+    t: &TestCtx,
+    test: &str,
+    user: &str,
+    password: &str,
+) -> Option<(Registry, String)> {
+    let reg = registry(test, htpasswd_config(t, user, password))?;
+    let authfile = authfile(t);
+    t.burrow(login_args(&authfile, user, &reg.host()))
+        .stdin(password)
+        .output()
+        .assert_ok();
+    Some((reg, authfile))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,62 +298,21 @@ fn registry_with_login(t: &TestCtx, user: &str, password: &str) -> (Registry, St
 #[test]
 fn trace_logs_carry_no_secrets() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
     let password = "Zq9SECRETxy";
-    let htp = t.path("htpasswd");
-    htpasswd(&htp, "bob", password);
-    let reg = Registry::start(RegistryConfig {
-        htpasswd: Some(htp),
-        ..Default::default()
-    });
-    let authfile = t.user_dir("auth").join("auth.json");
-    let authfile = authfile.to_str().unwrap();
+    let Some(reg) = registry(function_name!(), htpasswd_config(&t, "bob", password)) else {
+        return;
+    };
+    let authfile = authfile(&t);
     let name = format!("{}/trace/app:1", reg.host());
     load_named(&t, &name);
-    let mut log = String::new();
-    let out = t
-        .burrow([
-            "--log-level",
-            "trace",
-            "login",
-            "--authfile",
-            authfile,
-            "-u",
-            "bob",
-            "--password-stdin",
-            &reg.host(),
-        ])
-        .stdin(password)
-        .output();
-    out.assert_ok();
-    log += &out.stderr;
-    let out = t
-        .burrow([
-            "--log-level",
-            "trace",
-            "push",
-            "--authfile",
-            authfile,
-            &name,
-        ])
-        .output();
-    out.assert_ok();
-    log += &out.stderr;
+    let mut log = traced(
+        &t,
+        &login_args(&authfile, "bob", &reg.host()),
+        Some(password),
+    );
+    log += &traced(&t, &["push", "--authfile", &authfile, &name], None);
     let t2 = ctx2("trace_logs_carry_no_secrets-2");
-    let out = t2
-        .burrow([
-            "--log-level",
-            "trace",
-            "pull",
-            "--authfile",
-            authfile,
-            &name,
-        ])
-        .output();
-    out.assert_ok();
-    log += &out.stderr;
+    log += &traced(&t2, &["pull", "--authfile", &authfile, &name], None);
     // burrow's own debug messages are there: the level took effect.
     assert!(log.contains("burrow: debug:"), "{log}");
     let basic = B64.encode(format!("bob:{password}"));
@@ -287,30 +322,15 @@ fn trace_logs_carry_no_secrets() {
 #[test]
 fn namespace_credentials_are_used() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let htp = t.path("htpasswd");
-    htpasswd(&htp, "dave", "ns-pw");
-    let reg = Registry::start(RegistryConfig {
-        htpasswd: Some(htp),
-        ..Default::default()
-    });
-    let authfile = t.user_dir("auth").join("auth.json");
-    let authfile_s = authfile.to_str().unwrap().to_string();
+    let Some(reg) = registry(function_name!(), htpasswd_config(&t, "dave", "ns-pw")) else {
+        return;
+    };
+    let authfile = authfile(&t);
     let ns = format!("{}/team", reg.host());
-    t.burrow([
-        "login",
-        "--authfile",
-        &authfile_s,
-        "-u",
-        "dave",
-        "--password-stdin",
-        &ns,
-    ])
-    .stdin("ns-pw")
-    .output()
-    .assert_ok();
+    t.burrow(login_args(&authfile, "dave", &ns))
+        .stdin("ns-pw")
+        .output()
+        .assert_ok();
     // The auth file holds only the namespace's key.
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&authfile).unwrap()).unwrap();
@@ -319,35 +339,25 @@ fn namespace_credentials_are_used() {
 
     let name = format!("{ns}/app:1");
     load_named(&t, &name);
-    t.burrow(["push", "--authfile", &authfile_s, &name])
+    t.burrow(["push", "--authfile", &authfile, &name])
         .output()
         .assert_ok();
     let t2 = ctx2("namespace_credentials_are_used-2");
-    t2.burrow(["pull", "-q", "--authfile", &authfile_s, &name])
+    t2.burrow(["pull", "-q", "--authfile", &authfile, &name])
         .output()
         .assert_ok();
     // Another namespace of the registry has no credentials.
     let other = format!("{}/other/app:1", reg.host());
     t.burrow(["tag", &name, &other]).output().assert_ok();
-    let out = t
-        .burrow(["push", "--authfile", &authfile_s, &other])
-        .output();
-    out.assert_code(125);
-    assert!(out.stderr.contains("burrow login"), "{}", out.stderr);
+    assert_needs_login(&t.burrow(["push", "--authfile", &authfile, &other]).output());
 }
 
 #[test]
 fn credential_helpers_are_run() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let htp = t.path("htpasswd");
-    htpasswd(&htp, "gus", "helper-pw");
-    let reg = Registry::start(RegistryConfig {
-        htpasswd: Some(htp),
-        ..Default::default()
-    });
+    let Some(reg) = registry(function_name!(), htpasswd_config(&t, "gus", "helper-pw")) else {
+        return;
+    };
     let seen = t.user_dir("helper-seen");
     let seen_s = seen.to_str().unwrap();
     let script = t.write(
@@ -358,8 +368,7 @@ fn credential_helpers_are_run() {
     );
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:/usr/bin:/bin", t.path("bin").display());
-    let empty_auth = t.user_dir("auth").join("auth.json");
-    let empty_auth = empty_auth.to_str().unwrap();
+    let empty_auth = &authfile(&t);
     t.write(
         "helpers/config.json",
         serde_json::to_vec(&json!({"credHelpers": {reg.host(): "fake"}})).unwrap(),
@@ -396,27 +405,20 @@ fn credential_helpers_are_run() {
 
     // Without the helper on PATH there are no credentials.
     let t3 = ctx2("credential_helpers_are_run-3");
-    let out = t3
-        .burrow(["pull", "-q", &name])
-        .env("DOCKER_CONFIG", t.path("store").to_str().unwrap())
-        .env("REGISTRY_AUTH_FILE", empty_auth)
-        .output();
-    out.assert_code(125);
-    assert!(out.stderr.contains("burrow login"), "{}", out.stderr);
+    assert_needs_login(
+        &t3.burrow(["pull", "-q", &name])
+            .env("DOCKER_CONFIG", t.path("store").to_str().unwrap())
+            .env("REGISTRY_AUTH_FILE", empty_auth)
+            .output(),
+    );
 }
 
 #[test]
 fn login_default_authfile_and_logout_all() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let htp = t.path("htpasswd");
-    htpasswd(&htp, "hal", "def-pw");
-    let reg = Registry::start(RegistryConfig {
-        htpasswd: Some(htp),
-        ..Default::default()
-    });
+    let Some(reg) = registry(function_name!(), htpasswd_config(&t, "hal", "def-pw")) else {
+        return;
+    };
     let runtime = t.user_dir("runtime");
     let runtime_s = runtime.to_str().unwrap();
     for server in [reg.host(), format!("{}/ns", reg.host())] {
@@ -447,12 +449,11 @@ fn login_default_authfile_and_logout_all() {
         serde_json::from_slice(&std::fs::read(&authfile).unwrap()).unwrap();
     assert!(saved["auths"].as_object().unwrap().is_empty(), "{saved}");
     let t2 = ctx2("login_default_authfile_and_logout_all-2");
-    let out = t2
-        .burrow(["pull", "-q", &name])
-        .env("XDG_RUNTIME_DIR", runtime_s)
-        .output();
-    out.assert_code(125);
-    assert!(out.stderr.contains("burrow login"), "{}", out.stderr);
+    assert_needs_login(
+        &t2.burrow(["pull", "-q", &name])
+            .env("XDG_RUNTIME_DIR", runtime_s)
+            .output(),
+    );
 }
 
 #[test]
@@ -479,55 +480,21 @@ fn anonymous_token_pull() {
         )),
         ..Default::default()
     });
-    let authfile = t.user_dir("auth").join("auth.json");
-    let authfile_s = authfile.to_str().unwrap().to_string();
+    let authfile = authfile(&t);
     let name = format!("{}/open/app:1", reg.host());
     load_named(&t, &name);
-    let mut log = String::new();
-    let out = t
-        .burrow([
-            "--log-level",
-            "trace",
-            "login",
-            "--authfile",
-            &authfile_s,
-            "-u",
-            "ivy",
-            "--password-stdin",
-            &reg.host(),
-        ])
-        .stdin("anon-pw")
-        .output();
-    out.assert_ok();
-    log += &out.stderr;
-    let out = t
-        .burrow([
-            "--log-level",
-            "trace",
-            "push",
-            "--authfile",
-            &authfile_s,
-            &name,
-        ])
-        .output();
-    out.assert_ok();
-    log += &out.stderr;
+    let mut log = traced(
+        &t,
+        &login_args(&authfile, "ivy", &reg.host()),
+        Some("anon-pw"),
+    );
+    log += &traced(&t, &["push", "--authfile", &authfile, &name], None);
 
     let before = issuer.token_requests().len();
     let t2 = ctx2("anonymous_token_pull-2");
     let nobody = t2.path("no-auth.json");
-    let out = t2
-        .burrow([
-            "--log-level",
-            "trace",
-            "pull",
-            "--authfile",
-            nobody.to_str().unwrap(),
-            &name,
-        ])
-        .output();
-    out.assert_ok();
-    log += &out.stderr;
+    let nobody = nobody.to_str().unwrap();
+    log += &traced(&t2, &["pull", "--authfile", nobody, &name], None);
     let reqs = issuer.token_requests()[before..].to_vec();
     assert!(
         reqs.iter()
@@ -552,10 +519,9 @@ fn anonymous_token_pull() {
 #[test]
 fn run_and_create_pull_policies() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let (reg, authfile) = registry_with_login(&t, "pat", "pol-pw");
+    let Some((reg, authfile)) = registry_with_login(&t, function_name!(), "pat", "pol-pw") else {
+        return;
+    };
     let name = format!("{}/pol/app:1", reg.host());
     load_named(&t, &name);
     let id_a = image_id(&t, &name);
@@ -588,9 +554,7 @@ fn run_and_create_pull_policies() {
     assert!(store_blobs(&t2).is_empty());
 
     // The registry settings of create reach the pull: without --authfile it is refused.
-    let out = create("missing", false);
-    out.assert_code(125);
-    assert!(out.stderr.contains("burrow login"), "{}", out.stderr);
+    assert_needs_login(&create("missing", false));
 
     // missing: pulls, and unpacks while pulling (as `burrow pull` does).
     let out = create("missing", true);
@@ -746,20 +710,12 @@ fn search_docker_hub() {
 #[test]
 fn search_falls_back_to_the_catalog() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = registry(function_name!(), RegistryConfig::default()) else {
+        return;
+    };
     let base = format!("http://{}", reg.host());
     for repo in ["foo/app", "foo/tool", "bar/app"] {
-        let img = upload_image(&base, repo, "amd64", 1, repo);
-        crate::registry::put_manifest(
-            &base,
-            repo,
-            "1",
-            "application/vnd.oci.image.manifest.v1+json",
-            &img.manifest,
-        );
+        upload_tagged(&base, repo, 1, repo);
     }
     let out = t
         .burrow([
@@ -820,38 +776,28 @@ fn redirected_blobs_get_no_credentials() {
     let storage_port = storage.port;
     let want = format!("Basic {}", B64.encode("kim:redir-pw"));
     let registry_auth: Arc<Mutex<Vec<bool>>> = Arc::new(Mutex::new(Vec::new()));
-    let (img, authed) = (image.clone(), registry_auth.clone());
-    let registry = MiniServer::start(move |req, s| {
-        let ok = req.header("authorization") == Some(want.as_str());
-        authed.lock().unwrap().push(ok);
-        if !ok {
-            respond(
-                s,
-                "401 Unauthorized",
-                &[("WWW-Authenticate", "Basic realm=\"test\"".into())],
-                b"",
-            );
-            return;
-        }
-        let path = req.target.split('?').next().unwrap_or("").to_string();
-        if path == "/v2/" {
-            respond(s, "200 OK", &[], b"{}");
-        } else if path.ends_with("/manifests/1") {
-            respond_manifest(s, &img.manifest);
-        } else if let Some((_, digest)) = path.split_once("/blobs/") {
-            respond(
-                s,
-                "307 Temporary Redirect",
-                &[(
-                    "Location",
-                    format!("http://127.0.0.1:{storage_port}/storage/{digest}?sig=x"),
-                )],
-                b"",
-            );
-        } else {
-            respond_unknown(s);
-        }
-    });
+    let authed = registry_auth.clone();
+    let registry = serve_gated(
+        image.clone(),
+        move |req, s| {
+            let ok = req.header("authorization") == Some(want.as_str());
+            authed.lock().unwrap().push(ok);
+            if !ok {
+                respond(
+                    s,
+                    "401 Unauthorized",
+                    &[("WWW-Authenticate", "Basic realm=\"test\"".into())],
+                    b"",
+                );
+            }
+            !ok
+        },
+        move |digest, _, s| {
+            let to = format!("http://127.0.0.1:{storage_port}/storage/{digest}?sig=x");
+            respond(s, "307 Temporary Redirect", &[("Location", to)], b"");
+            true
+        },
+    );
     let host = format!("127.0.0.1:{}", registry.port);
     let authfile = t.write(
         "auth.json",
@@ -885,24 +831,12 @@ fn concurrent_pulls_fetch_each_blob_once() {
     let t = ctx!();
     let image = Arc::new(served_image("concurrent", 3));
     let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::new(Mutex::new(HashMap::new()));
-    let (img, c) = (image.clone(), counts.clone());
-    let server = MiniServer::start(move |req, s| {
-        let path = req.target.split('?').next().unwrap_or("").to_string();
-        if path == "/v2/" {
-            respond(s, "200 OK", &[], b"{}");
-        } else if path.ends_with("/manifests/1") {
-            respond_manifest(s, &img.manifest);
-        } else if let Some((_, digest)) = path.split_once("/blobs/") {
-            *c.lock().unwrap().entry(digest.to_string()).or_default() += 1;
-            // Slow enough that both pulls are at their blobs at once.
-            std::thread::sleep(Duration::from_millis(400));
-            match img.blobs.get(digest) {
-                Some(data) => respond(s, "200 OK", &[], data),
-                None => respond_unknown(s),
-            }
-        } else {
-            respond_unknown(s);
-        }
+    let c = counts.clone();
+    let server = serve(image.clone(), move |digest, _, _| {
+        *c.lock().unwrap().entry(digest.to_string()).or_default() += 1;
+        // Slow enough that both pulls are at their blobs at once.
+        std::thread::sleep(Duration::from_millis(400));
+        false
     });
     let name = format!("127.0.0.1:{}/same/app:1", server.port);
     let a = t.burrow(["pull", "-q", &name]).spawn();
@@ -919,19 +853,10 @@ fn concurrent_pulls_fetch_each_blob_once() {
 #[test]
 fn killed_pull_leaves_nothing_trusted() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let reg = Registry::start(RegistryConfig::default());
-    let base = format!("http://{}", reg.host());
-    let img = upload_image(&base, "killed/app", "amd64", 2, "killed");
-    crate::registry::put_manifest(
-        &base,
-        "killed/app",
-        "1",
-        "application/vnd.oci.image.manifest.v1+json",
-        &img.manifest,
-    );
+    let Some(reg) = registry(function_name!(), RegistryConfig::default()) else {
+        return;
+    };
+    let img = upload_tagged(&format!("http://{}", reg.host()), "killed/app", 2, "killed");
     let name = format!("{}/killed/app:1", reg.host());
     let out = t
         .burrow(["pull", &name])
@@ -1144,19 +1069,10 @@ fn pull_refuses_a_config_without_a_diff_id_per_layer() {
 #[test]
 fn registries_conf_short_names_aliases_and_mirrors() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let live = Registry::start(RegistryConfig::default());
-    let base = format!("http://{}", live.host());
-    let img = upload_image(&base, "short/app", "amd64", 1, "short");
-    crate::registry::put_manifest(
-        &base,
-        "short/app",
-        "1",
-        "application/vnd.oci.image.manifest.v1+json",
-        &img.manifest,
-    );
+    let Some(live) = registry(function_name!(), RegistryConfig::default()) else {
+        return;
+    };
+    let img = upload_tagged(&format!("http://{}", live.host()), "short/app", 1, "short");
     let (dead, dead2) = (free_port(), free_port());
     let conf = t.write(
         "registries.conf",
@@ -1239,10 +1155,9 @@ fn per_registry_ca_directory() {
 #[test]
 fn push_imported_committed_and_pulled_images() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let reg = Registry::start(RegistryConfig::default());
+    let Some(reg) = registry(function_name!(), RegistryConfig::default()) else {
+        return;
+    };
     let h = reg.host();
 
     // import -> push -> pull
@@ -1307,23 +1222,12 @@ fn push_imported_committed_and_pulled_images() {
 #[test]
 fn login_prompts_on_a_terminal_without_echo() {
     let t = ctx!();
-    if let Err(why) = have_registry() {
-        return harness::skip(function_name!(), &why);
-    }
-    let htp = t.path("htpasswd");
-    htpasswd(&htp, "tia", "Tty9secret");
-    let reg = Registry::start(RegistryConfig {
-        htpasswd: Some(htp),
-        ..Default::default()
-    });
-    let authfile = t.user_dir("auth").join("auth.json");
+    let Some(reg) = registry(function_name!(), htpasswd_config(&t, "tia", "Tty9secret")) else {
+        return;
+    };
+    let authfile = authfile(&t);
     let host = reg.host();
-    let mut s = PtySession::spawn(
-        &t,
-        &["login", "--authfile", authfile.to_str().unwrap(), &host],
-        24,
-        100,
-    );
+    let mut s = PtySession::spawn(&t, &["login", "--authfile", &authfile, &host], 24, 100);
     s.wait_for("Username: ");
     s.type_("tia\n");
     s.wait_for("Password: ");
@@ -1346,31 +1250,19 @@ fn login_prompts_on_a_terminal_without_echo() {
 fn pull_progress_on_a_terminal() {
     let t = ctx!();
     let image = Arc::new(served_image("progress", 1));
-    let img = image.clone();
     // Layers trickle out, so the live display has something to show.
-    let server = MiniServer::start(move |req, s| {
-        let path = req.target.split('?').next().unwrap_or("").to_string();
-        if path == "/v2/" {
-            respond(s, "200 OK", &[], b"{}");
-        } else if path.ends_with("/manifests/1") {
-            respond_manifest(s, &img.manifest);
-        } else if let Some(data) = path
-            .split_once("/blobs/")
-            .and_then(|(_, d)| img.blobs.get(d))
-        {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                data.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            for chunk in data.chunks(data.len().div_ceil(8)) {
-                let _ = s.write_all(chunk);
-                let _ = s.flush();
-                std::thread::sleep(Duration::from_millis(150));
-            }
-        } else {
-            respond_unknown(s);
+    let server = serve(image.clone(), |_, data, s| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            data.len()
+        );
+        let _ = s.write_all(head.as_bytes());
+        for chunk in data.chunks(data.len().div_ceil(8)) {
+            let _ = s.write_all(chunk);
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_millis(150));
         }
+        true
     });
     let name = format!("127.0.0.1:{}/slow/app:1", server.port);
     let s = PtySession::spawn(&t, &["pull", &name], 24, 120);

@@ -8,13 +8,13 @@ pub(super) mod tar_out;
 mod untar;
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::cli::GlobalArgs;
-use crate::exit::refused;
+use crate::exit::{refuse, refused};
 use crate::runtime::copy::{Owners, copy_dir_contents, copy_entry};
 use crate::storage::safe_fs;
 use resolve::Entry;
@@ -26,8 +26,10 @@ absolute one, never leads out of it. A destination that is a link is written thr
 link's target inside the container; links met inside a copied tree are replaced, not followed. \
 SRC_PATH ending in /. copies the directory's contents rather than the directory. A missing \
 DEST_PATH is created (a file copied to a missing DIR/ is refused, as is a missing parent \
-directory); a tar stream from STDIN unpacks into an existing directory only. Without -a, \
-copied files belong to root in the container, or to you on the host.")]
+directory); a tar stream from STDIN unpacks into an existing directory only. Inside a copied \
+tree, a directory and a non-directory never replace each other. Without -a, copied files \
+belong to root in the container, or to you on the host. What docker refuses exits 1, as \
+docker's does; burrow's own failures (storage, namespaces) exit 125.")]
 pub struct Args {
     /// Keep the owners (uid/gid) of the copied files
     #[arg(short, long)]
@@ -61,11 +63,11 @@ fn place(src: &Entry, dst: &Entry, how: &Placement) -> anyhow::Result<()> {
         .stat()?
         .context("the source disappeared while it was being copied")?;
     let src_is_dir = safe_fs::is_dir(&src_st);
-    match dst.stat()? {
+    let copied = match dst.stat()? {
         Some(st) if safe_fs::is_dir(&st) => {
             let into = dst.open_dir()?;
             if how.contents_only && src_is_dir {
-                copy_dir_contents(src.open_dir()?.as_fd(), into.as_fd(), how.owners)?;
+                copy_dir_contents(src.open_dir()?.as_fd(), into.as_fd(), how.owners)
             } else {
                 copy_entry(
                     src.dir.as_fd(),
@@ -73,26 +75,29 @@ fn place(src: &Entry, dst: &Entry, how: &Placement) -> anyhow::Result<()> {
                     into.as_fd(),
                     how.name,
                     how.owners,
-                )?;
+                )
             }
         }
-        Some(_) if how.dest_is_dir => {
-            anyhow::bail!("{} is not a directory", how.dest_shown)
-        }
-        Some(_) if src_is_dir => {
-            anyhow::bail!("cannot copy a directory onto the file {}", how.dest_shown)
-        }
+        Some(_) if how.dest_is_dir => anyhow::bail!("{} is not a directory", how.dest_shown),
+        // docker's words, and what it adds for the user.
+        Some(_) if src_is_dir => anyhow::bail!(
+            "cannot copy directory: {} exists and is not a directory",
+            how.dest_shown
+        ),
         // docker's words; a directory is copied to the new name all the same.
-        None if how.dest_is_dir && !src_is_dir => return Err(refused("no such directory")),
+        None if how.dest_is_dir && !src_is_dir => anyhow::bail!(
+            "no such directory: {}: make it first, or name the file without a trailing /",
+            how.dest_shown
+        ),
         _ => copy_entry(
             src.dir.as_fd(),
             &src.name,
             dst.dir.as_fd(),
             &dst.name,
             how.owners,
-        )?,
-    }
-    Ok(())
+        ),
+    };
+    copied.with_context(|| format!("cannot copy to {}", how.dest_shown))
 }
 
 fn owners(args: &Args) -> Owners {
@@ -115,6 +120,9 @@ fn host_root() -> anyhow::Result<OwnedFd> {
         .into())
 }
 
+/// Exit codes as docker's: what its daemon or CLI would refuse (a container or file that is
+/// not there, a copy its rules forbid, a file that cannot be read or written) exits 1; only
+/// reaching the container's files (storage, namespaces, mounts) is burrow's own failure.
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     use super::container_fs::split_container_path;
     match (
@@ -123,35 +131,62 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     ) {
         (Some((c, src)), None) => copy_out(global, &args, c, src),
         (None, Some((c, dst))) => copy_in(global, &args, c, dst),
-        _ => anyhow::bail!(
-            "copying between containers or between host paths is not supported: one side must be CONTAINER:PATH"
-        ),
+        (Some(_), Some(_)) => Err(refused(
+            "copying between containers is not supported: copy to the host, then from it",
+        )),
+        (None, None) => Err(refused(
+            "must specify at least one container source: CONTAINER:PATH on one side",
+        )),
     }
 }
 
 fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(c)?;
-    let to_stdout = args.destination == "-";
-    let dest = std::path::absolute(&args.destination)?;
+    let root = super::container_fs::open_rootfs(global, &containers, &record)?;
+    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    copy_from(rootfd.as_fd(), args, c, src).map_err(refuse)?;
+    Ok(0)
+}
+
+fn copy_from(root: BorrowedFd, args: &Args, c: &str, src: &Path) -> anyhow::Result<()> {
+    let not_found = || {
+        refused(format!(
+            "Could not find the file {} in container {c}",
+            src.display()
+        ))
+    };
+    let entry = match resolve::in_root(root, src, args.follow_link) {
+        Ok(entry) => entry,
+        Err(e) if is_missing(&e) => return Err(not_found()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot reach {} in container {c}", src.display())));
+        }
+    };
+    if entry.stat()?.is_none() {
+        return Err(not_found());
+    }
     let name = src
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_else(|| "root".into());
-    let root = super::container_fs::open_rootfs(global, &containers, &record)?;
-    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
-    let not_found = || format!("could not find the file {} in container {c}", src.display());
-    let entry = resolve::in_root(rootfd.as_fd(), src, args.follow_link).with_context(not_found)?;
-    if entry.stat()?.is_none() {
-        anyhow::bail!(not_found());
+    if args.destination == "-" {
+        return write_tar(&entry, &name);
     }
-    if to_stdout {
-        write_tar(&entry, &name)?;
-        return Ok(0);
-    }
+    let dest = std::path::absolute(&args.destination)?;
     let host = host_root()?;
-    let dst = resolve::in_root(host.as_fd(), &dest, true)
-        .with_context(|| format!("cannot reach {}", dest.display()))?;
+    let dst = resolve::in_root(host.as_fd(), &dest, true).map_err(|e| {
+        let parent = dest.parent().unwrap_or(Path::new("/"));
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "invalid output path: directory \"{}\" does not exist",
+                parent.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot reach {}", dest.display()))
+        }
+    })?;
     let name = safe_fs::cstring(name.as_encoded_bytes())?;
     place(
         &entry,
@@ -164,8 +199,14 @@ fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Re
             dest_shown: &args.destination,
         },
     )
-    .with_context(|| format!("cannot copy to {}", dest.display()))?;
-    Ok(0)
+}
+
+/// A missing path, or one going through a file: what docker reports as not found.
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 /// `cp CONTAINER:PATH -`: a tar stream of the entry on stdout.
@@ -179,53 +220,73 @@ fn write_tar(entry: &Entry, name: &std::ffi::OsStr) -> anyhow::Result<()> {
 fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Result<u8> {
     let containers = super::open_containers(global)?;
     let record = containers.find(c)?;
-    let from_stdin = args.source == "-";
     // The host side is resolved before entering the container's namespaces.
-    let src = if from_stdin {
+    let src = if args.source == "-" {
         None
     } else {
-        let mut path = std::path::absolute(&args.source)?;
-        if args.follow_link {
-            path = std::fs::canonicalize(&path).with_context(|| {
-                format!("could not find the file {} on the host", path.display())
-            })?;
-        }
-        let host = host_root()?;
-        let entry = resolve::in_root(host.as_fd(), &path, false)?;
-        if entry.stat()?.is_none() {
-            anyhow::bail!("could not find the file {} on the host", path.display());
-        }
-        Some((entry, path))
+        Some(host_source(args).map_err(refuse)?)
     };
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
     let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
-    let Some((src, src_path)) = src else {
-        // A tar stream unpacks into an existing directory only (a link to one is followed).
-        let dir = resolve::in_root(rootfd.as_fd(), dst, true)
-            .and_then(|e| e.open_dir())
-            .map_err(|_| {
-                refused(format!(
-                    "destination \"{c}:{}\" must be a directory",
-                    dst.display()
-                ))
-            })?;
-        untar::unpack(std::io::stdin().lock(), dir.as_fd(), owners(args))
-            .context("cannot unpack the tar stream from stdin")?;
-        return Ok(0);
-    };
-    let dest_is_dir = args.destination.ends_with('/');
-    let dest = resolve::in_root(rootfd.as_fd(), dst, true).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            // docker names the directory it would have unpacked into.
-            let parent = dst.parent().unwrap_or(Path::new("/"));
+    match src {
+        None => unpack_stdin(rootfd.as_fd(), args, c, dst),
+        Some((src, src_path)) => copy_to(rootfd.as_fd(), args, c, dst, &src, &src_path),
+    }
+    .map_err(refuse)?;
+    Ok(0)
+}
+
+/// The host source and its absolute path.
+fn host_source(args: &Args) -> anyhow::Result<(Entry, std::path::PathBuf)> {
+    let mut path = std::path::absolute(&args.source)?;
+    let not_found = |path: &Path| format!("could not find the file {} on the host", path.display());
+    if args.follow_link {
+        path = std::fs::canonicalize(&path).with_context(|| not_found(&path))?;
+    }
+    let host = host_root()?;
+    let entry = resolve::in_root(host.as_fd(), &path, false).with_context(|| not_found(&path))?;
+    if entry.stat()?.is_none() {
+        anyhow::bail!(not_found(&path));
+    }
+    Ok((entry, path))
+}
+
+/// `cp - CONTAINER:DIR`: a tar stream unpacks into an existing directory only (a link to one
+/// is followed).
+fn unpack_stdin(root: BorrowedFd, args: &Args, c: &str, dst: &Path) -> anyhow::Result<()> {
+    let dir = resolve::in_root(root, dst, true)
+        .and_then(|e| e.open_dir())
+        .map_err(|_| {
             refused(format!(
-                "Could not find the file {} in container {c}",
-                Path::new("/").join(parent).display()
+                "destination \"{c}:{}\" must be a directory",
+                dst.display()
             ))
-        } else {
-            anyhow::Error::new(e)
-                .context(format!("cannot reach {} in container {c}", dst.display()))
-        }
+        })?;
+    untar::unpack(std::io::stdin().lock(), dir.as_fd(), owners(args))
+        .context("cannot unpack the tar stream from stdin")
+}
+
+fn copy_to(
+    root: BorrowedFd,
+    args: &Args,
+    c: &str,
+    dst: &Path,
+    src: &Entry,
+    src_path: &Path,
+) -> anyhow::Result<()> {
+    // docker names the directory it would have unpacked into.
+    let parent = Path::new("/").join(dst.parent().unwrap_or(Path::new("/")));
+    let dest = resolve::in_root(root, dst, true).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!(
+            "Could not find the file {} in container {c}",
+            parent.display()
+        ),
+        std::io::ErrorKind::NotADirectory => anyhow::anyhow!(
+            "extraction point {} in container {c} is not a directory",
+            parent.display()
+        ),
+        _ => anyhow::Error::new(e)
+            .context(format!("cannot reach {} in container {c}", dst.display())),
     })?;
     let name = src_path
         .file_name()
@@ -233,16 +294,14 @@ fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Res
         .unwrap_or_else(|| "root".into());
     let name = safe_fs::cstring(name.as_encoded_bytes())?;
     place(
-        &src,
+        src,
         &dest,
         &Placement {
             owners: owners(args),
             contents_only: contents_only(&args.source),
-            dest_is_dir,
+            dest_is_dir: args.destination.ends_with('/'),
             name: &name,
             dest_shown: &format!("{}:{}", c, dst.display()),
         },
     )
-    .with_context(|| format!("cannot copy into {}", dst.display()))?;
-    Ok(0)
 }

@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 
 use anyhow::Context;
 
-use crate::runtime::copy::{Owners, ensure_dir};
+use crate::runtime::copy::{Owners, clear_for_file, ensure_dir};
 use crate::storage::safe_fs;
 
 /// The parts of a header applied to what an entry made.
@@ -45,15 +45,21 @@ pub fn unpack(input: impl Read, dest: BorrowedFd<'_>, owners: Owners) -> anyhow:
         };
         let dir = open_parents(dest, parents)
             .with_context(|| format!("cannot unpack {}", path.display()))?;
+        // A directory and a non-directory never replace each other, as in docker.
+        let clear = || {
+            clear_for_file(dir.as_fd(), name)
+                .with_context(|| format!("cannot unpack {}", path.display()))
+        };
         let kind = entry.header().entry_type();
         let made = match kind {
             tar::EntryType::Directory => {
-                let d = ensure_dir(dir.as_fd(), name)?;
+                let d = ensure_dir(dir.as_fd(), name)
+                    .with_context(|| format!("cannot unpack {}", path.display()))?;
                 dirs.push((d, meta));
                 continue;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                safe_fs::remove_all_at(dir.as_fd(), name)?;
+                clear()?;
                 let fd = safe_fs::openat(
                     dir.as_fd(),
                     name,
@@ -67,7 +73,7 @@ pub fn unpack(input: impl Read, dest: BorrowedFd<'_>, owners: Owners) -> anyhow:
                 let target = entry
                     .link_name()?
                     .context("a symlink entry without a target")?;
-                safe_fs::remove_all_at(dir.as_fd(), name)?;
+                clear()?;
                 let target = safe_fs::cstring(target.as_os_str().as_bytes())?;
                 safe_fs::symlinkat(&target, dir.as_fd(), name)?;
                 None
@@ -79,12 +85,12 @@ pub fn unpack(input: impl Read, dest: BorrowedFd<'_>, owners: Owners) -> anyhow:
                 let tnames = names_of(&target).context("a hard link that climbs out with ..")?;
                 let (tname, tparents) = tnames.split_last().context("a hard link to .")?;
                 let tdir = open_parents(dest, tparents)?;
-                safe_fs::remove_all_at(dir.as_fd(), name)?;
+                clear()?;
                 safe_fs::linkat(tdir.as_fd(), tname, dir.as_fd(), name)?;
                 continue;
             }
             tar::EntryType::Fifo => {
-                safe_fs::remove_all_at(dir.as_fd(), name)?;
+                clear()?;
                 safe_fs::mknodat(dir.as_fd(), name, libc::S_IFIFO | 0o600, 0)?;
                 safe_fs::fchmodat(dir.as_fd(), name, meta.mode)?;
                 None
