@@ -418,6 +418,31 @@ fn burrow_archives_load_into_docker() {
         docker.files("test/zipped:1")["zipped"],
         (0, "gzip\n".into())
     );
+
+    // Back from docker: burrow's own image again (same id, under another manifest), which
+    // stays one image with its names, as in docker, not a second one left nameless.
+    t.burrow(["rmi", "other/made:v2"]).output().assert_ok();
+    let back = t.path("back.tar");
+    docker.docker(&["save", "-o", back.to_str().unwrap(), "test/made:1"]);
+    t.load(&share(&back))
+        .assert_stdout("Loaded image: test/made:1\n");
+    let out = t
+        .burrow([
+            "images",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ])
+        .output();
+    out.assert_ok();
+    let made_id = made["Id"].as_str().unwrap();
+    let rows: Vec<&str> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(made_id))
+        .collect();
+    assert_eq!(rows, [format!("test/made:1 {made_id}")], "{out:?}");
 }
 
 #[test]
