@@ -33,16 +33,31 @@ ensure_pkgs() {
     [ -z "${missing// /}" ] && return 0
     if is_root; then
         log "installing: $missing"
-        export DEBIAN_FRONTEND=noninteractive
+        local status=0 hold=
+        # Packages are installed for their programs: the tests start the daemons they need
+        # privately. policy-rc.d (Debian's switch for this) keeps a service from starting on
+        # install, e.g. docker's, which would add iptables rules and a bridge.
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod 0755 /usr/sbin/policy-rc.d
+            hold=1
+        fi
         # shellcheck disable=SC2086
-        apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || {
-            apt-get update -qq
-            # shellcheck disable=SC2086
-            apt-get install -y -qq --no-install-recommends $missing
-        }
+        apt_install $missing || status=$?
+        [ -z "$hold" ] || rm -f /usr/sbin/policy-rc.d
+        return "$status"
     else
         log "not root: not installing missing packages: $missing"
     fi
+}
+
+# apt_install PKG... : apt-get install, updating the package lists if that fails.
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 || {
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "$@"
+    }
 }
 
 # open_devices: /dev/net/tun and /dev/fuse are 0600 on these machines.

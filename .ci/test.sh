@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=.ci/lib.sh
 . .ci/lib.sh
 
-ensure_pkgs uidmap slirp4netns passt fuse3 busybox-static docker-registry podman
+ensure_pkgs uidmap slirp4netns passt fuse3 busybox-static docker-registry podman docker.io
 open_devices
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}

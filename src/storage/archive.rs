@@ -56,6 +56,9 @@ struct DockerArchiveImage {
     layers: Vec<String>,
 }
 
+/// Image id (config digest) → manifest digest.
+type KnownIds = HashMap<Digest, Digest>;
+
 struct Contents {
     members: HashMap<String, Member>,
     metadata: HashMap<String, Vec<u8>>,
@@ -69,6 +72,7 @@ impl Store {
         let (_, stream) =
             compression::decompress(BufReader::with_capacity(READ_BUFFER, reader)).map_err(bad)?;
         let contents = self.spool_archive(stream)?;
+        let mut known = self.known_ids()?;
         let docker_manifest = match contents.metadata.get("manifest.json") {
             Some(bytes) => Some(
                 serde_json::from_slice::<Vec<DockerArchiveImage>>(bytes)
@@ -82,11 +86,11 @@ impl Store {
         ) {
             let index: IndexDoc = serde_json::from_slice(index)
                 .map_err(|e| StorageError::InvalidArchive(format!("index.json: {e}")))?;
-            self.load_oci(&contents, &index, docker_manifest.as_deref())
+            self.load_oci(&contents, &index, docker_manifest.as_deref(), &mut known)
         } else if let Some(images) = docker_manifest {
             images
                 .iter()
-                .map(|image| self.load_docker_image(&contents, image))
+                .map(|image| self.load_docker_image(&contents, image, &mut known))
                 .collect()
         } else {
             Err(StorageError::InvalidArchive(
@@ -193,6 +197,7 @@ impl Store {
         contents: &Contents,
         index: &IndexDoc,
         docker_manifest: Option<&[DockerArchiveImage]>,
+        known: &mut KnownIds,
     ) -> Result<Vec<ImageRecord>, StorageError> {
         let mut out = Vec::new();
         for desc in &index.manifests {
@@ -203,12 +208,48 @@ impl Store {
             {
                 names = self.repo_tags_for(contents, images, &manifest_digest)?;
             }
-            out.push(named_by_archive(
-                self.add_image(&manifest_digest, &names)?,
-                &names,
-            ));
+            let manifest =
+                ManifestDoc::parse(&self.read_blob(&manifest_digest)?, &manifest_digest)?;
+            let config = manifest.image_config(&manifest_digest)?.digest()?;
+            out.push(
+                self.add_loaded_image(known, &config, &names, || Ok(manifest_digest.clone()))?,
+            );
         }
         Ok(out)
+    }
+
+    /// Image id (config digest) → manifest digest of the images in the store.
+    fn known_ids(&self) -> Result<KnownIds, StorageError> {
+        Ok(self
+            .images()?
+            .into_iter()
+            .map(|i| (i.id, i.manifest_digest))
+            .collect())
+    }
+
+    /// Record an image of the archive under `names`. docker and podman know an image by its
+    /// id, the digest of its config: one the store has already, under another manifest
+    /// (pulled, committed, or from another tool's archive), takes the names, rather than a
+    /// second image with the same id being stored beside it (and the first left nameless).
+    /// Otherwise `manifest` gives the archive's.
+    fn add_loaded_image(
+        &self,
+        known: &mut KnownIds,
+        config: &Digest,
+        names: &[Reference],
+        manifest: impl FnOnce() -> Result<Digest, StorageError>,
+    ) -> Result<ImageRecord, StorageError> {
+        if let Some(existing) = known.get(config) {
+            match self.add_image(existing, names) {
+                // Removed since it was listed: the archive's copy takes its place.
+                Err(StorageError::BlobNotFound(_)) => {}
+                result => return Ok(named_by_archive(result?, names)),
+            }
+        }
+        let manifest_digest = manifest()?;
+        let record = self.add_image(&manifest_digest, names)?;
+        known.insert(config.clone(), manifest_digest);
+        Ok(named_by_archive(record, names))
     }
 
     /// The image manifest for this machine: `desc` itself, or its pick from an index (of which
@@ -265,6 +306,7 @@ impl Store {
         &self,
         contents: &Contents,
         image: &DockerArchiveImage,
+        known: &mut KnownIds,
     ) -> Result<ImageRecord, StorageError> {
         let (config_digest, config_size, _) = resolve(contents, &image.config)?;
         let config = ConfigDoc::parse(&self.read_blob(&config_digest)?, &config_digest)?;
@@ -304,14 +346,12 @@ impl Store {
             "config": { "mediaType": DOCKER_CONFIG, "size": config_size, "digest": config_digest.to_string() },
             "layers": layers,
         });
-        let manifest =
-            serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
-        let manifest_digest = self.put_blob(&manifest)?;
         let names = parse_repo_tags(image.repo_tags.as_deref());
-        Ok(named_by_archive(
-            self.add_image(&manifest_digest, &names)?,
-            &names,
-        ))
+        self.add_loaded_image(known, &config_digest, &names, || {
+            let bytes =
+                serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
+            self.put_blob(&bytes)
+        })
     }
 }
 
@@ -431,6 +471,15 @@ mod tests {
     };
 
     fn docker_archive() -> (Vec<u8>, Vec<Digest>) {
+        docker_archive_of(
+            json!(["busybox:latest", "localhost/x:1", "Not A Valid Name"]),
+            false,
+        )
+    }
+
+    /// A three-layer image (the first and last the same) as a docker-archive; the same image
+    /// whether or not its base layer is stored gzipped, under another manifest.
+    fn docker_archive_of(repo_tags: serde_json::Value, gzip_base: bool) -> (Vec<u8>, Vec<Digest>) {
         let l0 = TarBuilder::new()
             .file("etc/os-release", b"base", 0o644)
             .finish();
@@ -440,12 +489,13 @@ mod tests {
         let config_hex = Digest::sha256_of(&config).hex().to_string();
         let manifest = json!([{
             "Config": format!("{config_hex}.json"),
-            "RepoTags": ["busybox:latest", "localhost/x:1", "Not A Valid Name"],
+            "RepoTags": repo_tags,
             "Layers": ["aaa/layer.tar", "bbb/layer.tar", "ccc/layer.tar"],
         }]);
+        let stored_base = if gzip_base { gzip(&l0) } else { l0 };
         let mut outer = Outer::new();
         outer
-            .file("aaa/layer.tar", &l0)
+            .file("aaa/layer.tar", &stored_base)
             .file("aaa/VERSION", b"1.0")
             .file("bbb/layer.tar", &l1)
             .symlink("ccc/layer.tar", "../aaa/layer.tar")
@@ -504,6 +554,38 @@ mod tests {
         let err = store.load_archive(&outer.finish()[..]).unwrap_err();
         assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
         assert!(store.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_image_loaded_again_under_another_manifest_stays_one_image() {
+        let (_dir, store) = store();
+        let (plain, _) = docker_archive();
+        let first = store.load_archive(&plain[..]).unwrap().remove(0);
+        // The same config (so the same image id) and layers, the base stored gzipped: the
+        // manifest burrow records for it differs, as one from a pull or a commit would.
+        let (zipped, _) = docker_archive_of(json!(["busybox:latest", "other:1"]), true);
+        let again = store.load_archive(&zipped[..]).unwrap();
+        assert_eq!(again[0].id, first.id);
+        assert_eq!(
+            again[0].names,
+            [
+                "docker.io/library/busybox:latest",
+                "docker.io/library/other:1"
+            ]
+        );
+        let images = store.images().unwrap();
+        assert_eq!(images.len(), 1, "{images:?}");
+        assert_eq!(images[0].manifest_digest, first.manifest_digest);
+        let mut names = images[0].names.clone();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "docker.io/library/busybox:latest",
+                "docker.io/library/other:1",
+                "localhost/x:1"
+            ]
+        );
     }
 
     /// Blobs of one OCI image; returns (manifest digest, manifest size, blobs).

@@ -6,7 +6,9 @@
 //! layers stored compressed are decompressed, and verified, on the way), `repositories`.
 //! OCI: `oci-layout`, `index.json` (one descriptor per name, annotated with the full name as
 //! containerd and docker 25 do), `blobs/sha256/`; Docker schema2 manifests are converted to
-//! OCI manifests (same config and layer blobs).
+//! OCI manifests (same config and layer blobs). As docker 25 does, an OCI archive also has a
+//! docker-archive `manifest.json` pointing into `blobs/`: docker before 25 reads nothing else
+//! (it takes compressed layers too), OCI tools ignore it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -30,7 +32,8 @@ use super::{ImageRecord, StorageError, Store};
 pub enum ArchiveFormat {
     /// docker save's format, read by docker load and podman load
     DockerArchive,
-    /// An OCI image layout in a tar archive
+    /// An OCI image layout in a tar archive, with docker's manifest.json too (docker load
+    /// before docker 25 reads only that)
     OciArchive,
     /// An OCI image layout directory
     OciDir,
@@ -157,10 +160,8 @@ impl Store {
                 sink.file(&config_path, size, &mut f)
                     .map_err(|e| write_err(&config_path, e))?;
             }
-            let tags: Vec<String> = names
-                .iter()
-                .filter_map(|n| Reference::parse(n).ok())
-                .filter(|r| r.tag.is_some() && r.digest.is_none())
+            let tags: Vec<String> = tagged(names)
+                .into_iter()
                 .map(|r| {
                     if let Some(top) = image.diff_ids.last() {
                         let repo = Reference {
@@ -177,21 +178,11 @@ impl Store {
                     r.familiar()
                 })
                 .collect();
-            manifest.push(json!({
-                "Config": config_path,
-                "RepoTags": if tags.is_empty() { serde_json::Value::Null } else { json!(tags) },
-                "Layers": layers,
-            }));
+            manifest.push(docker_manifest_entry(config_path, tags, layers));
         }
-        let bytes =
-            serde_json::to_vec(&manifest).map_err(|e| StorageError::Other(e.to_string()))?;
-        sink.file("manifest.json", bytes.len() as u64, &mut &bytes[..])
-            .map_err(|e| write_err("manifest.json", e))?;
+        write_json(sink, "manifest.json", &json!(manifest))?;
         if !repositories.is_empty() {
-            let bytes = serde_json::to_vec(&repositories)
-                .map_err(|e| StorageError::Other(e.to_string()))?;
-            sink.file("repositories", bytes.len() as u64, &mut &bytes[..])
-                .map_err(|e| write_err("repositories", e))?;
+            write_json(sink, "repositories", &json!(repositories))?;
         }
         Ok(())
     }
@@ -259,26 +250,28 @@ impl Store {
             .map_err(|e| write_err("blobs/sha256", e))?;
         let mut written: HashSet<Digest> = HashSet::new();
         let mut descriptors = Vec::new();
+        let mut docker_manifest = Vec::new();
         for (image, names) in items {
             let stored = self.read_blob(&image.manifest_digest)?;
             let doc = self.image_manifest(image)?;
             let manifest_bytes = oci_manifest_bytes(&stored, &doc, image)?;
             let manifest_digest = Digest::sha256_of(&manifest_bytes);
-            let mut blobs: Vec<Digest> = vec![image.id.clone()];
-            for layer in &doc.layers {
-                blobs.push(layer.digest()?);
-            }
-            for digest in blobs {
+            let layers = doc
+                .layers
+                .iter()
+                .map(|l| l.digest())
+                .collect::<Result<Vec<_>, _>>()?;
+            for digest in std::iter::once(&image.id).chain(&layers) {
                 if !written.insert(digest.clone()) {
                     continue;
                 }
-                let path = format!("blobs/sha256/{}", digest.hex());
-                let size = self.blob_size(&digest)?;
-                sink.file(&path, size, &mut self.open_blob(&digest)?)
+                let path = blob_path(digest);
+                let size = self.blob_size(digest)?;
+                sink.file(&path, size, &mut self.open_blob(digest)?)
                     .map_err(|e| write_err(&path, e))?;
             }
             if written.insert(manifest_digest.clone()) {
-                let path = format!("blobs/sha256/{}", manifest_digest.hex());
+                let path = blob_path(&manifest_digest);
                 sink.file(&path, manifest_bytes.len() as u64, &mut &manifest_bytes[..])
                     .map_err(|e| write_err(&path, e))?;
             }
@@ -293,11 +286,12 @@ impl Store {
                 }
                 d
             };
-            let refs: Vec<Reference> = names
-                .iter()
-                .filter_map(|n| Reference::parse(n).ok())
-                .filter(|r| r.tag.is_some() && r.digest.is_none())
-                .collect();
+            let refs = tagged(names);
+            docker_manifest.push(docker_manifest_entry(
+                blob_path(&image.id),
+                refs.iter().map(Reference::familiar).collect(),
+                layers.iter().map(blob_path).collect(),
+            ));
             if refs.is_empty() {
                 descriptors.push(descriptor(serde_json::Value::Null));
             }
@@ -308,15 +302,52 @@ impl Store {
                 })));
             }
         }
+        write_json(sink, "manifest.json", &json!(docker_manifest))?;
         let index = json!({
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
             "manifests": descriptors,
         });
-        let bytes = serde_json::to_vec(&index).map_err(|e| StorageError::Other(e.to_string()))?;
-        sink.file("index.json", bytes.len() as u64, &mut &bytes[..])
-            .map_err(|e| write_err("index.json", e))
+        write_json(sink, "index.json", &index)
     }
+}
+
+fn blob_path(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
+}
+
+/// The names an archive records for an image: tagged ones (`docker load` has no use for a
+/// digest without a tag).
+fn tagged(names: &[String]) -> Vec<Reference> {
+    names
+        .iter()
+        .filter_map(|n| Reference::parse(n).ok())
+        .filter(|r| r.tag.is_some() && r.digest.is_none())
+        .collect()
+}
+
+/// One image of a docker-archive `manifest.json`; `RepoTags` is null for an image without
+/// names, as docker writes it.
+fn docker_manifest_entry(
+    config: String,
+    tags: Vec<String>,
+    layers: Vec<String>,
+) -> serde_json::Value {
+    json!({
+        "Config": config,
+        "RepoTags": if tags.is_empty() { serde_json::Value::Null } else { json!(tags) },
+        "Layers": layers,
+    })
+}
+
+fn write_json(
+    sink: &mut dyn Sink,
+    path: &str,
+    value: &serde_json::Value,
+) -> Result<(), StorageError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StorageError::Other(e.to_string()))?;
+    sink.file(path, bytes.len() as u64, &mut &bytes[..])
+        .map_err(|e| StorageError::Other(format!("writing {path} to the archive: {e}")))
 }
 
 /// The stored manifest if it is an OCI one, else the same image as an OCI manifest.
@@ -416,7 +447,12 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         let store = Store::open(src.path()).unwrap();
         let zipped = gzip(&TarBuilder::new().file("f", b"f", 0o644).finish());
-        let a = add_image(&store, &[zipped], "a", &["quay.io/x/a:1"]);
+        let a = add_image(
+            &store,
+            std::slice::from_ref(&zipped),
+            "a",
+            &["quay.io/x/a:1"],
+        );
         let nameless = add_image(&store, &[TarBuilder::new().finish()], "n", &[]);
         let items = vec![(a.clone(), a.names.clone()), (nameless.clone(), Vec::new())];
         let mut out = Vec::new();
@@ -430,6 +466,14 @@ mod tests {
             index["manifests"][0]["annotations"][ANNOTATION_REF_NAME],
             "quay.io/x/a:1"
         );
+        // docker before 25 reads only manifest.json: its paths name the blobs.
+        let manifest: serde_json::Value = serde_json::from_slice(&m["manifest.json"]).unwrap();
+        assert_eq!(manifest[0]["RepoTags"], json!(["quay.io/x/a:1"]));
+        assert_eq!(manifest[1]["RepoTags"], serde_json::Value::Null);
+        let config_path = manifest[0]["Config"].as_str().unwrap();
+        assert_eq!(Digest::sha256_of(&m[config_path]), a.id);
+        let layer_path = manifest[0]["Layers"][0].as_str().unwrap();
+        assert_eq!(m[layer_path], zipped);
         let dst = tempfile::tempdir().unwrap();
         let other = Store::open(dst.path()).unwrap();
         let loaded = other.load_archive(&out[..]).unwrap();

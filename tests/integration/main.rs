@@ -8,6 +8,7 @@
 #[macro_use]
 pub mod harness;
 mod container_fs;
+mod docker_interop;
 mod fixtures;
 pub mod images;
 
