@@ -4,6 +4,7 @@ use crate::cli::GlobalArgs;
 use crate::containers::Status;
 use crate::exit::refused;
 use crate::runtime::RuntimeError;
+use crate::runtime::cgroups::Hierarchy;
 use crate::runtime::exec_in::{ExecSpec, exec_in};
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +83,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         detach: args.detach,
         can_setgroups: crate::userns::current_mapping()?.can_setgroups(),
         privileged: args.privileged,
+        cgroup: std::fs::read_to_string(format!("/proc/{}/cgroup", record.pid))
+            .ok()
+            .and_then(|text| Hierarchy::system().container_cgroup(&text, &record.id)),
     };
     match exec_in(nix::unistd::Pid::from_raw(record.pid), &spec) {
         Ok(code) => Ok(code),

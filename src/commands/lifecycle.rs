@@ -199,7 +199,7 @@ fn limits_cgroup(record: &ContainerRecord, args: &CreateArgs) -> anyhow::Result<
     match cgroups::Hierarchy::system().delegated_to_self(&limits.controllers()) {
         Ok(delegation) => Ok(Some(
             delegation
-                .create(&format!("burrow-{}", record.id), &limits)
+                .create(&cgroups::container_cgroup_name(&record.id), &limits)
                 .context("cannot apply the container's resource limits")?,
         )),
         Err(reason) => {

@@ -129,6 +129,11 @@ pub fn unified_path(proc_self_cgroup: &str) -> Option<&str> {
     (lines.next().is_none() && path.starts_with('/')).then_some(path)
 }
 
+/// The name of the cgroup burrow makes for the limits of container `id`.
+pub fn container_cgroup_name(id: &str) -> String {
+    format!("burrow-{id}")
+}
+
 /// A cgroup v2 mount (`/sys/fs/cgroup`, or a fake tree in tests).
 pub struct Hierarchy {
     root: PathBuf,
@@ -148,6 +153,16 @@ impl Hierarchy {
 
     pub fn system() -> Hierarchy {
         Hierarchy::new("/sys/fs/cgroup")
+    }
+
+    /// The cgroup burrow made for container `id`, when the process whose
+    /// `/proc/PID/cgroup` reads `proc_pid_cgroup` (the container's first process) is in it.
+    /// A process `exec`'d into the container joins it, as with runc and crun, so that the
+    /// container's limits hold for it too.
+    pub fn container_cgroup(&self, proc_pid_cgroup: &str, id: &str) -> Option<PathBuf> {
+        let path = unified_path(proc_pid_cgroup)?;
+        let dir = self.root.join(path.trim_start_matches('/'));
+        (dir.file_name()? == container_cgroup_name(id).as_str()).then_some(dir)
     }
 
     /// [`Hierarchy::delegated`] for this process and user.
@@ -261,7 +276,35 @@ impl Delegation {
 
 /// Move process `pid` (as this process sees it) into the cgroup `dir`; its children follow.
 pub fn add_process(dir: &Path, pid: i32) -> Result<(), CgroupError> {
-    write(&dir.join("cgroup.procs"), &pid.to_string())
+    ProcsFile::open(dir)?.add(pid)
+}
+
+/// The `cgroup.procs` file of a cgroup, opened to move processes in later. The kernel checks
+/// the rights of whoever opened it, so it still works once this process has joined a
+/// container's namespaces (where the cgroup may not even be visible).
+#[derive(Debug)]
+pub struct ProcsFile {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl ProcsFile {
+    pub fn open(dir: &Path) -> Result<ProcsFile, CgroupError> {
+        let path = dir.join("cgroup.procs");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        Ok(ProcsFile { file, path })
+    }
+
+    /// Move process `pid` (as this process sees it) in; its children follow.
+    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
+        use std::io::Write;
+        (&self.file)
+            .write_all(pid.to_string().as_bytes())
+            .map_err(io("move a process into", &self.path))
+    }
 }
 
 /// A container's cgroup, removed when dropped: drop it once the container's processes are
@@ -314,6 +357,42 @@ mod tests {
         assert_eq!(unified_path(hybrid), None);
         assert_eq!(unified_path("1:name=systemd:/\n"), None);
         assert_eq!(unified_path(""), None);
+    }
+
+    #[test]
+    fn a_container_cgroup_is_the_one_burrow_made_for_it() {
+        let h = Hierarchy::new("/sys/fs/cgroup");
+        let id = "0123abcd";
+        assert_eq!(
+            h.container_cgroup("0::/user.slice/u/burrow-0123abcd\n", id),
+            Some(PathBuf::from("/sys/fs/cgroup/user.slice/u/burrow-0123abcd"))
+        );
+        // No limits: the first process stayed in burrow's own cgroup.
+        assert_eq!(
+            h.container_cgroup("0::/user.slice/u/session.scope\n", id),
+            None
+        );
+        assert_eq!(
+            h.container_cgroup("0::/user.slice/u/burrow-ffff\n", id),
+            None
+        );
+        // cgroups v1 / hybrid: no limits were applied.
+        let hybrid = "12:pids:/user.slice\n0::/user.slice/u/burrow-0123abcd\n";
+        assert_eq!(h.container_cgroup(hybrid, id), None);
+    }
+
+    #[test]
+    fn procs_file_opened_before_writes_the_pid_later() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cgroup.procs"), "").unwrap();
+        let procs = ProcsFile::open(dir.path()).unwrap();
+        procs.add(4242).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("cgroup.procs")).unwrap(),
+            "4242"
+        );
+        let missing = ProcsFile::open(&dir.path().join("nosuch")).unwrap_err();
+        assert!(missing.to_string().contains("nosuch/cgroup.procs"), "{missing}");
     }
 
     #[test]

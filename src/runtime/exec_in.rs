@@ -3,11 +3,12 @@
 
 use nix::unistd::{ForkResult, Pid, fork};
 
+use super::cgroups::ProcsFile;
 use super::init::{become_process, resolve_user, setup_stdio};
 use super::supervise::{
     Started, block_forwarded_signals, exit_code, pidfd_open, relay_until_exit, wait_child,
 };
-use super::sync::{ChildMessage, channel_pair};
+use super::sync::{ChildMessage, ParentMessage, channel_pair};
 use super::{ProcessConfig, RuntimeError, Stdio, caps, join, pty};
 use crate::exit::{BURROW_ERROR, ExitError};
 
@@ -20,12 +21,20 @@ pub struct ExecSpec {
     pub can_setgroups: bool,
     /// `--privileged`: every capability burrow's user namespace allows, and no `no_new_privs`.
     pub privileged: bool,
+    /// The cgroup holding the container's limits, which the process joins before it starts.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// Join the namespaces of the container whose first process is `container_pid`, start the
 /// process there, and (unless detached) relay it until it exits.
 pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> {
-    join::enter_all_of(container_pid).map_err(|e| ExitError::new(BURROW_ERROR, e.to_string()))?;
+    let burrow_error = |e: &dyn std::fmt::Display| ExitError::new(BURROW_ERROR, e.to_string());
+    // Opened before the container's mount namespace hides the cgroup tree.
+    let cgroup = match &spec.cgroup {
+        Some(dir) => Some(ProcsFile::open(dir).map_err(|e| burrow_error(&e))?),
+        None => None,
+    };
+    join::enter_all_of(container_pid).map_err(|e| burrow_error(&e))?;
     let sigfd = block_forwarded_signals()?;
     let (ours, theirs) = channel_pair()?;
     // SAFETY: burrow is single-threaded; the child only sets itself up and execs.
@@ -45,6 +54,15 @@ pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> 
         }
         ForkResult::Parent { child } => {
             drop(theirs);
+            if let Some(procs) = &cgroup
+                && let Err(e) = procs.add(child.as_raw())
+            {
+                // Without its go-ahead the child gives up.
+                drop(ours);
+                let _ = wait_child(child);
+                return Err(burrow_error(&e).into());
+            }
+            ours.send(&ParentMessage::Start, None)?;
             let pidfd = pidfd_open(child.as_raw())?;
             let mut master = None;
             loop {
@@ -117,6 +135,11 @@ fn child(spec: &ExecSpec, chan: &super::sync::Channel) -> super::init::Failure {
         && let Err(e) = caps::limit_bounding_set()
     {
         return fail(e.to_string());
+    }
+    // Not before burrow has put this process in the container's cgroup.
+    match chan.recv::<ParentMessage>() {
+        Ok(Some((ParentMessage::Start, _))) => {}
+        _ => return fail("burrow went away before the process could start".into()),
     }
     become_process(&spec.process, &who, spec.can_setgroups, spec.privileged)
 }

@@ -1396,6 +1396,16 @@ fn resource_limits_are_enforced_with_a_delegated_cgroup_v2() {
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
     assert_eq!(read("memory.max"), "67108864\n");
     assert_eq!(read("pids.max"), "50\n");
+    // A process exec'd into the container is held by the same limits.
+    let out = t
+        .burrow(["exec", "lim", "cat", "/proc/self/cgroup"])
+        .output();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout.trim(),
+        logged.trim(),
+        "exec'd process in another cgroup"
+    );
     t.burrow(["rm", "-f", "lim"]).output().assert_ok();
     assert!(!dir.exists(), "{} is left behind", dir.display());
 }
