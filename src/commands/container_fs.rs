@@ -1,5 +1,6 @@
 //! Reaching a container's files from burrow: the running container's root through its first
-//! process, or, for a stopped one, its layers mounted in a private mount namespace.
+//! process, or, for a stopped one, its layers mounted in a private mount namespace with its
+//! volumes and bind mounts on them, as docker's daemon mounts them to copy.
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +8,15 @@ use anyhow::Context;
 
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerRecord, ContainerStore};
+use crate::runtime::ExtraMount;
+use crate::runtime::mounts;
 use crate::runtime::rootfs::Layers;
 use crate::storage::UnpackOptions;
 use crate::userns::MappingKind;
 
 /// Enter the right user namespace and return a path at which the container's root filesystem
-/// is visible (burrow must be single-threaded; this changes its namespaces).
+/// is visible with its volumes and bind mounts, as its processes see them (burrow must be
+/// single-threaded; this changes its namespaces).
 pub fn open_rootfs(
     global: &GlobalArgs,
     containers: &ContainerStore,
@@ -48,7 +52,19 @@ pub fn open_rootfs(
         },
         &merged,
     )?;
+    mount_storage(&merged, &record.mounts)?;
     Ok(merged)
+}
+
+/// Put a stopped container's volumes and bind mounts where its processes would see them (not
+/// its tmpfs mounts, whose contents went with its processes). A volume still empty gets the
+/// image's files first, as `start` would give them: docker fills it when the container is
+/// created, so `cp` of a container never started sees them there too.
+fn mount_storage(merged: &Path, mounts: &[ExtraMount]) -> anyhow::Result<()> {
+    mounts::seed_volumes(merged, mounts).context("cannot fill the container's new volumes")?;
+    mounts::apply(merged, &mounts::storage_steps(mounts))
+        .context("cannot mount the container's volumes")?;
+    Ok(())
 }
 
 /// The container's image layers, unpacked, lowest first.
