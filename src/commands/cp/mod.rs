@@ -28,9 +28,15 @@ link's target inside the container; links met inside a copied tree are replaced,
 SRC_PATH ending in /. copies the directory's contents rather than the directory. A missing \
 DEST_PATH is created (a file copied to a missing DIR/ is refused, as is a missing parent \
 directory); a tar stream from STDIN unpacks into an existing directory only. Inside a copied \
-tree, a directory and a non-directory never replace each other. Without -a, copied files \
-belong to root in the container, or to you on the host. What docker refuses exits 1, as \
-docker's does; burrow's own failures (storage, namespaces) exit 125.")]
+tree, a directory and a non-directory never replace each other. A path under a volume or \
+bind mount is the mount's, running or not: a stopped container's are mounted while burrow \
+copies, as docker's daemon does (not its tmpfs mounts: their paths are its own directories). \
+A copy into a container created with --read-only (\"container rootfs is marked read-only\") \
+or into a volume or bind mount it has read-only (\"mounted volume is marked read-only\") is \
+refused; as docker, burrow judges the directory the copy lands in, so a writable volume under \
+a read-only root takes copies. Without -a, copied files belong to root in the container, or \
+to you on the host. What docker refuses exits 1, as docker's does; burrow's own failures \
+(storage, namespaces, mounts) exit 125.")]
 pub struct Args {
     /// Keep the owners (uid/gid) of the copied files
     #[arg(short, long)]
