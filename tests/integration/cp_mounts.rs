@@ -319,3 +319,75 @@ fn cp_refuses_read_only_roots_and_mounts() {
         }
     }
 }
+
+/// A stopped container's files and volumes are reached whatever builds its root: the FUSE
+/// overlay (served by burrow while it copies) and vfs too.
+#[test]
+fn cp_reaches_a_stopped_container_with_every_storage_driver() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = volume_image(&t);
+    let file = t.write("host/file", "host file\n");
+    let file = file.to_str().unwrap();
+    for driver in ["fuse-overlay", "vfs"] {
+        fn on<'a>(driver: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+            [&["--storage-driver", driver], args].concat()
+        }
+        let vol = format!("vol-{driver}");
+        let name = format!("c-{driver}");
+        ok(
+            &t,
+            &on(
+                driver,
+                &[
+                    "create",
+                    "--name",
+                    &name,
+                    "-v",
+                    &format!("{vol}:/data"),
+                    img,
+                    "true",
+                ],
+            ),
+        );
+        ok(&t, &on(driver, &["cp", file, &format!("{name}:/data/")]));
+        ok(&t, &on(driver, &["cp", file, &format!("{name}:/etc/")]));
+        let out = t.user_dir(&format!("out-{driver}"));
+        ok(
+            &t,
+            &on(
+                driver,
+                &[
+                    "cp",
+                    &format!("{name}:/data/imagefile"),
+                    out.to_str().unwrap(),
+                ],
+            ),
+        );
+        ok(
+            &t,
+            &on(
+                driver,
+                &["cp", &format!("{name}:/etc/file"), out.to_str().unwrap()],
+            ),
+        );
+        assert_eq!(read(&out.join("imagefile")), "image\n", "{driver}");
+        assert_eq!(read(&out.join("file")), "host file\n", "{driver}");
+        ok(
+            &t,
+            &on(
+                driver,
+                &[
+                    "run",
+                    "--rm",
+                    "-v",
+                    &format!("{vol}:/data"),
+                    img,
+                    "cat",
+                    "/data/file",
+                ],
+            ),
+        )
+        .assert_stdout("host file\n");
+    }
+}

@@ -163,7 +163,7 @@ fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Re
     let containers = super::open_containers(global)?;
     let record = containers.find(c)?;
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
-    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    let rootfd: OwnedFd = std::fs::File::open(&root.path)?.into();
     copy_from(rootfd.as_fd(), args, c, src).map_err(refuse)?;
     Ok(0)
 }
@@ -248,7 +248,7 @@ fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Res
     };
     let read_only_root = super::lifecycle::create_args_of(&record)?.read_only;
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
-    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    let rootfd: OwnedFd = std::fs::File::open(&root.path)?.into();
     let into = writable::Container {
         root: rootfd.as_fd(),
         read_only_root,
