@@ -391,3 +391,59 @@ fn cp_reaches_a_stopped_container_with_every_storage_driver() {
         .assert_stdout("host file\n");
     }
 }
+
+/// A link inside a bind mount resolves as the container resolves it: `..` at the mount's root
+/// is the mount point's parent in the container, `/` the container's root, never the host's
+/// directory holding the bind mount's source, running or not.
+#[test]
+fn links_in_a_bind_mount_stay_in_the_container() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = volume_image(&t);
+    // A name nothing else uses: an escape through `far` would put it in the host's /tmp.
+    let unique = format!("cp-bind-escape-{}", std::process::id());
+    let file = t.write(&format!("host/{unique}"), "host file\n");
+    let file = file.to_str().unwrap();
+    // What an escape would reach: the bind source's parent directory, on the host.
+    let outside = t.user_dir("outside");
+    std::fs::write(outside.join("secret"), "secret\n").unwrap();
+    for state in [State::Created, State::Running] {
+        let name = format!("{state:?}").to_lowercase();
+        let bind = t.user_dir(&format!("outside/bind-{name}"));
+        std::os::unix::fs::symlink("..", bind.join("up")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", bind.join("far")).unwrap();
+        std::os::unix::fs::symlink("/", bind.join("abs")).unwrap();
+        container(
+            &t,
+            state,
+            &name,
+            &["-v", &format!("{}:/bind", bind.display())],
+            img,
+        );
+        let c = |p: &str| format!("{name}:{p}");
+        let out = t.burrow(["cp", &c("/bind/up/secret"), "-"]).output();
+        refused(&out, "Could not find the file", "secret through ..");
+        let out = t.burrow(["cp", &c("/bind/far/secret"), "-"]).output();
+        refused(&out, "Could not find the file", "secret through ../..");
+        ok(&t, &["cp", file, &c("/bind/up/")]);
+        ok(&t, &["cp", file, &c("/bind/far/tmp/")]);
+        ok(&t, &["cp", file, &c("/bind/abs/data/sub/")]);
+        ok(&t, &["cp", file, &c("/bind/up")]);
+        for escaped in [outside.join(&unique), Path::new("/tmp").join(&unique)] {
+            assert!(
+                !escaped.exists(),
+                "{state:?}: {} written",
+                escaped.display()
+            );
+        }
+        assert_eq!(read(&outside.join("secret")), "secret\n");
+        if state != State::Running {
+            ok(&t, &["start", &name]);
+        }
+        let inside = ["/", "/tmp/", "/data/sub/"].map(|d| format!("{d}{unique}"));
+        let mut cat = vec!["exec", &name, "cat"];
+        cat.extend(inside.iter().map(String::as_str));
+        ok(&t, &cat).assert_stdout("host file\nhost file\nhost file\n");
+        ok(&t, &["exec", &name, "ls", "-l", "/bind/up"]).assert_stdout_contains("-> ..");
+    }
+}
