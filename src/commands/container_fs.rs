@@ -1,5 +1,6 @@
 //! Reaching a container's files from burrow: the running container's root through its first
-//! process, or, for a stopped one, its layers mounted in a private mount namespace.
+//! process, or, for a stopped one, its layers mounted in a private mount namespace with its
+//! volumes and bind mounts on them, as docker's daemon mounts them to copy.
 
 use std::path::{Path, PathBuf};
 
@@ -7,21 +8,34 @@ use anyhow::Context;
 
 use crate::cli::GlobalArgs;
 use crate::containers::{ContainerRecord, ContainerStore};
-use crate::runtime::rootfs::Layers;
+use crate::runtime::ExtraMount;
+use crate::runtime::mounts;
+use crate::runtime::rootfs::{Layers, MountServer, Mounted};
 use crate::storage::UnpackOptions;
 use crate::userns::MappingKind;
 
-/// Enter the right user namespace and return a path at which the container's root filesystem
-/// is visible (burrow must be single-threaded; this changes its namespaces).
+/// Where a container's root filesystem is visible, and for a stopped container on burrow's
+/// FUSE overlay the process serving it, which serves as long as this lives.
+pub struct Rootfs {
+    pub path: PathBuf,
+    _server: Option<MountServer>,
+}
+
+/// Enter the right user namespace and make the container's root filesystem visible with its
+/// volumes and bind mounts, as its processes see them (burrow must be single-threaded; this
+/// changes its namespaces and may fork a FUSE server).
 pub fn open_rootfs(
     global: &GlobalArgs,
     containers: &ContainerStore,
     record: &ContainerRecord,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<Rootfs> {
     if record.status.is_running() {
         let pid = nix::unistd::Pid::from_raw(record.pid);
         crate::runtime::join::enter_userns_of(pid)?;
-        return Ok(PathBuf::from(format!("/proc/{pid}/root")));
+        return Ok(Rootfs {
+            path: PathBuf::from(format!("/proc/{pid}/root")),
+            _server: None,
+        });
     }
     let mapping = crate::userns::enter_current()?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
@@ -39,16 +53,33 @@ pub fn open_rootfs(
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
-    super::storage_driver::driver(global).mount(
-        &Layers {
-            lower: &lower,
-            upper: &upper,
-            work: &work,
-            volatile: false,
-        },
-        &merged,
-    )?;
-    Ok(merged)
+    let layers = Layers {
+        lower: &lower,
+        upper: &upper,
+        work: &work,
+        volatile: false,
+    };
+    let driver = super::storage_driver::driver(global);
+    let server = match driver.mount(&layers, &merged)? {
+        Mounted::Done => None,
+        Mounted::NeedsServer(dev) => Some(driver.serve(&layers, dev)?),
+    };
+    mount_storage(&merged, &record.mounts)?;
+    Ok(Rootfs {
+        path: merged,
+        _server: server,
+    })
+}
+
+/// Put a stopped container's volumes and bind mounts where its processes would see them (not
+/// its tmpfs mounts, whose contents went with its processes). A volume still empty gets the
+/// image's files first, as `start` would give them: docker fills it when the container is
+/// created, so `cp` of a container never started sees them there too.
+fn mount_storage(merged: &Path, mounts: &[ExtraMount]) -> anyhow::Result<()> {
+    mounts::seed_volumes(merged, mounts).context("cannot fill the container's new volumes")?;
+    mounts::apply(merged, &mounts::storage_steps(mounts))
+        .context("cannot mount the container's volumes")?;
+    Ok(())
 }
 
 /// The container's image layers, unpacked, lowest first.

@@ -151,37 +151,7 @@ pub fn plan(input: &MountPlanInput) -> Vec<Step> {
             points_to,
         });
     }
-    for m in &input.mounts {
-        steps.push(match &m.source {
-            Some(source) => Step::Bind {
-                source: source.clone(),
-                target: m.target.clone(),
-                create: if source.is_dir() {
-                    Create::Dir
-                } else {
-                    Create::File
-                },
-                recursive: true,
-                readonly: m.readonly,
-            },
-            None => Step::Mount {
-                fstype: "tmpfs",
-                target: m.target.clone(),
-                flags: MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | if m.readonly {
-                        MsFlags::MS_RDONLY
-                    } else {
-                        MsFlags::empty()
-                    },
-                data: Some(
-                    m.tmpfs_options
-                        .clone()
-                        .unwrap_or_else(|| "mode=1777".into()),
-                ),
-            },
-        });
-    }
+    steps.extend(input.mounts.iter().map(extra_mount_step));
     for (source, target) in &input.etc_files {
         steps.push(Step::Bind {
             source: source.clone(),
@@ -192,6 +162,50 @@ pub fn plan(input: &MountPlanInput) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// How a volume, bind mount or tmpfs the user asked for is mounted.
+fn extra_mount_step(m: &super::ExtraMount) -> Step {
+    match &m.source {
+        Some(source) => Step::Bind {
+            source: source.clone(),
+            target: m.target.clone(),
+            create: if source.is_dir() {
+                Create::Dir
+            } else {
+                Create::File
+            },
+            recursive: true,
+            readonly: m.readonly,
+        },
+        None => Step::Mount {
+            fstype: "tmpfs",
+            target: m.target.clone(),
+            flags: MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | if m.readonly {
+                    MsFlags::MS_RDONLY
+                } else {
+                    MsFlags::empty()
+                },
+            data: Some(
+                m.tmpfs_options
+                    .clone()
+                    .unwrap_or_else(|| "mode=1777".into()),
+            ),
+        },
+    }
+}
+
+/// The volumes and bind mounts of a container that is not running, as `cp` sees them (docker's
+/// daemon mounts them while it copies): its tmpfs mounts are left out, their contents gone
+/// with its processes, so their paths are the container's own directories, as in docker.
+pub fn storage_steps(mounts: &[super::ExtraMount]) -> Vec<Step> {
+    mounts
+        .iter()
+        .filter(|m| m.source.is_some())
+        .map(extra_mount_step)
+        .collect()
 }
 
 /// Fill still-empty volumes with what the image has at their mount points (before the
@@ -516,6 +530,31 @@ mod tests {
         );
         assert!(
             matches!(&steps[n - 1], Step::Mount { fstype: "tmpfs", data: Some(d), .. } if d == "size=1m")
+        );
+    }
+
+    #[test]
+    fn a_stopped_containers_storage_is_its_volumes_and_binds_only() {
+        let mount = |source: Option<&str>, target: &str, readonly| crate::runtime::ExtraMount {
+            source: source.map(PathBuf::from),
+            target: PathBuf::from(target),
+            readonly,
+            tmpfs_options: None,
+            seed: false,
+            chown: false,
+            volume: None,
+        };
+        let steps = storage_steps(&[
+            mount(Some("/tmp"), "/data", true),
+            mount(None, "/scratch", false),
+            mount(Some("/tmp"), "/data/rw", false),
+        ]);
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(
+            matches!(&steps[0], Step::Bind { target, readonly: true, recursive: true, .. } if target == Path::new("/data"))
+        );
+        assert!(
+            matches!(&steps[1], Step::Bind { target, readonly: false, .. } if target == Path::new("/data/rw"))
         );
     }
 

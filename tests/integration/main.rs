@@ -8,6 +8,7 @@
 #[macro_use]
 pub mod harness;
 mod container_fs;
+mod cp_mounts;
 mod docker_interop;
 mod fixtures;
 pub mod images;

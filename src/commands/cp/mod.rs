@@ -6,6 +6,7 @@
 mod resolve;
 pub(super) mod tar_out;
 mod untar;
+mod writable;
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -27,9 +28,15 @@ link's target inside the container; links met inside a copied tree are replaced,
 SRC_PATH ending in /. copies the directory's contents rather than the directory. A missing \
 DEST_PATH is created (a file copied to a missing DIR/ is refused, as is a missing parent \
 directory); a tar stream from STDIN unpacks into an existing directory only. Inside a copied \
-tree, a directory and a non-directory never replace each other. Without -a, copied files \
-belong to root in the container, or to you on the host. What docker refuses exits 1, as \
-docker's does; burrow's own failures (storage, namespaces) exit 125.")]
+tree, a directory and a non-directory never replace each other. A path under a volume or \
+bind mount is the mount's, running or not: a stopped container's are mounted while burrow \
+copies, as docker's daemon does (not its tmpfs mounts: their paths are its own directories). \
+A copy into a container created with --read-only (\"container rootfs is marked read-only\") \
+or into a volume or bind mount it has read-only (\"mounted volume is marked read-only\") is \
+refused; as docker, burrow judges the directory the copy lands in, so a writable volume under \
+a read-only root takes copies. Without -a, copied files belong to root in the container, or \
+to you on the host. What docker refuses exits 1, as docker's does; burrow's own failures \
+(storage, namespaces, mounts) exit 125.")]
 pub struct Args {
     /// Keep the owners (uid/gid) of the copied files
     #[arg(short, long)]
@@ -54,6 +61,14 @@ struct Placement<'a> {
     name: &'a std::ffi::CStr,
     /// For messages.
     dest_shown: &'a str,
+    /// Copying into this container: the directory the copy lands in must be writable.
+    into: Option<&'a writable::Container<'a>>,
+}
+
+impl Placement<'_> {
+    fn check_writable(&self, dir: BorrowedFd) -> anyhow::Result<()> {
+        self.into.map_or(Ok(()), |c| c.check(dir))
+    }
 }
 
 /// docker cp's rules: into an existing directory under the source's own name; onto anything
@@ -66,6 +81,7 @@ fn place(src: &Entry, dst: &Entry, how: &Placement) -> anyhow::Result<()> {
     let copied = match dst.stat()? {
         Some(st) if safe_fs::is_dir(&st) => {
             let into = dst.open_dir()?;
+            how.check_writable(into.as_fd())?;
             if how.contents_only && src_is_dir {
                 copy_dir_contents(src.open_dir()?.as_fd(), into.as_fd(), how.owners)
             } else {
@@ -89,13 +105,16 @@ fn place(src: &Entry, dst: &Entry, how: &Placement) -> anyhow::Result<()> {
             "no such directory: {}: make it first, or name the file without a trailing /",
             how.dest_shown
         ),
-        _ => copy_entry(
-            src.dir.as_fd(),
-            &src.name,
-            dst.dir.as_fd(),
-            &dst.name,
-            how.owners,
-        ),
+        _ => {
+            how.check_writable(dst.dir.as_fd())?;
+            copy_entry(
+                src.dir.as_fd(),
+                &src.name,
+                dst.dir.as_fd(),
+                &dst.name,
+                how.owners,
+            )
+        }
     };
     copied.with_context(|| format!("cannot copy to {}", how.dest_shown))
 }
@@ -144,7 +163,7 @@ fn copy_out(global: &GlobalArgs, args: &Args, c: &str, src: &Path) -> anyhow::Re
     let containers = super::open_containers(global)?;
     let record = containers.find(c)?;
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
-    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    let rootfd: OwnedFd = std::fs::File::open(&root.path)?.into();
     copy_from(rootfd.as_fd(), args, c, src).map_err(refuse)?;
     Ok(0)
 }
@@ -197,6 +216,7 @@ fn copy_from(root: BorrowedFd, args: &Args, c: &str, src: &Path) -> anyhow::Resu
             dest_is_dir: args.destination.ends_with('/'),
             name: &name,
             dest_shown: &args.destination,
+            into: None,
         },
     )
 }
@@ -226,11 +246,17 @@ fn copy_in(global: &GlobalArgs, args: &Args, c: &str, dst: &Path) -> anyhow::Res
     } else {
         Some(host_source(args).map_err(refuse)?)
     };
+    let read_only_root = super::lifecycle::create_args_of(&record)?.read_only;
     let root = super::container_fs::open_rootfs(global, &containers, &record)?;
-    let rootfd: OwnedFd = std::fs::File::open(&root)?.into();
+    let rootfd: OwnedFd = std::fs::File::open(&root.path)?.into();
+    let into = writable::Container {
+        root: rootfd.as_fd(),
+        read_only_root,
+        name: c,
+    };
     match src {
-        None => unpack_stdin(rootfd.as_fd(), args, c, dst),
-        Some((src, src_path)) => copy_to(rootfd.as_fd(), args, c, dst, &src, &src_path),
+        None => unpack_stdin(&into, args, dst),
+        Some((src, src_path)) => copy_to(&into, args, dst, &src, &src_path),
     }
     .map_err(refuse)?;
     Ok(0)
@@ -253,8 +279,9 @@ fn host_source(args: &Args) -> anyhow::Result<(Entry, std::path::PathBuf)> {
 
 /// `cp - CONTAINER:DIR`: a tar stream unpacks into an existing directory only (a link to one
 /// is followed).
-fn unpack_stdin(root: BorrowedFd, args: &Args, c: &str, dst: &Path) -> anyhow::Result<()> {
-    let dir = resolve::in_root(root, dst, true)
+fn unpack_stdin(into: &writable::Container, args: &Args, dst: &Path) -> anyhow::Result<()> {
+    let c = into.name;
+    let dir = resolve::in_root(into.root, dst, true)
         .and_then(|e| e.open_dir())
         .map_err(|_| {
             refused(format!(
@@ -262,21 +289,22 @@ fn unpack_stdin(root: BorrowedFd, args: &Args, c: &str, dst: &Path) -> anyhow::R
                 dst.display()
             ))
         })?;
+    into.check(dir.as_fd())?;
     untar::unpack(std::io::stdin().lock(), dir.as_fd(), owners(args))
         .context("cannot unpack the tar stream from stdin")
 }
 
 fn copy_to(
-    root: BorrowedFd,
+    into: &writable::Container,
     args: &Args,
-    c: &str,
     dst: &Path,
     src: &Entry,
     src_path: &Path,
 ) -> anyhow::Result<()> {
+    let c = into.name;
     // docker names the directory it would have unpacked into.
     let parent = Path::new("/").join(dst.parent().unwrap_or(Path::new("/")));
-    let dest = resolve::in_root(root, dst, true).map_err(|e| match e.kind() {
+    let dest = resolve::in_root(into.root, dst, true).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!(
             "Could not find the file {} in container {c}",
             parent.display()
@@ -302,6 +330,7 @@ fn copy_to(
             dest_is_dir: args.destination.ends_with('/'),
             name: &name,
             dest_shown: &format!("{}:{}", c, dst.display()),
+            into: Some(into),
         },
     )
 }
