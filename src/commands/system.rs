@@ -69,21 +69,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     }
 }
 
-/// Bytes of the regular files under `path`, not following links; unreadable parts count 0.
+/// What docker shows as the size of a container's writable layer or a volume (its
+/// `directory.Size`); parts this process cannot read count 0.
 pub fn du(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_file() {
-        return meta.len();
-    }
-    if !meta.is_dir() {
-        return 0;
-    }
-    let Ok(entries) = fs::read_dir(path) else {
-        return 0;
-    };
-    entries.flatten().map(|e| du(&e.path())).sum()
+    crate::storage::diff_size::directory_size(path, true).unwrap_or(0)
 }
 
 /// Running, paused, or restarting: a burrow process owns it.
@@ -139,7 +128,10 @@ fn list_volumes(global: &GlobalArgs) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = entries
         .flatten()
         .filter(|e| e.path().is_dir())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), du(&e.path())))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, du(&e.path().join("_data")))
+        })
         .collect();
     out.sort();
     out
@@ -186,6 +178,21 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
         .sum();
     let volumes = list_volumes(global);
     let volume_total: u64 = volumes.iter().map(|(_, s)| s).sum();
+    // As docker: a volume is in use (and not reclaimable) while any container, running or
+    // not, mounts it; LINKS counts those containers.
+    let links = |name: &str| {
+        containers
+            .iter()
+            .filter(|c| c.mounts.iter().any(|m| m.volume.as_deref() == Some(name)))
+            .count()
+    };
+    let volume_links: Vec<usize> = volumes.iter().map(|(name, _)| links(name)).collect();
+    let volume_reclaimable: u64 = volumes
+        .iter()
+        .zip(&volume_links)
+        .filter(|(_, n)| **n == 0)
+        .map(|((_, s), _)| s)
+        .sum();
 
     if !args.verbose {
         let summary: Vec<[String; 5]> = vec![
@@ -214,9 +221,9 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
             [
                 "Local Volumes".into(),
                 volumes.len().to_string(),
-                "0".into(),
+                volume_links.iter().filter(|n| **n > 0).count().to_string(),
                 human_size(volume_total),
-                reclaimable(volume_total, volume_total),
+                reclaimable(volume_reclaimable, volume_total),
             ],
             [
                 "Build Cache".into(),
@@ -346,8 +353,8 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
     print!("{}", table(&rows));
     println!("\nLocal Volumes space usage:\n");
     let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
-    for (name, size) in &volumes {
-        rows.push(vec![name.clone(), "0".into(), human_size(*size)]);
+    for ((name, size), n) in volumes.iter().zip(&volume_links) {
+        rows.push(vec![name.clone(), n.to_string(), human_size(*size)]);
     }
     print!("{}", table(&rows));
     println!("\nBuild cache usage: 0B");

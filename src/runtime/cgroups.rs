@@ -392,7 +392,10 @@ mod tests {
             "4242"
         );
         let missing = ProcsFile::open(&dir.path().join("nosuch")).unwrap_err();
-        assert!(missing.to_string().contains("nosuch/cgroup.procs"), "{missing}");
+        assert!(
+            missing.to_string().contains("nosuch/cgroup.procs"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -21,11 +21,22 @@ const DIFF_SIZE_FILE: &str = "diff-size";
 
 /// docker's `directory.Size` of `dir`.
 pub(super) fn measure(dir: &Path) -> Result<u64, StorageError> {
+    directory_size(dir, false)
+}
+
+/// docker's `directory.Size` of `dir` (also what it shows for a container's writable layer
+/// and a volume). With `skip_unreadable`, a directory that cannot be listed counts 0 instead
+/// of failing: for listings of many things, where one unreadable part must not fail them all.
+pub fn directory_size(dir: &Path, skip_unreadable: bool) -> Result<u64, StorageError> {
     let mut inodes = HashSet::new();
     let mut total = 0u64;
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let entries = fs::read_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(_) if skip_unreadable => continue,
+            Err(e) => return Err(StorageError::io(&dir, e)),
+        };
         for entry in entries {
             let entry = entry.map_err(|e| StorageError::io(&dir, e))?;
             // `DirEntry::metadata` is an `lstat`: a symlink is measured, never followed.

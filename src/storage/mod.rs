@@ -23,7 +23,7 @@ mod blobs;
 mod commit;
 mod compression;
 mod crash;
-mod diff_size;
+pub mod diff_size;
 pub mod digest;
 mod gc;
 mod images;

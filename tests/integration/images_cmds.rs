@@ -692,6 +692,62 @@ fn system_df_counts_images_and_containers() {
         .assert_stdout_contains("UNIQUE SIZE");
 }
 
+/// Volumes mounted by a container (running or not) are active and not reclaimable; LINKS
+/// counts the containers, as docker's `system df` does.
+#[test]
+fn system_df_counts_volume_links() {
+    let t = ctx!();
+    fixtures::load_base(&t);
+    t.burrow(["volume", "create", "idle"]).output().assert_ok();
+    for name in ["x", "y"] {
+        t.burrow([
+            "run",
+            "--name",
+            name,
+            "-v",
+            "used:/data",
+            BASE,
+            "sh",
+            "-c",
+            "head -c 3000 /dev/zero > /data/f",
+        ])
+        .output()
+        .assert_ok();
+    }
+    let out = t
+        .burrow([
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}} {{.Reclaimable}}",
+        ])
+        .output();
+    out.assert_ok()
+        .assert_stdout_contains("Local Volumes 2 1 0B (0%)\n");
+    let out = t.burrow(["system", "df", "-v"]).output();
+    out.assert_ok();
+    let volumes = out
+        .stdout
+        .split("Local Volumes space usage:")
+        .nth(1)
+        .unwrap();
+    assert_eq!(
+        column(volumes.trim_start(), "LINKS", "used"),
+        ["2"],
+        "{out:?}"
+    );
+    assert_eq!(
+        column(volumes.trim_start(), "LINKS", "idle"),
+        ["0"],
+        "{out:?}"
+    );
+    t.burrow(["rm", "x", "y"]).output().assert_ok();
+    let out = t
+        .burrow(["system", "df", "--format", "{{.Type}} {{.Active}}"])
+        .output();
+    out.assert_ok().assert_stdout_contains("Local Volumes 0\n");
+}
+
 /// The cells of `column` in a table, by its header's position, for rows starting `prefix`.
 fn column(table: &str, column: &str, prefix: &str) -> Vec<String> {
     let mut lines = table.lines();
