@@ -102,6 +102,29 @@ fn diff_commit_and_export() {
     ok(&t, &["run", "--rm", "test/flat:1", "cat", "/etc/newfile"]).assert_stdout("new\n");
 }
 
+/// Two names of one file the container made stay one file: `commit` writes the second as a
+/// hard link entry (so the new image has one inode, as docker's does), and so does `export`.
+#[test]
+fn commit_and_export_keep_hard_links() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    let script = "echo x > /a && ln /a /b";
+    ok(&t, &["run", "--name", "linked", img, "sh", "-c", script]);
+    ok(&t, &["commit", "linked", "test/linked:1"]);
+    let check = "stat -c %h /a; [ /a -ef /b ] && echo same";
+    ok(&t, &["run", "--rm", "test/linked:1", "sh", "-c", check]).assert_stdout("2\nsame\n");
+
+    let file = t.user_dir("export").join("rootfs.tar");
+    ok(&t, &["export", "-o", file.to_str().unwrap(), "linked"]);
+    let out = Command::new("tar").arg("-tvf").arg(&file).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.lines().any(|l| l.ends_with(" b link to a")),
+        "{listing}"
+    );
+}
+
 /// `export` of a running container reads its layers, not its mounts: what it wrote to a
 /// volume, a bind mount or a tmpfs is left out (their mount points stay, empty, as docker
 /// has them), what it wrote to its root and deleted from its image is as it sees it.

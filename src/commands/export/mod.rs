@@ -13,7 +13,8 @@ use crate::cli::GlobalArgs;
 #[command(after_help = "\
 The archive holds the container's own filesystem, its changes over its image's layers, as \
 docker's does: what is mounted in it (volumes, bind mounts, --tmpfs, /proc, /sys, /dev) is left \
-out, their mount points kept as empty directories. Owners are those the container sees.")]
+out, their mount points kept as empty directories. Owners are those the container sees; names \
+of one file (hard links) are written as the file and hard link entries to it.")]
 pub struct Args {
     /// Write to a file instead of STDOUT
     #[arg(short, long)]
