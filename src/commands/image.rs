@@ -42,7 +42,9 @@ pub enum ImageCommand {
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Format the output using the given Go template ({{.Size}}: the unpacked size in bytes,
-    /// the sum over the image's layers, as docker)
+    /// the sum over the image's layers, as docker; {{.RepoDigests}}: REPOSITORY@DIGEST of the
+    /// manifest a registry has, for an image pulled or pushed, [] for one loaded, imported or
+    /// committed, as docker)
     #[arg(short, long)]
     pub format: Option<String>,
     /// Images: names, ids or digests

@@ -22,7 +22,8 @@ pub struct Args {
     /// Show all images (burrow keeps no intermediate images, so this lists the same)
     #[arg(short, long)]
     pub all: bool,
-    /// Show digests
+    /// Show digests: the registry's manifest digest of an image pulled or pushed (its
+    /// RepoDigest), <none> for one loaded, imported or committed, as docker
     #[arg(long)]
     pub digests: bool,
     /// Filter output: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE,

@@ -133,7 +133,7 @@ fn remove_one(
 pub fn delete_image(store: &Store, image: &ImageRecord) -> anyhow::Result<()> {
     let manifests = store.manifests_of(&image.id)?;
     store.remove_manifests(&manifests)?;
-    for name in &image.names {
+    for name in image.names.iter().chain(&image.repo_digests) {
         println!("Untagged: {}", familiar(name));
     }
     println!("Deleted: {}", image.id);
