@@ -78,6 +78,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     if let Err(e) = store.ensure_unpacked(&image, opts) {
         log::warn!("cannot unpack the layers of image {}: {e}", image.id);
     }
-    println!("{}", image.id);
+    outln!("{}", image.id);
     Ok(0)
 }

@@ -257,7 +257,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         let mut seen = HashSet::new();
         for image in &images {
             if seen.insert(image.id.clone()) {
-                println!("{}", id(&image.id));
+                outln!("{}", id(&image.id));
             }
         }
         return Ok(0);
@@ -331,10 +331,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 .to_string(),
             )
         };
-        print!("{}", super::format::render_rows(format, &items, &header)?);
+        out!("{}", super::format::render_rows(format, &items, &header)?);
         return Ok(0);
     }
-    print!("{}", table(&rows));
+    out!("{}", table(&rows));
     Ok(0)
 }
 

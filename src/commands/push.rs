@@ -56,7 +56,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .tag
             .clone()
             .unwrap_or_else(|| pushed.digest.clone());
-        println!("{tag}: digest: {} size: {}", pushed.digest, pushed.size);
+        outln!("{tag}: digest: {} size: {}", pushed.digest, pushed.size);
     }
     Ok(0)
 }

@@ -7,6 +7,7 @@
 
 #[macro_use]
 pub mod harness;
+mod closed_stdout;
 mod container_fs;
 mod docker_interop;
 mod fixtures;

@@ -35,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(crate::output::Stdout),
     };
     // The layer directories hold files of the container's ids: read them in the namespace.
     let mapping = crate::userns::enter_current()?;
