@@ -11,6 +11,7 @@ use crate::fixtures;
 use crate::harness::{BurrowCmd, TestCtx};
 use crate::images::{Config, Image};
 use crate::lifecycle::{Cleanup, inspect_f, ok, poll, run_d};
+use crate::registry;
 
 /// What a shell's `$?` shows for a process killed by SIGPIPE.
 const KILLED_BY_SIGPIPE: i32 = 128 + libc::SIGPIPE;
@@ -100,6 +101,23 @@ fn load_completes_before_burrow_ends() {
     ok(&t, &["image", "inspect", "test/named:1"]);
 }
 
+/// A pull goes on to its end with nobody reading its progress, as docker's daemon pulls
+/// without its CLI; then burrow ends by SIGPIPE.
+#[test]
+fn pull_completes_before_burrow_ends() {
+    let t = ctx!();
+    if let Err(why) = registry::have_registry() {
+        return crate::harness::skip(function_name!(), &why);
+    }
+    let reg = registry::Registry::start(registry::RegistryConfig::default());
+    let name = format!("{}/quiet/pull:1", reg.host());
+    registry::load_named(&t, &name);
+    ok(&t, &["push", &name]);
+    let t2 = registry::ctx2("pull_completes_before_burrow_ends-2");
+    assert_ends_quietly(&t2, &["pull", &name]);
+    ok(&t2, &["run", "--rm", &name, "true"]);
+}
+
 /// `logs -f` never ends on its own while the container runs: a reader that has gone ends it
 /// (it printed nothing and ran until killed before), and the container carries on.
 #[test]
@@ -112,6 +130,7 @@ fn logs_follow_ends_when_its_reader_goes() {
     assert_ends_quietly(&t, &["logs", "-f", "ticking"]);
     // Attach: the client goes, the container and its monitor stay.
     assert_ends_quietly(&t, &["attach", "ticking"]);
+    assert_ends_quietly(&t, &["stats", "ticking"]);
     assert_eq!(inspect_f(&t, "{{.State.Running}}", "ticking"), "true");
     let before = ok(&t, &["logs", "ticking"]).lines().len();
     std::thread::sleep(Duration::from_millis(500));
