@@ -182,7 +182,12 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            let printed = e.print();
+            // `--help | head -1`: ended as any other output to a closed stdout (see `output`).
+            if printed.is_err_and(|p| p.kind() == std::io::ErrorKind::BrokenPipe) && !e.use_stderr()
+            {
+                crate::output::end_by_sigpipe();
+            }
             // Usage errors are burrow's own errors (docker: 125); help and version are not errors.
             return ExitCode::from(if e.use_stderr() {
                 exit::BURROW_ERROR

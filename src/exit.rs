@@ -64,8 +64,14 @@ pub fn refusals(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
     })
 }
 
-/// Turn a command's result into burrow's exit code, printing the error chain once.
+/// Turn a command's result into burrow's exit code, printing the error chain once. If the
+/// reader of burrow's stdout has gone, burrow ends as docker's CLI does, killed by SIGPIPE
+/// without a word (see `output`): what went wrong after that, often that very write, would
+/// have been said after docker's CLI had died.
 pub fn finish(result: anyhow::Result<u8>) -> ExitCode {
+    if crate::output::is_closed() {
+        crate::output::end_by_sigpipe();
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -84,7 +90,7 @@ pub fn finish(result: anyhow::Result<u8>) -> ExitCode {
                 }
                 line.push_str(&text);
             }
-            eprintln!("burrow: {line}");
+            errln!("burrow: {line}");
             ExitCode::from(code)
         }
     }

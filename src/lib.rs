@@ -1,5 +1,13 @@
 //! burrow: rootless, daemonless containers with a docker-compatible command line.
 
+// Output to stdout goes through `output` (`outln!`, `out!`), which ends burrow quietly when
+// its reader has gone; `println!` would panic there.
+#![cfg_attr(not(test), deny(clippy::print_stdout))]
+
+// First: its printing macros (`outln!`, `out!`, `errln!`) are used by the modules below.
+#[macro_use]
+pub mod output;
+
 pub mod cli;
 pub mod commands;
 pub mod containers;

@@ -31,7 +31,9 @@ impl Log for StderrLogger {
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
             let level = record.level().as_str().to_ascii_lowercase();
-            eprintln!("burrow: {level}: {}", record.args());
+            // Never a panic: the monitor and the port proxy log too, and outlive the readers
+            // of their stderr.
+            errln!("burrow: {level}: {}", record.args());
         }
     }
 

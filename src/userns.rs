@@ -295,7 +295,7 @@ pub fn enter(mapping: &IdMapping) -> Result<(), UsernsError> {
     if let Some(reason) = &mapping.fallback_reason {
         log::warn!("{reason}");
         if log::max_level() < log::LevelFilter::Warn {
-            eprintln!("burrow: warning: {reason}");
+            errln!("burrow: warning: {reason}");
         }
     }
     match mapping.kind {

@@ -6,6 +6,10 @@ use crate::reference::Reference;
 use crate::storage::CommitInfo;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The new layer holds the container's changes over its image: what it added or changed, and a \
+whiteout for what it deleted. Names of one file (hard links) are written as the file and hard \
+link entries to it, as docker writes them, so they stay one file in the new image.")]
 pub struct Args {
     /// Author (e.g. "Jane Doe <jane@example.com>")
     #[arg(short, long)]
@@ -74,6 +78,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     if let Err(e) = store.ensure_unpacked(&image, opts) {
         log::warn!("cannot unpack the layers of image {}: {e}", image.id);
     }
-    println!("{}", image.id);
+    outln!("{}", image.id);
     Ok(0)
 }

@@ -106,14 +106,14 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
         .into_iter()
         .filter(|r| !containers.is_locked(&r.id))
         .collect();
-    println!("Deleted Containers:");
+    outln!("Deleted Containers:");
     if !stopped.is_empty() || containers.has_leftovers() {
         crate::userns::enter_current()?;
         containers.sweep_leftovers()?;
     }
     for r in stopped {
         containers.remove(&r)?;
-        println!("{}", r.id);
+        outln!("{}", r.id);
     }
     Ok(0)
 }

@@ -12,6 +12,6 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let (record, _) = super::lifecycle::create(global, &args.create)?;
-    println!("{}", record.id);
+    outln!("{}", record.id);
     Ok(0)
 }

@@ -19,9 +19,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     }
     for c in changes(&upper, &lower)? {
         match c {
-            Change::Added(p) => println!("A {p}"),
-            Change::Changed(p) => println!("C {p}"),
-            Change::Deleted(p) => println!("D {p}"),
+            Change::Added(p) => outln!("A {p}"),
+            Change::Changed(p) => outln!("C {p}"),
+            Change::Deleted(p) => outln!("D {p}"),
         }
     }
     Ok(0)

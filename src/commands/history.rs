@@ -122,7 +122,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     };
     if args.quiet {
         for e in &entries {
-            println!("{}", id(e));
+            outln!("{}", id(e));
         }
         return Ok(0);
     }
@@ -154,7 +154,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 .to_string(),
             )
         };
-        print!("{}", super::format::render_rows(format, &items, &header)?);
+        out!("{}", super::format::render_rows(format, &items, &header)?);
         return Ok(0);
     }
     let mut rows = vec![
@@ -176,6 +176,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         };
         rows.push(vec![id(e), created, created_by, size(e), e.comment.clone()]);
     }
-    print!("{}", table(&rows));
+    out!("{}", table(&rows));
     Ok(0)
 }

@@ -1,8 +1,6 @@
 //! `burrow image ...`: the image command group (docker's management command), with
 //! `image inspect` and `image prune` here and the others shared with their top-level forms.
 
-use std::io::Write;
-
 use serde_json::{Value, json};
 
 use crate::cli::GlobalArgs;
@@ -42,7 +40,9 @@ pub enum ImageCommand {
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Format the output using the given Go template ({{.Size}}: the unpacked size in bytes,
-    /// the sum over the image's layers, as docker)
+    /// the sum over the image's layers, as docker; {{.RepoDigests}}: REPOSITORY@DIGEST of the
+    /// manifest a registry has, for an image pulled or pushed, [] for one loaded, imported or
+    /// committed, as docker)
     #[arg(short, long)]
     pub format: Option<String>,
     /// Images: names, ids or digests
@@ -210,11 +210,11 @@ fn inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<u8> {
         match store.find_image(arg) {
             Ok(image) => docs.push(inspect_doc(&store, &image)?),
             Err(crate::storage::StorageError::ImageNotFound(_)) => {
-                eprintln!("burrow: No such image: {arg}");
+                errln!("burrow: No such image: {arg}");
                 failed = true;
             }
             Err(e) => {
-                eprintln!("burrow: {e}");
+                errln!("burrow: {e}");
                 failed = true;
             }
         }
@@ -223,10 +223,10 @@ fn inspect(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<u8> {
         Some(format) => {
             for doc in &docs {
                 let value = serde_json::to_value(doc)?;
-                println!("{}", super::format::render_template(format, &value)?);
+                outln!("{}", super::format::render_template(format, &value)?);
             }
         }
-        None => println!("{}", to_docker_json(&docs)),
+        None => outln!("{}", to_docker_json(&docs)),
     }
     Ok(if failed { 1 } else { 0 })
 }
@@ -241,8 +241,7 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
         )
         .into());
     }
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    std::io::stdout().flush()?;
+    out!("{warning}\nAre you sure you want to continue? [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(
@@ -296,11 +295,11 @@ pub fn prune_images(
         lines.push(format!("deleted: {layer}"));
     }
     if !images.is_empty() {
-        println!("Deleted Images:");
+        outln!("Deleted Images:");
         for l in &lines {
-            println!("{l}");
+            outln!("{l}");
         }
-        println!();
+        outln!();
     }
     Ok(report.reclaimed)
 }
@@ -317,7 +316,7 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
     let store = super::open_store(global)?;
     let containers = super::open_containers(global)?.list()?;
     let reclaimed = prune_images(&store, &containers, args.all)?;
-    println!(
+    outln!(
         "Total reclaimed space: {}",
         super::format::human_size(reclaimed)
     );

@@ -22,7 +22,8 @@ pub struct Args {
     /// Show all images (burrow keeps no intermediate images, so this lists the same)
     #[arg(short, long)]
     pub all: bool,
-    /// Show digests
+    /// Show digests: the registry's manifest digest of an image pulled or pushed (its
+    /// RepoDigest), <none> for one loaded, imported or committed, as docker
     #[arg(long)]
     pub digests: bool,
     /// Filter output: dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE,
@@ -256,7 +257,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         let mut seen = HashSet::new();
         for image in &images {
             if seen.insert(image.id.clone()) {
-                println!("{}", id(&image.id));
+                outln!("{}", id(&image.id));
             }
         }
         return Ok(0);
@@ -330,10 +331,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 .to_string(),
             )
         };
-        print!("{}", super::format::render_rows(format, &items, &header)?);
+        out!("{}", super::format::render_rows(format, &items, &header)?);
         return Ok(0);
     }
-    print!("{}", table(&rows));
+    out!("{}", table(&rows));
     Ok(0)
 }
 

@@ -124,7 +124,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let image = store
         .import_rootfs(reader, name.as_ref(), &changes, args.message.as_deref())
         .context("cannot import the tarball")?;
-    println!("{}", image.id);
+    outln!("{}", image.id);
     super::load::unpack_now(&store, std::slice::from_ref(&image))?;
     Ok(0)
 }

@@ -89,26 +89,26 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         } else {
             super::format::render_template(format, &info)?
         };
-        println!("{text}");
+        outln!("{text}");
         return Ok(0);
     }
     let s = |k: &str| match &info[k] {
         Value::String(v) => v.clone(),
         other => other.to_string(),
     };
-    println!("Client: burrow {}", s("ServerVersion"));
-    println!(" Containers: {}", s("Containers"));
-    println!("  Running: {}", s("ContainersRunning"));
-    println!("  Paused: {}", s("ContainersPaused"));
-    println!("  Stopped: {}", s("ContainersStopped"));
-    println!(" Images: {}", s("Images"));
-    println!(" Storage Driver: {}", s("Driver"));
-    println!(" Root Dir: {}", s("DockerRootDir"));
-    println!(" Cgroup Version: {}", s("CgroupVersion"));
+    outln!("Client: burrow {}", s("ServerVersion"));
+    outln!(" Containers: {}", s("Containers"));
+    outln!("  Running: {}", s("ContainersRunning"));
+    outln!("  Paused: {}", s("ContainersPaused"));
+    outln!("  Stopped: {}", s("ContainersStopped"));
+    outln!(" Images: {}", s("Images"));
+    outln!(" Storage Driver: {}", s("Driver"));
+    outln!(" Root Dir: {}", s("DockerRootDir"));
+    outln!(" Cgroup Version: {}", s("CgroupVersion"));
     let limits = &info["ResourceLimits"];
     match limits["Reason"].as_str() {
-        Some(reason) => println!(" Resource Limits: ignored: {reason}"),
-        None => println!(
+        Some(reason) => outln!(" Resource Limits: ignored: {reason}"),
+        None => outln!(
             " Resource Limits: enforced in {} ({})",
             limits["Cgroup"].as_str().unwrap_or_default(),
             limits["Controllers"]
@@ -121,16 +121,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         ),
     }
-    println!(" Security Options: rootless, userns, no-new-privileges");
-    println!(" ID mapping: {}", s("IDMapping"));
-    println!(" Kernel Version: {}", s("KernelVersion"));
-    println!(" Operating System: {}", s("OperatingSystem"));
-    println!(" Architecture: {}", s("Architecture"));
-    println!(" CPUs: {}", s("NCPU"));
-    println!(
+    outln!(" Security Options: rootless, userns, no-new-privileges");
+    outln!(" ID mapping: {}", s("IDMapping"));
+    outln!(" Kernel Version: {}", s("KernelVersion"));
+    outln!(" Operating System: {}", s("OperatingSystem"));
+    outln!(" Architecture: {}", s("Architecture"));
+    outln!(" CPUs: {}", s("NCPU"));
+    outln!(
         " Total Memory: {}",
         super::format::human_size(info["MemTotal"].as_u64().unwrap_or(0))
     );
-    println!(" Name: {}", s("Name"));
+    outln!(" Name: {}", s("Name"));
     Ok(0)
 }

@@ -333,7 +333,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     Some("image") => "image",
                     _ => "object",
                 };
-                eprintln!("burrow: No such {what}: {name}");
+                errln!("burrow: No such {what}: {name}");
                 failed = true;
             }
         }
@@ -341,10 +341,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     match &args.format {
         Some(format) => {
             for v in &out {
-                println!("{}", super::format::render_template(format, v)?);
+                outln!("{}", super::format::render_template(format, v)?);
             }
         }
-        None => println!("{}", serde_json::to_string_pretty(&out)?),
+        None => outln!("{}", serde_json::to_string_pretty(&out)?),
     }
     Ok(u8::from(failed))
 }

@@ -182,7 +182,7 @@ fn warn_if_limits_ignored(resources: &ResourceArgs) {
         return;
     }
     if let Err(reason) = cgroups::Hierarchy::system().delegated_to_self(&limits.controllers()) {
-        eprintln!(
+        errln!(
             "burrow: warning: resource limits ({}) are ignored: {reason}; see README 'Resource limits'",
             resources.given().join(", ")
         );

@@ -53,13 +53,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     if !args.quiet {
         for image in &images {
             if image.names.is_empty() {
-                println!("Loaded image ID: {}", image.id);
+                outln!("Loaded image ID: {}", image.id);
             }
             for name in &image.names {
                 let shown = Reference::parse(name)
                     .map(|r| r.familiar())
                     .unwrap_or(name.clone());
-                println!("Loaded image: {shown}");
+                outln!("Loaded image: {shown}");
             }
         }
     }

@@ -86,7 +86,7 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         };
         return match auth::lookup(host, repo, authfile)? {
             Some(c) => {
-                println!("{}", c.username());
+                outln!("{}", c.username());
                 Ok(0)
             }
             None => anyhow::bail!("not logged in to {key}"),
@@ -108,7 +108,7 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         anyhow::bail!("the username is empty");
     }
     let password = if let Some(p) = &args.password {
-        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        errln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p.clone()
     } else if args.password_stdin {
         let mut s = String::new();
@@ -134,6 +134,6 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     drop(client);
     let path = auth::store(authfile, &key, &creds)?;
     log::debug!("credentials for {key} stored in {}", path.display());
-    println!("Login Succeeded!");
+    outln!("Login Succeeded!");
     Ok(0)
 }

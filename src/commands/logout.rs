@@ -20,12 +20,12 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     let authfile = args.authfile.as_deref();
     if args.all {
         auth::remove(authfile, None)?;
-        println!("Removed login credentials for all registries");
+        outln!("Removed login credentials for all registries");
         return Ok(0);
     }
     let key = super::login::server_key(args.server.as_deref());
     if auth::remove(authfile, Some(&key))? {
-        println!("Removing login credentials for {key}");
+        outln!("Removing login credentials for {key}");
         return Ok(0);
     }
     if auth::in_docker_config(&key) {

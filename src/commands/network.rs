@@ -191,7 +191,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     &label,
                 )
                 .map_err(|e| refused(e.to_string()))?;
-            println!("{}", def.id);
+            outln!("{}", def.id);
         }
         Sub::Ls { quiet, no_trunc } => {
             let id = |s: &str| {
@@ -202,19 +202,19 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 }
             };
             if !quiet {
-                println!("{:<14}{:<20}{:<14}SCOPE", "NETWORK ID", "NAME", "DRIVER");
+                outln!("{:<14}{:<20}{:<14}SCOPE", "NETWORK ID", "NAME", "DRIVER");
             }
             for (name, driver) in BUILTIN {
                 if quiet {
                     continue;
                 }
-                println!("{:<14}{:<20}{:<14}local", "-", name, driver);
+                outln!("{:<14}{:<20}{:<14}local", "-", name, driver);
             }
             for def in store.list() {
                 if quiet {
-                    println!("{}", id(&def.id));
+                    outln!("{}", id(&def.id));
                 } else {
-                    println!("{:<14}{:<20}{:<14}local", id(&def.id), def.name, def.driver);
+                    outln!("{:<14}{:<20}{:<14}local", id(&def.id), def.name, def.driver);
                 }
             }
         }
@@ -235,9 +235,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     Ok(())
                 });
                 match result {
-                    Ok(()) => println!("{key}"),
+                    Ok(()) => outln!("{key}"),
                     Err(e) => {
-                        eprintln!("burrow: {e:#}");
+                        errln!("burrow: {e:#}");
                         failed = true;
                     }
                 }
@@ -253,7 +253,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     Err(_) => missing.push(key.clone()),
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
             if !missing.is_empty() {
                 return Err(not_found(&missing.join(", ")));
             }
@@ -278,7 +278,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             for def in store.list() {
                 if members(&containers, &def.name, false).is_empty() {
                     store.remove(&def)?;
-                    println!("{}", def.name);
+                    outln!("{}", def.name);
                 }
             }
         }

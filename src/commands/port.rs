@@ -26,7 +26,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
     match &args.port {
         None => {
             for m in &mappings {
-                println!("{}", ports::describe(m));
+                outln!("{}", ports::describe(m));
             }
         }
         Some(spec) => {
@@ -56,7 +56,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             }
             for m in found {
                 let d = ports::describe(m);
-                println!("{}", d.split(" -> ").nth(1).unwrap_or(&d));
+                outln!("{}", d.split(" -> ").nth(1).unwrap_or(&d));
             }
         }
     }

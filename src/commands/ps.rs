@@ -303,6 +303,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".into()
         }
     };
-    print!("{}", super::format::render_rows(&format, &rows, &header)?);
+    out!("{}", super::format::render_rows(&format, &rows, &header)?);
     Ok(0)
 }

@@ -68,20 +68,20 @@ fn pull_one(store: &Store, image: &str, args: &Args, opts: &PullOptions) -> anyh
     let pulled = pull(store, image, opts, &progress)?;
     drop(progress);
     if !args.quiet {
-        println!("Digest: {}", pulled.repo_digest);
+        outln!("Digest: {}", pulled.repo_digest);
         if pulled.downloaded {
-            println!(
+            outln!(
                 "Status: Downloaded newer image for {}",
                 pulled.reference.familiar()
             );
         } else {
-            println!(
+            outln!(
                 "Status: Image is up to date for {}",
                 pulled.reference.familiar()
             );
         }
     }
-    println!("{}", pulled.reference);
+    outln!("{}", pulled.reference);
     Ok(())
 }
 

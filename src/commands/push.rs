@@ -3,9 +3,11 @@
 use anyhow::Context as _;
 
 use crate::cli::GlobalArgs;
+use crate::reference::Reference;
 use crate::registry::cli_args::RegistryArgs;
 use crate::registry::progress::Progress;
 use crate::registry::push::{PushOptions, push};
+use crate::storage::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,6 +46,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         &progress,
     )?;
     drop(progress);
+    record_repo_digest(&store, &args.image, &pushed.reference, &pushed.digest);
     if let Some(f) = &args.digestfile {
         std::fs::write(f, &pushed.digest).with_context(|| format!("writing {}", f.display()))?;
     }
@@ -53,7 +56,30 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             .tag
             .clone()
             .unwrap_or_else(|| pushed.digest.clone());
-        println!("{tag}: digest: {} size: {}", pushed.digest, pushed.size);
+        outln!("{tag}: digest: {} size: {}", pushed.digest, pushed.size);
     }
     Ok(0)
+}
+
+/// The registry now knows the image by `digest`: record `destination@digest` as its
+/// RepoDigest, as docker does after a push. The push itself succeeded, so failing to record
+/// it (the image removed meanwhile) is only a warning.
+fn record_repo_digest(store: &Store, image: &str, destination: &Reference, digest: &str) {
+    let recorded = store.find_image(image).and_then(|image| {
+        // What was pushed is the stored manifest, byte for byte.
+        if image.manifest_digest.to_string() != digest {
+            return Ok(());
+        }
+        let by_digest = Reference {
+            tag: None,
+            digest: Some(digest.to_string()),
+            ..destination.clone()
+        };
+        store
+            .add_image(&image.manifest_digest, &[by_digest])
+            .map(drop)
+    });
+    if let Err(e) = recorded {
+        log::warn!("cannot record {}@{digest}: {e}", destination.name());
+    }
 }

@@ -35,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         let record = match containers.find(key) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("burrow: {e}");
+                errln!("burrow: {e}");
                 failed = true;
                 continue;
             }
@@ -57,7 +57,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                          remove"
                     }
                 };
-                eprintln!("burrow: cannot remove container {key}: {why}");
+                errln!("burrow: cannot remove container {key}: {why}");
                 failed = true;
                 continue;
             }
@@ -95,10 +95,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 if args.volumes {
                     super::volume::remove_anonymous(global, &record.mounts);
                 }
-                println!("{key}");
+                outln!("{key}");
             }
             Err(e) => {
-                eprintln!("burrow: {e}");
+                errln!("burrow: {e}");
                 failed = true;
             }
         }

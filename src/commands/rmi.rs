@@ -79,14 +79,14 @@ fn remove_one(
         let full = name.to_string();
         if image.names.len() > 1 {
             store.untag(&name)?;
-            println!("Untagged: {}", name.familiar());
+            outln!("Untagged: {}", name.familiar());
             return Ok(());
         }
         if let Some(c) = users.first() {
             if force {
                 // A container keeps its image: untag only, as docker does.
                 store.untag(&name)?;
-                println!("Untagged: {}", familiar(&full));
+                outln!("Untagged: {}", familiar(&full));
                 return Ok(());
             }
             return Err(conflict(format!(
@@ -121,7 +121,7 @@ fn remove_one(
             // image loses its names and stays, dangling, until the container is removed.
             for name in &image.names {
                 store.untag(&Reference::parse(name)?)?;
-                println!("Untagged: {}", familiar(name));
+                outln!("Untagged: {}", familiar(name));
             }
             return Ok(());
         }
@@ -133,10 +133,10 @@ fn remove_one(
 pub fn delete_image(store: &Store, image: &ImageRecord) -> anyhow::Result<()> {
     let manifests = store.manifests_of(&image.id)?;
     store.remove_manifests(&manifests)?;
-    for name in &image.names {
-        println!("Untagged: {}", familiar(name));
+    for name in image.names.iter().chain(&image.repo_digests) {
+        outln!("Untagged: {}", familiar(name));
     }
-    println!("Deleted: {}", image.id);
+    outln!("Deleted: {}", image.id);
     Ok(())
 }
 
@@ -161,7 +161,7 @@ pub fn collect(
     let report = store.gc(&container_roots(containers))?;
     if print {
         for layer in &report.layers {
-            println!("Deleted: {layer}");
+            outln!("Deleted: {layer}");
         }
     }
     Ok(report)
@@ -176,7 +176,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         match remove_one(&store, &containers, arg, args.force) {
             Ok(()) => removed = true,
             Err(e) => {
-                eprintln!("burrow: {e:#}");
+                errln!("burrow: {e:#}");
                 failed = true;
             }
         }

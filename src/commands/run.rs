@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             }
             return Err(e);
         }
-        println!("{}", record.id);
+        outln!("{}", record.id);
         return Ok(0);
     }
     let entered = lifecycle::enter_userns_for(&containers, &record)

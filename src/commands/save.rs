@@ -100,11 +100,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             if crate::runtime::pty::is_terminal(1) {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            let stdout = std::io::stdout().lock();
             store.save_archive(
                 &items,
                 args.format,
-                std::io::BufWriter::with_capacity(1 << 20, stdout),
+                std::io::BufWriter::with_capacity(1 << 20, crate::output::Stdout),
             )?;
         }
     }

@@ -127,10 +127,10 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             };
             if table {
                 let line = render_with(f, header)?;
-                println!("{line}");
+                outln!("{line}");
             }
             for r in &results {
-                println!("{}", render(f, r)?);
+                outln!("{}", render(f, r)?);
             }
         }
         None => {
@@ -170,7 +170,7 @@ pub fn run(_global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                         line.push_str(&" ".repeat(w - c.chars().count() + 3));
                     }
                 }
-                println!("{}", line.trim_end());
+                outln!("{}", line.trim_end());
             }
         }
     }

@@ -65,9 +65,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 super::monitor::spawn(global, &record.id)
             });
         match result {
-            Ok(()) => println!("{key}"),
+            Ok(()) => outln!("{key}"),
             Err(e) => {
-                eprintln!("burrow: {e:#}");
+                errln!("burrow: {e:#}");
                 failed = true;
             }
         }

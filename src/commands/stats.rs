@@ -225,12 +225,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         }
         let text = super::format::render_rows(&format, &rows, &header)?;
         if args.no_stream {
-            print!("{text}");
+            out!("{text}");
             return Ok(0);
         }
-        // Redraw in place, as docker does on a terminal.
-        print!("\x1b[2J\x1b[H{text}");
+        // Redraw in place, as docker does on a terminal; a reader that has gone ends the stream.
         use std::io::Write;
-        std::io::stdout().flush()?;
+        write!(crate::output::Stdout, "\x1b[2J\x1b[H{text}")?;
     }
 }

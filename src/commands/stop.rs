@@ -39,9 +39,9 @@ pub fn for_each(
             .map_err(anyhow::Error::from)
             .and_then(|mut r| op(&mut r))
         {
-            Ok(()) => println!("{key}"),
+            Ok(()) => outln!("{key}"),
             Err(e) => {
-                eprintln!("burrow: {e:#}");
+                errln!("burrow: {e:#}");
                 failed = true;
             }
         }

@@ -259,16 +259,16 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
                     .find(|(k, _)| *k == f)
                     .map(|(_, h)| h.to_string())
             };
-            print!("{}", super::format::render_rows(format, &items, &header)?);
+            out!("{}", super::format::render_rows(format, &items, &header)?);
             return Ok(0);
         }
         let mut rows = vec![FIELDS.iter().map(|(_, h)| h.to_string()).collect()];
         rows.extend(summary.into_iter().map(Vec::from));
-        print!("{}", table(&rows));
+        out!("{}", table(&rows));
         return Ok(0);
     }
 
-    println!("Images space usage:\n");
+    outln!("Images space usage:\n");
     let mut rows = vec![
         [
             "REPOSITORY",
@@ -314,8 +314,8 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
             ]);
         }
     }
-    print!("{}", table(&rows));
-    println!("\nContainers space usage:\n");
+    out!("{}", table(&rows));
+    outln!("\nContainers space usage:\n");
     let mut rows = vec![
         [
             "CONTAINER ID",
@@ -350,14 +350,14 @@ fn df(global: &GlobalArgs, args: DfArgs) -> anyhow::Result<u8> {
             c.name.clone(),
         ]);
     }
-    print!("{}", table(&rows));
-    println!("\nLocal Volumes space usage:\n");
+    out!("{}", table(&rows));
+    outln!("\nLocal Volumes space usage:\n");
     let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
     for ((name, size), n) in volumes.iter().zip(&volume_links) {
         rows.push(vec![name.clone(), n.to_string(), human_size(*size)]);
     }
-    print!("{}", table(&rows));
-    println!("\nBuild cache usage: 0B");
+    out!("{}", table(&rows));
+    outln!("\nBuild cache usage: 0B");
     Ok(0)
 }
 
@@ -386,15 +386,15 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
         reclaimed += du(&cstore.dir_of(&c.id).join("upper"));
         match cstore.remove(&c) {
             Ok(()) => deleted.push(c.id),
-            Err(e) => eprintln!("burrow: cannot remove container {}: {e}", &c.id[..12]),
+            Err(e) => errln!("burrow: cannot remove container {}: {e}", &c.id[..12]),
         }
     }
     if !deleted.is_empty() {
-        println!("Deleted Containers:");
+        outln!("Deleted Containers:");
         for id in &deleted {
-            println!("{id}");
+            outln!("{id}");
         }
-        println!();
+        outln!();
     }
     let containers = cstore.list()?;
     if args.volumes {
@@ -406,7 +406,7 @@ fn prune(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<u8> {
         reclaimed += super::volume::prune_unused(&volumes, |name| used.contains(name), false)?;
     }
     reclaimed += super::image::prune_images(&store, &containers, args.all)?;
-    println!("Total reclaimed space: {}", human_size(reclaimed));
+    outln!("Total reclaimed space: {}", human_size(reclaimed));
     Ok(0)
 }
 
@@ -456,7 +456,7 @@ fn reset(global: &GlobalArgs, args: ResetArgs) -> anyhow::Result<u8> {
         };
         for entry in entries.flatten() {
             if let Err(e) = crate::storage::safe_fs::remove_tree(&entry.path()) {
-                eprintln!("burrow: cannot remove {}: {e}", entry.path().display());
+                errln!("burrow: cannot remove {}: {e}", entry.path().display());
                 failed = true;
             }
         }

@@ -42,6 +42,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             cmd,
         ]);
     }
-    print!("{}", table(&rows));
+    out!("{}", table(&rows));
     Ok(0)
 }

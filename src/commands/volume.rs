@@ -25,11 +25,11 @@ pub fn prune_unused(
     }
     // docker's output: the header only when something went.
     if !removed.is_empty() {
-        println!("Deleted Volumes:");
+        outln!("Deleted Volumes:");
         for name in &removed {
-            println!("{name}");
+            outln!("{name}");
         }
-        println!();
+        outln!();
     }
     Ok(reclaimed)
 }
@@ -157,7 +157,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             let anonymous = name.is_none();
             let name = name.unwrap_or_else(crate::containers::new_id);
             let (v, _) = store.create(&name, labels(&label), anonymous)?;
-            println!("{}", v.name);
+            outln!("{}", v.name);
             Ok(0)
         }
         VolumeCommand::Ls {
@@ -202,7 +202,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 "Mountpoint" => Some("MOUNTPOINT".to_string()),
                 other => Some(other.to_uppercase()),
             };
-            print!("{}", super::format::render_rows(&format, &rows, &header)?);
+            out!("{}", super::format::render_rows(&format, &rows, &header)?);
             Ok(0)
         }
         VolumeCommand::Inspect { format, names } => {
@@ -212,7 +212,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 match store.get(n) {
                     Ok(v) => out.push(to_json(&v)?),
                     Err(e) => {
-                        eprintln!("burrow: {e}");
+                        errln!("burrow: {e}");
                         failed = true;
                     }
                 }
@@ -220,10 +220,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             match format {
                 Some(f) => {
                     for v in &out {
-                        println!("{}", super::format::render_template(&f, v)?);
+                        outln!("{}", super::format::render_template(&f, v)?);
                     }
                 }
-                None => println!("{}", serde_json::to_string_pretty(&out)?),
+                None => outln!("{}", serde_json::to_string_pretty(&out)?),
             }
             Ok(u8::from(failed))
         }
@@ -237,9 +237,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                     _ => store.remove(n),
                 };
                 match result {
-                    Ok(()) => println!("{n}"),
+                    Ok(()) => outln!("{n}"),
                     Err(e) => {
-                        eprintln!("burrow: {e}");
+                        errln!("burrow: {e}");
                         failed = true;
                     }
                 }
@@ -255,7 +255,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             let used = users(global)?;
             crate::userns::enter_current()?;
             let reclaimed = prune_unused(&store, |name| used.contains_key(name), all)?;
-            println!(
+            outln!(
                 "Total reclaimed space: {}",
                 super::format::human_size(reclaimed)
             );

@@ -19,10 +19,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
                 let code = containers
                     .load(&record.id)
                     .map_or(record.exit_code, |r| r.exit_code);
-                println!("{code}");
+                outln!("{code}");
             }
             Err(e) => {
-                eprintln!("burrow: {e}");
+                errln!("burrow: {e}");
                 failed = true;
             }
         }

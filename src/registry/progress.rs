@@ -88,7 +88,9 @@ impl Progress {
         if self.stderr {
             Box::new(std::io::stderr().lock())
         } else {
-            Box::new(std::io::stdout().lock())
+            // A reader that has gone only silences the progress: the pull or push goes on, as
+            // docker's daemon carries on without its CLI.
+            Box::new(crate::output::Stdout)
         }
     }
 

@@ -608,7 +608,14 @@ fn pull_from(
         });
     }
     let manifest_digest = store_digest(&fetched.digest)?;
-    let image_record = store.add_image(&manifest_digest, std::slice::from_ref(reference))?;
+    // The digest the registry knows it by (its index's, for a multi-platform image) names it
+    // too: its RepoDigest, as docker records it.
+    let by_digest = Reference {
+        tag: None,
+        digest: Some(top_digest.clone()),
+        ..reference.clone()
+    };
+    let image_record = store.add_image(&manifest_digest, &[reference.clone(), by_digest])?;
     Ok(Pulled {
         image: image_record,
         reference: reference.clone(),

@@ -95,17 +95,10 @@ impl Store {
                 diff_ids.len()
             )));
         }
-        let (digest_names, names): (Vec<String>, Vec<String>) =
+        // Only the digests a registry knows the image by (recorded by pull and push) are
+        // RepoDigests, as docker has them: a loaded, imported or committed image has none.
+        let (repo_digests, names): (Vec<String>, Vec<String>) =
             names.into_iter().partition(|n| n.contains('@'));
-        let mut repo_digests = digest_names;
-        for name in &names {
-            if let Ok(r) = Reference::parse(name) {
-                let rd = format!("{}@{manifest_digest}", r.name());
-                if !repo_digests.contains(&rd) {
-                    repo_digests.push(rd);
-                }
-            }
-        }
         Ok(ImageRecord {
             id,
             manifest_digest: manifest_digest.clone(),
@@ -474,10 +467,8 @@ mod tests {
         assert_eq!(img.names, names);
         assert_eq!(img.diff_ids.len(), 1);
         assert_eq!(img.created.as_deref(), Some("2024-01-02T03:04:05Z"));
-        assert_eq!(
-            img.repo_digests,
-            [format!("docker.io/library/busybox@{}", img.manifest_digest)]
-        );
+        // Not from a registry: no RepoDigests.
+        assert!(img.repo_digests.is_empty(), "{:?}", img.repo_digests);
         let cfg = store.image_config(&img).unwrap();
         assert_eq!(
             cfg.config().as_ref().unwrap().cmd().as_deref(),
@@ -530,7 +521,6 @@ mod tests {
             img.id.hex(),
             &img.id.hex()[..12],
             &format!("sha256:{}", &img.id.hex()[..5]),
-            &format!("busybox@{}", img.manifest_digest),
             &img.manifest_digest.to_string(),
         ] {
             assert_eq!(store.find_image(r).unwrap().id, img.id, "{r}");
@@ -541,6 +531,9 @@ mod tests {
             &img.id.hex()[..2],
             "zzz",
             &format!("alpine@{}", img.manifest_digest),
+            // A name and the manifest's digest make no digest reference unless a registry
+            // gave it (pull, push).
+            &format!("busybox@{}", img.manifest_digest),
         ] {
             assert!(
                 matches!(store.find_image(r), Err(StorageError::ImageNotFound(_))),
@@ -581,6 +574,10 @@ mod tests {
         let r = Reference::parse(&format!("busybox@{index_digest}")).unwrap();
         let img = store.add_image(&img.manifest_digest, &[r]).unwrap();
         assert!(img.names.is_empty());
+        // A tag added later brings no digest of its own.
+        let img = store
+            .tag(&img, &Reference::parse("busybox:1").unwrap())
+            .unwrap();
         assert_eq!(
             img.repo_digests,
             [format!("docker.io/library/busybox@{index_digest}")]

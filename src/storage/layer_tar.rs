@@ -1,9 +1,10 @@
 //! A container's upper directory turned back into an OCI layer: overlay whiteouts (0:0 char
 //! devices) become `.wh.NAME` entries and opaque directories get `.wh..wh..opq`.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const OPAQUE_XATTR: &str = "user.overlay.opaque";
 
@@ -70,47 +71,91 @@ fn header_for(meta: &std::fs::Metadata, kind: tar::EntryType, size: u64) -> tar:
 pub fn write_layer_tar(upper: &Path, out: impl Write) -> io::Result<()> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    walk(upper, Path::new(""), &mut builder)?;
-    builder.into_inner()?.flush()
+    let mut layer = LayerWriter {
+        out: builder,
+        linked: HashMap::new(),
+    };
+    layer.walk(upper, Path::new(""))?;
+    layer.out.into_inner()?.flush()
 }
 
-fn walk<W: Write>(dir: &Path, rel: &Path, b: &mut tar::Builder<W>) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = rel.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&path)?;
-        let ft = meta.file_type();
-        if is_runtime_mountpoint(&name, &meta) && dir_is_empty(&path, &meta) {
-            continue;
-        }
-        if is_whiteout(&meta) {
-            let wh = name.with_file_name(format!(".wh.{}", entry.file_name().to_string_lossy()));
-            let mut h = header_for(&meta, tar::EntryType::Regular, 0);
-            h.set_mode(0o600);
-            b.append_data(&mut h, &wh, io::empty())?;
-        } else if ft.is_dir() {
-            let mut h = header_for(&meta, tar::EntryType::Directory, 0);
-            b.append_data(&mut h, &name, io::empty())?;
-            if is_opaque(&path) {
+/// The tar being written, and what it needs to remember across directories.
+struct LayerWriter<W: Write> {
+    out: tar::Builder<W>,
+    /// Non-directories with several names, by (device, inode): the member written first, which
+    /// the later names become hard links to, as docker writes them. Only names within this
+    /// layer count: a link to a file of a lower layer was broken by the copy-up already.
+    linked: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<W: Write> LayerWriter<W> {
+    fn walk(&mut self, dir: &Path, rel: &Path) -> io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let name = rel.join(entry.file_name());
+            let meta = std::fs::symlink_metadata(&path)?;
+            let ft = meta.file_type();
+            if is_runtime_mountpoint(&name, &meta) && dir_is_empty(&path, &meta) {
+                continue;
+            }
+            // Before the links: the kernel may share one inode between all its whiteouts.
+            if is_whiteout(&meta) {
+                let wh =
+                    name.with_file_name(format!(".wh.{}", entry.file_name().to_string_lossy()));
                 let mut h = header_for(&meta, tar::EntryType::Regular, 0);
                 h.set_mode(0o600);
-                b.append_data(&mut h, name.join(".wh..wh..opq"), io::empty())?;
+                self.out.append_data(&mut h, &wh, io::empty())?;
+                continue;
             }
-            walk(&path, &name, b)?;
-        } else if ft.is_symlink() {
-            let mut h = header_for(&meta, tar::EntryType::Symlink, 0);
-            b.append_link(&mut h, &name, std::fs::read_link(&path)?)?;
-        } else if ft.is_file() {
-            let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
-            b.append_data(&mut h, &name, std::fs::File::open(&path)?)?;
-        } else if ft.is_fifo() {
-            let mut h = header_for(&meta, tar::EntryType::Fifo, 0);
-            b.append_data(&mut h, &name, io::empty())?;
+            if ft.is_dir() {
+                let mut h = header_for(&meta, tar::EntryType::Directory, 0);
+                self.out.append_data(&mut h, &name, io::empty())?;
+                if is_opaque(&path) {
+                    let mut h = header_for(&meta, tar::EntryType::Regular, 0);
+                    h.set_mode(0o600);
+                    self.out
+                        .append_data(&mut h, name.join(".wh..wh..opq"), io::empty())?;
+                }
+                self.walk(&path, &name)?;
+                continue;
+            }
+            if self.link_to_written(&meta, &name)? {
+                continue;
+            }
+            let b = &mut self.out;
+            if ft.is_symlink() {
+                let mut h = header_for(&meta, tar::EntryType::Symlink, 0);
+                b.append_link(&mut h, &name, std::fs::read_link(&path)?)?;
+            } else if ft.is_file() {
+                let mut h = header_for(&meta, tar::EntryType::Regular, meta.len());
+                b.append_data(&mut h, &name, std::fs::File::open(&path)?)?;
+            } else if ft.is_fifo() {
+                let mut h = header_for(&meta, tar::EntryType::Fifo, 0);
+                b.append_data(&mut h, &name, io::empty())?;
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// A non-directory with several names whose inode was written already becomes a hard
+    /// link entry to that member; the first name of it is remembered and written as itself.
+    fn link_to_written(&mut self, meta: &std::fs::Metadata, name: &Path) -> io::Result<bool> {
+        let ft = meta.file_type();
+        // Only kinds written as members can be linked to.
+        if meta.nlink() < 2 || !(ft.is_file() || ft.is_symlink() || ft.is_fifo()) {
+            return Ok(false);
+        }
+        let key = (meta.dev(), meta.ino());
+        let Some(first) = self.linked.get(&key) else {
+            self.linked.insert(key, name.to_path_buf());
+            return Ok(false);
+        };
+        let mut h = header_for(meta, tar::EntryType::Link, 0);
+        self.out.append_link(&mut h, name, first)?;
+        Ok(true)
+    }
 }
 
 /// What changed in `upper` relative to the image `lower` layers (lowest first).
@@ -159,4 +204,77 @@ fn diff_walk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (name, kind, link target) of each member.
+    fn members(data: &[u8]) -> Vec<(String, tar::EntryType, String)> {
+        let mut a = tar::Archive::new(data);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = e.link_name().unwrap().map(|l| l.display().to_string());
+                let path = e.path().unwrap().display().to_string();
+                (path, e.header().entry_type(), link.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_of_one_inode_become_hard_links_to_the_first() {
+        let upper = tempfile::tempdir().unwrap();
+        let u = upper.path();
+        std::fs::create_dir(u.join("d")).unwrap();
+        std::fs::write(u.join("a"), "x").unwrap();
+        std::fs::hard_link(u.join("a"), u.join("d/b")).unwrap();
+        std::fs::hard_link(u.join("a"), u.join("c")).unwrap();
+        std::fs::write(u.join("single"), "y").unwrap();
+        std::os::unix::fs::symlink("a", u.join("s1")).unwrap();
+        std::fs::hard_link(u.join("s1"), u.join("s2")).unwrap();
+        let mut out = Vec::new();
+        write_layer_tar(u, &mut out).unwrap();
+        use tar::EntryType::{Directory as D, Link, Regular as F, Symlink};
+        let t = |p: &str, k, l: &str| (p.to_string(), k, l.to_string());
+        assert_eq!(
+            members(&out),
+            [
+                t("a", F, ""),
+                t("c", Link, "a"),
+                t("d", D, ""),
+                t("d/b", Link, "a"),
+                t("s1", Symlink, "a"),
+                t("s2", Link, "s1"),
+                t("single", F, ""),
+            ]
+        );
+        // The data is stored once.
+        let mut a = tar::Archive::new(out.as_slice());
+        let sizes: Vec<u64> = a.entries().unwrap().map(|e| e.unwrap().size()).collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn whiteouts_sharing_an_inode_stay_whiteouts() {
+        let upper = tempfile::tempdir().unwrap();
+        let u = upper.path();
+        let made = nix::sys::stat::mknod(
+            &u.join("gone1"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        );
+        if made.is_err() {
+            println!("skipped: creating a 0:0 char device needs root or a user namespace");
+            return;
+        }
+        std::fs::hard_link(u.join("gone1"), u.join("gone2")).unwrap();
+        let mut out = Vec::new();
+        write_layer_tar(u, &mut out).unwrap();
+        let t = |p: &str| (p.to_string(), tar::EntryType::Regular, String::new());
+        assert_eq!(members(&out), [t(".wh.gone1"), t(".wh.gone2")]);
+    }
 }

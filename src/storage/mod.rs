@@ -130,8 +130,9 @@ pub struct ImageRecord {
     pub diff_ids: Vec<Digest>,
     /// RFC 3339 creation time from the config, if any.
     pub created: Option<String>,
-    /// `repository@digest` forms (docker's RepoDigests): the digests the image was pulled by,
-    /// and its manifest digest in every repository it is named in.
+    /// `repository@digest` forms (docker's RepoDigests): the digests a registry knows the
+    /// image by, recorded when it was pulled (by tag or by digest) or pushed; none for an
+    /// image that was loaded, imported or committed.
     pub repo_digests: Vec<String>,
 }
 

@@ -102,6 +102,45 @@ fn diff_commit_and_export() {
     ok(&t, &["run", "--rm", "test/flat:1", "cat", "/etc/newfile"]).assert_stdout("new\n");
 }
 
+/// Two names of one file the container made stay one file: `commit` writes the second as a
+/// hard link entry (so the new image has one inode, as docker's does), and so does `export`;
+/// with each storage driver (their upper directories hold the links alike).
+#[test]
+fn commit_and_export_keep_hard_links() {
+    let t = ctx!();
+    let _c = Cleanup(&t);
+    let img = fixtures::load_base(&t);
+    for driver in ["overlay", "fuse-overlay", "vfs"] {
+        let with = |args: &[&str]| {
+            let mut v = vec!["--storage-driver", driver];
+            v.extend_from_slice(args);
+            ok(&t, &v)
+        };
+        let (name, tag) = (format!("linked-{driver}"), format!("test/linked:{driver}"));
+        with(&[
+            "run",
+            "--name",
+            &name,
+            img,
+            "sh",
+            "-c",
+            "echo x > /a && ln /a /b",
+        ]);
+        with(&["commit", &name, &tag]);
+        let check = "stat -c %h /a; [ /a -ef /b ] && echo same";
+        with(&["run", "--rm", &tag, "sh", "-c", check]).assert_stdout("2\nsame\n");
+
+        let file = t.user_dir("export").join(format!("{driver}.tar"));
+        with(&["export", "-o", file.to_str().unwrap(), &name]);
+        let out = Command::new("tar").arg("-tvf").arg(&file).output().unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            listing.lines().any(|l| l.ends_with(" b link to a")),
+            "{driver}: {listing}"
+        );
+    }
+}
+
 /// `export` of a running container reads its layers, not its mounts: what it wrote to a
 /// volume, a bind mount or a tmpfs is left out (their mount points stay, empty, as docker
 /// has them), what it wrote to its root and deleted from its image is as it sees it.

@@ -246,6 +246,50 @@ fn images_filters_and_columns() {
 
 /// `before=`/`since=` compare creation times: the base image (2024) and two imports made
 /// one after the other.
+/// Images that never came from a registry (loaded, imported, committed) have no RepoDigests
+/// and `<none>` in `images --digests`, as docker shows them.
+#[test]
+fn local_images_have_no_repo_digests() {
+    let t = ctx!();
+    let _c = crate::lifecycle::Cleanup(&t);
+    fixtures::load_base(&t);
+    let rootfs = t.write("rootfs.tar", images::tar(&[Entry::file("f", 0o644, "f\n")]));
+    t.burrow(["import", rootfs.to_str().unwrap(), "test/imported:1"])
+        .output()
+        .assert_ok();
+    t.burrow(["run", "--name", "c", BASE, "true"])
+        .output()
+        .assert_ok();
+    t.burrow(["commit", "c", "test/committed:1"])
+        .output()
+        .assert_ok();
+    for image in [BASE, "test/imported:1", "test/committed:1"] {
+        t.burrow(["image", "inspect", "-f", "{{json .RepoDigests}}", image])
+            .output()
+            .assert_stdout("[]\n");
+    }
+    let out = t
+        .burrow([
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Digest}}",
+        ])
+        .output();
+    out.assert_ok();
+    let mut rows = out.lines();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "test/base <none>",
+            "test/committed <none>",
+            "test/imported <none>"
+        ],
+        "{out:?}"
+    );
+}
+
 #[test]
 fn images_filters_before_and_since() {
     let t = ctx!();

@@ -7,6 +7,7 @@
 
 #[macro_use]
 pub mod harness;
+mod closed_stdout;
 mod container_fs;
 mod cp_mounts;
 mod docker_interop;

@@ -626,6 +626,73 @@ fn push_pull_round_trip() {
     assert!(out.stderr.contains("manifest unknown"), "{}", out.stderr);
 }
 
+/// RepoDigests are what a registry knows the image by, as docker has them: none for an image
+/// that only was loaded (or tagged), `REPO@DIGEST` once pushed, and after a pull by tag.
+#[test]
+fn repo_digests_come_from_the_registry() {
+    let t = ctx!();
+    if let Err(why) = have_registry() {
+        return harness::skip(function_name!(), &why);
+    }
+    let reg = Registry::start(RegistryConfig::default());
+    let repo = format!("{}/digests/app", reg.host());
+    let name = format!("{repo}:1");
+    load_named(&t, &name);
+    let repo_digests = |t: &TestCtx, image: &str| {
+        let out = t
+            .burrow(["image", "inspect", "-f", "{{json .RepoDigests}}", image])
+            .output();
+        out.assert_ok();
+        out.stdout.trim().to_string()
+    };
+    let digest_column = |t: &TestCtx| {
+        let out = t
+            .burrow([
+                "images",
+                "--digests",
+                "--format",
+                "{{.Repository}} {{.Digest}}",
+            ])
+            .output();
+        out.assert_ok();
+        out.stdout
+    };
+    assert_eq!(repo_digests(&t, &name), "[]");
+    assert!(
+        digest_column(&t).contains(&format!("{repo} <none>")),
+        "{}",
+        digest_column(&t)
+    );
+
+    let digest = pushed_digest(&t.burrow(["push", &name]).output().stdout);
+    let want = format!("[\"{repo}@{digest}\"]");
+    assert_eq!(repo_digests(&t, &name), want);
+    assert!(
+        digest_column(&t).contains(&format!("{repo} {digest}")),
+        "{}",
+        digest_column(&t)
+    );
+
+    let t2 = ctx2("repo_digests_come_from_the_registry-2");
+    t2.burrow(["pull", "-q", &name]).output().assert_ok();
+    assert_eq!(repo_digests(&t2, &name), want);
+    // The image is found by it, and a new tag brings no digest of its own.
+    assert_eq!(repo_digests(&t2, &format!("{repo}@{digest}")), want);
+    t2.burrow(["tag", &name, "local/copy:1"])
+        .output()
+        .assert_ok();
+    assert_eq!(repo_digests(&t2, "local/copy:1"), want);
+    // Removing the image untags its digest too, as docker says.
+    t2.burrow(["rmi", "local/copy:1"]).output().assert_ok();
+    let out = t2.burrow(["rmi", &name]).output();
+    out.assert_ok();
+    assert!(
+        out.stdout.contains(&format!("Untagged: {repo}@{digest}")),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn pull_all_tags() {
     let t = ctx!();
@@ -798,6 +865,15 @@ fn pull_multi_arch_index_selects_platform() {
     }
     assert!(!has_blob(&t, &amd.config_digest));
     assert!(!amd.layer_digests.iter().any(|l| has_blob(&t, l)));
+    // Its RepoDigest is the index's digest, the one the registry knows the name by.
+    let digests = t
+        .burrow(["image", "inspect", "-f", "{{json .RepoDigests}}", &name])
+        .output();
+    digests.assert_stdout(&format!(
+        "[\"{}/multi/app@{}\"]\n",
+        reg.host(),
+        digest_of(&index)
+    ));
 
     // No --platform: the host's.
     let host_arch = match std::env::consts::ARCH {

@@ -131,7 +131,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
             }
             if detach.feed(&buf[..n], &mut pending) {
                 drop(_raw);
-                eprintln!("\r\nread escape sequence");
+                errln!("\r\nread escape sequence");
                 return Ok(0);
             }
         }
@@ -217,7 +217,9 @@ fn write_frames(decoder: &mut frames::Decoder) -> anyhow::Result<Option<End>> {
     while let Some(frame) = decoder.next_frame()? {
         match frame {
             frames::Frame::Output { stream: 0, data } => {
-                let mut out = std::io::stdout().lock();
+                // A reader that has gone ends the attach (and burrow, by SIGPIPE, see
+                // `output`); the container and its monitor carry on.
+                let mut out = crate::output::Stdout;
                 out.write_all(&data)?;
                 out.flush()?;
             }

@@ -13,7 +13,8 @@ use crate::cli::GlobalArgs;
 #[command(after_help = "\
 The archive holds the container's own filesystem, its changes over its image's layers, as \
 docker's does: what is mounted in it (volumes, bind mounts, --tmpfs, /proc, /sys, /dev) is left \
-out, their mount points kept as empty directories. Owners are those the container sees.")]
+out, their mount points kept as empty directories. Owners are those the container sees; names \
+of one file (hard links) are written as the file and hard link entries to it.")]
 pub struct Args {
     /// Write to a file instead of STDOUT
     #[arg(short, long)]
@@ -34,7 +35,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(crate::output::Stdout),
     };
     // The layer directories hold files of the container's ids: read them in the namespace.
     let mapping = crate::userns::enter_current()?;

@@ -14,7 +14,8 @@ use crate::exit::ExitError;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Follow log output
+    /// Follow log output: until the container stops, or until whatever reads
+    /// burrow's output stops reading (burrow then ends by SIGPIPE, as docker's CLI)
     #[arg(short, long)]
     pub follow: bool,
     /// Show timestamps
@@ -73,8 +74,10 @@ struct Printer {
 }
 
 impl Printer {
-    fn print(&mut self, entries: &[LogEntry]) {
-        let mut out = std::io::stdout().lock();
+    /// Fails only when burrow's stdout has no reader any more, which ends `logs -f` too; like
+    /// docker's, a closed stderr does not.
+    fn print(&mut self, entries: &[LogEntry]) -> std::io::Result<()> {
+        let mut out = crate::output::Stdout;
         let mut err = std::io::stderr().lock();
         for e in entries {
             let t = OffsetDateTime::parse(&e.time, &Rfc3339).ok();
@@ -89,14 +92,19 @@ impl Printer {
                 continue;
             }
             let stream = usize::from(e.stream == "stderr");
-            let w: &mut dyn Write = if stream == 1 { &mut err } else { &mut out };
-            if self.timestamps && self.at_start[stream] {
-                let _ = write!(w, "{} ", e.time);
-            }
+            let time = if self.timestamps && self.at_start[stream] {
+                format!("{} ", e.time)
+            } else {
+                String::new()
+            };
             self.at_start[stream] = e.ends_line();
-            let _ = w.write_all(e.log.as_bytes());
+            if stream == 1 {
+                let _ = write!(err, "{time}{}", e.log);
+            } else {
+                write!(out, "{time}{}", e.log)?;
+            }
         }
-        let _ = out.flush();
+        out.flush()
     }
 }
 
@@ -136,7 +144,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         until,
         at_start: [true, true],
     };
-    printer.print(&entries);
+    printer.print(&entries)?;
     if !args.follow {
         return Ok(0);
     }
@@ -145,7 +153,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<u8> {
         // everything it wrote has been printed, or once past --until.
         let watched = containers.is_locked(&record.id);
         let more = reader.read_new()?;
-        printer.print(&more);
+        printer.print(&more)?;
         if !watched || until.is_some_and(|u| OffsetDateTime::now_utc() > u) {
             return Ok(0);
         }

@@ -360,7 +360,7 @@ fn proxy_main(s: &ProxySetup) -> i32 {
     };
     let result = relay.run(s.exit_r.as_raw_fd());
     if let Err(e) = &result {
-        eprintln!("{PROCESS_NAME}: {e}");
+        errln!("{PROCESS_NAME}: {e}");
     }
     let _ = kill(connector, Signal::SIGKILL);
     let _ = waitpid(connector, None);

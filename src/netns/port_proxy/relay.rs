@@ -117,7 +117,7 @@ impl Relay {
                 let e = io::Error::last_os_error();
                 if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
                     self.accept_paused = true;
-                    eprintln!("{PROCESS_NAME}: accept: {e}; waiting for a connection to close");
+                    errln!("{PROCESS_NAME}: accept: {e}; waiting for a connection to close");
                 }
                 // EAGAIN: nothing more; the rest (a client that gave up already) is its loss.
                 return;
@@ -217,7 +217,7 @@ impl Conn {
                 e.raw_os_error(),
                 Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN)
             ) {
-                eprintln!("{PROCESS_NAME}: relay: {e}");
+                errln!("{PROCESS_NAME}: relay: {e}");
             }
             self.closed = true;
         }
