@@ -165,11 +165,14 @@ pub fn changes(upper: &Path, lower: &[std::path::PathBuf]) -> io::Result<Vec<Cha
     Ok(out)
 }
 
-fn in_lower(lower: &[std::path::PathBuf], path: &Path) -> bool {
+/// The entry at `path` in the topmost lower layer that has one (not a whiteout).
+fn in_lower(lower: &[std::path::PathBuf], path: &Path) -> Option<std::fs::Metadata> {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    lower
-        .iter()
-        .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok_and(|m| !is_whiteout(&m)))
+    lower.iter().rev().find_map(|l| {
+        std::fs::symlink_metadata(l.join(rel))
+            .ok()
+            .filter(|m| !is_whiteout(m))
+    })
 }
 
 fn diff_walk(
@@ -192,15 +195,31 @@ fn diff_walk(
             out.push(Change::Deleted(shown));
             continue;
         }
-        out.push(if in_lower(lower, &name) {
-            Change::Changed(shown)
-        } else {
-            Change::Added(shown)
-        });
-        if meta.is_dir() {
-            // Below an opaque or new directory everything is new.
-            let sub_lower: &[std::path::PathBuf] = if is_opaque(&path) { &[] } else { lower };
-            diff_walk(&path, &name, sub_lower, out)?;
+        let Some(was) = in_lower(lower, &name) else {
+            out.push(Change::Added(shown));
+            if meta.is_dir() {
+                // Below a new directory everything is new.
+                diff_walk(&path, &name, &[], out)?;
+            }
+            continue;
+        };
+        if !(meta.is_dir() && was.is_dir()) || is_opaque(&path) {
+            out.push(Change::Changed(shown));
+            if meta.is_dir() {
+                // Below an opaque directory everything is new.
+                diff_walk(&path, &name, &[], out)?;
+            }
+            continue;
+        }
+        // A directory of the image is changed when its owner or mode is, or something in it
+        // is; not for the runtime's mount points alone (`/etc/hosts`...), which docker makes
+        // in a layer of their own that its diff leaves out.
+        let mut inside = Vec::new();
+        diff_walk(&path, &name, lower, &mut inside)?;
+        let own = |m: &std::fs::Metadata| (m.mode(), m.uid(), m.gid());
+        if own(&meta) != own(&was) || !inside.is_empty() {
+            out.push(Change::Changed(shown));
+            out.append(&mut inside);
         }
     }
     Ok(())
@@ -222,6 +241,50 @@ mod tests {
                 (path, e.header().entry_type(), link.unwrap_or_default())
             })
             .collect()
+    }
+
+    #[test]
+    fn image_directories_changed_only_by_runtime_mount_points_are_no_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (lower, upper) = (tmp.path().join("lower"), tmp.path().join("upper"));
+        for d in [&lower, &upper] {
+            std::fs::create_dir_all(d.join("etc")).unwrap();
+            std::fs::create_dir_all(d.join("usr/lib")).unwrap();
+        }
+        std::fs::create_dir(lower.join("gone")).unwrap();
+        std::fs::write(upper.join("etc/hosts"), "").unwrap();
+        std::fs::write(upper.join("etc/resolv.conf"), "").unwrap();
+        let lowers = [lower.clone()];
+        let shown = |c: &Change| match c {
+            Change::Added(p) => format!("A {p}"),
+            Change::Changed(p) => format!("C {p}"),
+            Change::Deleted(p) => format!("D {p}"),
+        };
+        let diff = || -> Vec<String> {
+            changes(&upper, &lowers)
+                .unwrap()
+                .iter()
+                .map(shown)
+                .collect()
+        };
+        assert_eq!(diff(), Vec::<String>::new());
+        std::fs::write(upper.join("usr/lib/new"), "x").unwrap();
+        std::fs::create_dir(upper.join("opt")).unwrap();
+        std::fs::write(upper.join("opt/f"), "x").unwrap();
+        assert_eq!(
+            diff(),
+            [
+                "A /opt",
+                "A /opt/f",
+                "C /usr",
+                "C /usr/lib",
+                "A /usr/lib/new"
+            ]
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(upper.join("etc"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        assert_eq!(diff()[0], "C /etc");
     }
 
     #[test]

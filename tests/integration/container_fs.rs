@@ -64,6 +64,11 @@ fn diff_commit_and_export() {
             "diff shows {hidden:?}:\n{diff}"
         );
     }
+    // Nor the image's directories holding them (docker makes them in a layer its diff
+    // leaves out): a container that changed nothing has nothing to show.
+    ok(&t, &["run", "--name", "idle", img, "true"]);
+    let diff = ok(&t, &["diff", "idle"]).stdout;
+    assert_eq!(diff, "", "a container that changed nothing");
 
     let id = ok(
         &t,
