@@ -61,7 +61,11 @@ fn listings_end_by_sigpipe_without_a_word() {
     let t = ctx!();
     let _c = Cleanup(&t);
     let img = fixtures::load_base(&t);
-    run_d(&t, &["--name", "said", img, "echo", "hello"]);
+    // It makes a file too, so that `diff` has something to print.
+    run_d(
+        &t,
+        &["--name", "said", img, "sh", "-c", "touch /made; echo hello"],
+    );
     poll("the container's log", || {
         let logs = ok(&t, &["logs", "said"]).stdout;
         (logs == "hello\n").then_some(()).ok_or(logs)
