@@ -80,11 +80,16 @@ struct Node {
     no_caps: bool,
 }
 
+/// The node table's maps, looked up for every entry of every listing: foldhash (seeded per
+/// process) is several times faster than the default SipHash; its weaker resistance to
+/// crafted keys would only let a container slow down its own filesystem.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Table {
-    nodes: HashMap<u64, Node>,
-    files: HashMap<(u64, u64), u64>,
-    dirs: HashMap<(u64, OsString), u64>,
+    nodes: Map<u64, Node>,
+    files: Map<(u64, u64), u64>,
+    dirs: Map<(u64, OsString), u64>,
     next: u64,
 }
 
@@ -460,9 +465,10 @@ impl OverlayFs {
         self.ns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn is_opaque(&self, layer: usize, path: &CStr) -> bool {
+    /// Whether the directory `path` (relative to the directory `base`) is opaque.
+    fn is_opaque(&self, base: RawFd, path: &CStr) -> bool {
         let Ok(fd) = sys::openat(
-            self.fd(layer),
+            base,
             path,
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
             0,
@@ -472,14 +478,15 @@ impl OverlayFs {
         sys::fgetxattr(fd.as_raw_fd(), OPAQUE_XATTR).is_ok_and(|v| v == b"y")
     }
 
-    fn probe(&self, layer: usize, path: &CStr, opacity: bool) -> R<(Probe, Option<libc::stat>)> {
-        match sys::lstatat(self.fd(layer), path) {
+    /// What a layer has at `path`, relative to `base` (the layer's root or a directory in it).
+    fn probe(&self, base: RawFd, path: &CStr, opacity: bool) -> R<(Probe, Option<libc::stat>)> {
+        match sys::lstatat(base, path) {
             Err(libc::ENOENT) | Err(libc::ENOTDIR) => Ok((Probe::Missing, None)),
             Err(e) => Err(e),
             Ok(st) if sys::is_whiteout(&st) => Ok((Probe::Whiteout, Some(st))),
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok((
                 Probe::Dir {
-                    opaque: opacity && self.is_opaque(layer, path),
+                    opaque: opacity && self.is_opaque(base, path),
                 },
                 Some(st),
             )),
@@ -489,10 +496,23 @@ impl OverlayFs {
 
     /// Resolve `path` over `layers`; with the stat of its topmost copy.
     fn resolve(&self, layers: &[usize], path: &[u8]) -> R<Option<(Resolved, libc::stat)>> {
-        let c = cpath(path);
+        self.resolve_at(layers, |l| Some(self.fd(l)), &cpath(path))
+    }
+
+    /// Resolve `path` over `layers`, each layer's copy relative to `base(layer)` (`None`: the
+    /// layer has no such directory).
+    fn resolve_at(
+        &self,
+        layers: &[usize],
+        base: impl Fn(usize) -> Option<RawFd>,
+        path: &CStr,
+    ) -> R<Option<(Resolved, libc::stat)>> {
         let mut top = None;
         let r = layout::resolve(layers, |l, more| {
-            let (p, st) = self.probe(l, &c, more)?;
+            let Some(fd) = base(l) else {
+                return Ok(Probe::Missing);
+            };
+            let (p, st) = self.probe(fd, path, more)?;
             if top.is_none() && p != Probe::Missing {
                 top = st;
             }
@@ -506,7 +526,7 @@ impl OverlayFs {
     fn lower_has(&self, layers: &[usize], path: &[u8]) -> R<bool> {
         let c = cpath(path);
         let lower: Vec<usize> = layers.iter().copied().filter(|&l| l != UPPER).collect();
-        layout::visible_in(&lower, |l| self.probe(l, &c, false).map(|p| p.0))
+        layout::visible_in(&lower, |l| self.probe(self.fd(l), &c, false).map(|p| p.0))
     }
 
     /// The path and merged layers of directory `ino`.
@@ -913,12 +933,27 @@ impl OverlayFs {
 
     fn do_lookup(&self, parent: u64, name: &OsStr) -> R<Option<FileAttr>> {
         let (_, _, found) = self.find(parent, name)?;
-        let Some((r, st)) = found else {
-            return Ok(None);
-        };
-        let merged = r.dirs.len() > 1;
-        let ino = self.table().intern(parent, name, &r, &st);
-        Ok(Some(attr(ino, &st, merged)))
+        Ok(found.map(|(r, st)| self.counted_lookup(parent, name, &r, &st)))
+    }
+
+    /// `do_lookup` of an entry of `parent`, whose directory in each of `layers` (the
+    /// parent's) is open as `base(layer)`.
+    fn lookup_at(
+        &self,
+        parent: u64,
+        layers: &[usize],
+        base: &impl Fn(usize) -> Option<RawFd>,
+        name: &OsStr,
+    ) -> R<Option<FileAttr>> {
+        let c = CString::new(name.as_bytes()).map_err(|_| libc::EINVAL)?;
+        let found = self.resolve_at(layers, base, &c)?;
+        Ok(found.map(|(r, st)| self.counted_lookup(parent, name, &r, &st)))
+    }
+
+    /// Count a lookup of what (parent, name) resolved to, and its attributes.
+    fn counted_lookup(&self, parent: u64, name: &OsStr, r: &Resolved, st: &libc::stat) -> FileAttr {
+        let ino = self.table().intern(parent, name, r, st);
+        attr(ino, st, r.dirs.len() > 1)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1627,6 +1662,24 @@ impl Filesystem for OverlayFs {
                 None => return reply.error(Errno::EBADF),
             }
         };
+        // The directory in each of its layers, opened once for the request: each entry is then
+        // looked up by its name alone, not by a path the kernel walks from the layer's root.
+        let Ok((path, layers)) = self.dir_info(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let cp = cpath(&path);
+        let dirs: Vec<(usize, Option<OwnedFd>)> = layers
+            .iter()
+            .map(|&l| {
+                let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                (l, sys::openat(self.fd(l), &cp, flags, 0).ok())
+            })
+            .collect();
+        let base = |l: usize| {
+            dirs.iter()
+                .find(|(dl, _)| *dl == l)
+                .and_then(|(_, fd)| fd.as_ref().map(|f| f.as_raw_fd()))
+        };
         for (i, e) in list.iter().enumerate().skip(offset as usize) {
             let next = i as u64 + 1;
             if e.name == "." || e.name == ".." {
@@ -1641,7 +1694,7 @@ impl Filesystem for OverlayFs {
             }
             // A lookup each (counted, as the kernel takes a reference on every entry it
             // links); an entry gone since opendir, or failing, is left out.
-            let Ok(Some(a)) = self.do_lookup(ino.0, &e.name) else {
+            let Ok(Some(a)) = self.lookup_at(ino.0, &layers, &base, &e.name) else {
                 continue;
             };
             if reply.add(a.ino, next, &e.name, &TTL, &a, Generation(0)) {
