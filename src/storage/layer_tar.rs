@@ -229,19 +229,7 @@ fn diff_walk(
 mod tests {
     use super::*;
 
-    /// (name, kind, link target) of each member.
-    fn members(data: &[u8]) -> Vec<(String, tar::EntryType, String)> {
-        let mut a = tar::Archive::new(data);
-        a.entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let link = e.link_name().unwrap().map(|l| l.display().to_string());
-                let path = e.path().unwrap().display().to_string();
-                (path, e.header().entry_type(), link.unwrap_or_default())
-            })
-            .collect()
-    }
+    use crate::storage::testutil::tar_members as members;
 
     #[test]
     fn image_directories_changed_only_by_runtime_mount_points_are_no_change() {

@@ -10,6 +10,20 @@ use super::manifest::{OCI_CONFIG, OCI_LAYER, OCI_MANIFEST};
 use super::{ImageRecord, Store};
 use crate::reference::Reference;
 
+/// (name, kind, link target) of each member of a tar, in order.
+pub fn tar_members(data: &[u8]) -> Vec<(String, tar::EntryType, String)> {
+    let mut a = tar::Archive::new(data);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let link = e.link_name().unwrap().map(|l| l.display().to_string());
+            let path = e.path().unwrap().display().to_string();
+            (path, e.header().entry_type(), link.unwrap_or_default())
+        })
+        .collect()
+}
+
 /// Writes tar entries with exactly the names given: `..`, absolute paths and all.
 pub struct TarBuilder {
     builder: tar::Builder<Vec<u8>>,

@@ -155,22 +155,7 @@ fn is_opaque(dir: BorrowedFd<'_>) -> bool {
 mod tests {
     use super::*;
 
-    fn members(data: &[u8]) -> Vec<(String, tar::EntryType, String)> {
-        let mut a = tar::Archive::new(data);
-        a.entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let link = e
-                    .link_name()
-                    .unwrap()
-                    .map(|l| l.display().to_string())
-                    .unwrap_or_default();
-                let path = e.path().unwrap().display().to_string();
-                (path, e.header().entry_type(), link)
-            })
-            .collect()
-    }
+    use crate::storage::testutil::tar_members as members;
 
     #[test]
     fn layers_merge_as_the_overlay_shows_them() {
