@@ -1664,9 +1664,8 @@ impl Filesystem for OverlayFs {
         };
         // The directory in each of its layers, opened once for the request: each entry is then
         // looked up by its name alone, not by a path the kernel walks from the layer's root.
-        let Ok((path, layers)) = self.dir_info(ino.0) else {
-            return reply.error(Errno::ENOENT);
-        };
+        // A directory deleted while open lists "." and ".." alone, as an empty one.
+        let (path, layers) = self.dir_info(ino.0).unwrap_or_default();
         let cp = cpath(&path);
         let dirs: Vec<(usize, Option<OwnedFd>)> = layers
             .iter()
