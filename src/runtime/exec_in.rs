@@ -62,7 +62,8 @@ pub fn exec_in(container_pid: Pid, spec: &ExecSpec) -> Result<u8, RuntimeError> 
                 let _ = wait_child(child);
                 return Err(burrow_error(&e).into());
             }
-            ours.send(&ParentMessage::Start, None)?;
+            // A child that failed first has gone already: its reason is read below.
+            let _ = ours.send(&ParentMessage::Start, None);
             let pidfd = pidfd_open(child.as_raw())?;
             let mut master = None;
             loop {
