@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::fixtures::{self, base_layer};
 use crate::harness::TestCtx;
-use crate::images::{self, Config, Entry, Image};
+use crate::images::{self, Config, Entry, Image, tar_names};
 use crate::lifecycle::{Cleanup, inspect_f, ok, poll, run_d};
 
 /// An image whose root has links that point out of it: `/evil -> /` and
@@ -22,15 +22,6 @@ fn escape_image(t: &TestCtx) -> &'static str {
         Image::new("test/escape:1", vec![base_layer(t), links], Config::shell()),
     );
     "test/escape:1"
-}
-
-fn tar_names(path: &std::path::Path) -> Vec<String> {
-    let out = Command::new("tar").arg("-tf").arg(path).output().unwrap();
-    assert!(out.status.success(), "tar -tf {}: {out:?}", path.display());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_end_matches('/').to_string())
-        .collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::fixtures::{self, base_layer};
 use crate::harness::{Output, TestCtx};
-use crate::images::{self, Config, Entry, Image};
+use crate::images::{self, Config, Entry, Image, tar_names};
 use crate::lifecycle::{Cleanup, ok, run_d};
 
 /// The base image with `/data/imagefile` (what a new volume at `/data` is filled with) and
@@ -57,19 +57,6 @@ fn container(t: &TestCtx, state: State, name: &str, flags: &[&str], img: &str) {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn tar_names(path: &Path) -> Vec<String> {
-    let out = std::process::Command::new("tar")
-        .arg("-tf")
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tar -tf {}: {out:?}", path.display());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_end_matches('/').to_string())
-        .collect()
 }
 
 /// `cp` into and out of a named volume and a bind mount, directly, through a link in the

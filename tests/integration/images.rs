@@ -126,6 +126,21 @@ fn header(
     h
 }
 
+/// The member names of the tar archive at `path` as `tar -tf` lists them, without the
+/// trailing `/` of directories.
+pub fn tar_names(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar -tf {}: {out:?}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect()
+}
+
 /// Serialise entries as a ustar archive.
 pub fn tar(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::new();
