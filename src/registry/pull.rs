@@ -514,6 +514,17 @@ pub fn download_all(
     Ok(todo.len())
 }
 
+/// A client for `source`'s registry, and the token scope a pull from its repository asks for.
+fn pull_client(
+    source: &Source,
+    insecure: bool,
+    opts: &ClientOptions,
+) -> Result<(RegistryClient, Vec<String>)> {
+    let client =
+        RegistryClient::connect(&source.registry, Some(&source.repository), insecure, opts)?;
+    Ok((client, vec![scope(&source.repository, "pull")]))
+}
+
 fn pull_from(
     store: &Store,
     reference: &Reference,
@@ -522,14 +533,8 @@ fn pull_from(
     opts: &PullOptions,
     progress: &Progress,
 ) -> Result<Pulled> {
-    let client = RegistryClient::connect(
-        &source.registry,
-        Some(&source.repository),
-        insecure,
-        &opts.client,
-    )?;
+    let (client, scopes) = pull_client(source, insecure, &opts.client)?;
     let repository = source.repository.as_str();
-    let scopes = vec![scope(repository, "pull")];
     let display = reference.to_string();
     let tag_or_digest = reference.manifest_ref();
     let (fetched, image, top_digest) = resolve_image_manifest(
@@ -673,13 +678,7 @@ pub fn remote_manifest_digest(input: &str, opts: &PullOptions) -> Result<String>
         .pop()
         .expect("pull_sources returns the primary location");
     let insecure = source.insecure || conf.is_insecure(&source.registry);
-    let client = RegistryClient::connect(
-        &source.registry,
-        Some(&source.repository),
-        insecure,
-        &opts.client,
-    )?;
-    let scopes = vec![scope(&source.repository, "pull")];
+    let (client, scopes) = pull_client(&source, insecure, &opts.client)?;
     let tag_or_digest = reference.manifest_ref();
     let (fetched, _, _) = resolve_image_manifest(
         &client,
